@@ -1,0 +1,127 @@
+/* shoal.h: libshoal, the C client API of a shoal cluster (the `shoal` CLI is built on it).
+ *
+ * Calls are blocking: each runs a private libuv loop until its answer arrives, so the
+ * library fits into any program. A shoal_client is one connection to the master; it is not
+ * thread-safe (use one per thread). Every call returns SHOAL_OK or one of the SHOAL_E* codes,
+ * which are also the CLI's exit codes; shoal_errmsg tells what went wrong. */
+#ifndef SHOAL_CLIENT_H
+#define SHOAL_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum shoal_status {
+	SHOAL_OK = 0,
+	SHOAL_EJOB = 1,   /* the job failed or was cancelled, or the master refused a request */
+	SHOAL_EUSAGE = 2, /* bad arguments (unknown op, unreadable input file, ...) */
+	SHOAL_ECONN = 3,  /* cannot reach or handshake with the master, or it went away */
+};
+
+enum shoal_job_state {
+	SHOAL_JOB_UNKNOWN = 0,
+	SHOAL_JOB_UPLOADING,
+	SHOAL_JOB_QUEUED,
+	SHOAL_JOB_RUNNING,
+	SHOAL_JOB_SUCCEEDED,
+	SHOAL_JOB_FAILED,
+	SHOAL_JOB_CANCELLED,
+};
+
+typedef struct shoal_client shoal_client;
+
+struct shoal_connect_options {
+	const char *master;  /* HOST:PORT; NULL: $SHOAL_MASTER, else 127.0.0.1:7411 */
+	unsigned timeout_ms; /* connect + handshake deadline; 0: 5000 */
+};
+
+/* Connects and handshakes. On failure returns SHOAL_ECONN (or SHOAL_EUSAGE for a bad
+ * address) and writes the reason, naming the address, to err. */
+int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, char *err,
+		  size_t errlen);
+/* Closes and frees; sets *c to NULL. */
+void shoal_close(shoal_client **c);
+/* The reason for the last failed call on c. */
+const char *shoal_errmsg(const shoal_client *c);
+
+enum shoal_input_kind {
+	SHOAL_INPUT_RANGE, /* integers lo..hi-1, generated on the workers */
+	SHOAL_INPUT_FILE,  /* a file on this host ("-": stdin), uploaded through the master */
+	SHOAL_INPUT_PATH,  /* a path every worker can read */
+};
+
+struct shoal_job_spec {
+	const char *op;
+	const char *const *arg_keys; /* nargs keys and values: --arg KEY=VALUE */
+	const char *const *arg_values;
+	size_t nargs;
+	enum shoal_input_kind input;
+	int64_t lo, hi;        /* SHOAL_INPUT_RANGE */
+	const char *path;      /* SHOAL_INPUT_FILE / SHOAL_INPUT_PATH */
+	uint32_t partitions;   /* 0: master's default */
+	uint64_t partition_size; /* 0: master's default */
+	const char *strategy;  /* "round-robin", "dynamic", NULL: master's default */
+	int32_t priority;
+	int retries;           /* < 0: master's default */
+	const char *name;      /* NULL: none */
+};
+
+/* Fills spec with defaults (retries -1, everything else zero). */
+void shoal_job_spec_init(struct shoal_job_spec *spec);
+
+struct shoal_job_info {
+	uint64_t id;
+	enum shoal_job_state state;
+	char op[64];
+	char name[128];
+	char strategy[16];
+	int32_t priority;
+	uint32_t tasks_total, tasks_done, tasks_running, task_failures;
+	uint64_t input_bytes, records, result_size;
+	uint64_t submitted_ms, started_ms, finished_ms; /* unix ms; 0 if not yet */
+	char error[1024];
+};
+
+struct shoal_worker_info {
+	uint64_t id;
+	char name[128];
+	char host[128];
+	char address[64];
+	uint32_t slots, running;
+	uint64_t tasks_done, tasks_failed;
+	bool allow_exec;
+	uint64_t connected_ms, last_heartbeat_ms;
+};
+
+/* "queued", "running", "succeeded", ... */
+const char *shoal_job_state_name(enum shoal_job_state st);
+
+/* Submits a job (uploading a SHOAL_INPUT_FILE input, with flow control) and returns its id.
+ * An unreadable input file is reported before anything is submitted (SHOAL_EUSAGE). */
+int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *job_id);
+
+typedef void (*shoal_progress_fn)(const struct shoal_job_info *info, void *arg);
+/* Waits for the job to end, calling progress (if not NULL) as it advances. Returns SHOAL_OK
+ * if it succeeded, SHOAL_EJOB if it failed or was cancelled (info->error says why). */
+int shoal_wait(shoal_client *c, uint64_t job_id, shoal_progress_fn progress, void *arg,
+	       struct shoal_job_info *info);
+int shoal_status(shoal_client *c, uint64_t job_id, struct shoal_job_info *info);
+
+/* Streams a succeeded job's result to write(data, len, arg), in order. write returns 0, or
+ * non-zero to stop (the call then returns SHOAL_EUSAGE). */
+typedef int (*shoal_write_fn)(const void *data, size_t len, void *arg);
+int shoal_result(shoal_client *c, uint64_t job_id, shoal_write_fn write, void *arg);
+
+int shoal_cancel(shoal_client *c, uint64_t job_id);
+/* Lists; the arrays are owned by the caller (free with free()). */
+int shoal_jobs(shoal_client *c, struct shoal_job_info **jobs, size_t *n);
+int shoal_workers(shoal_client *c, struct shoal_worker_info **workers, size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

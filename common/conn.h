@@ -1,0 +1,78 @@
+/* conn.h: one framed connection on a libuv TCP stream; the only module in common/ that
+ * touches the loop.
+ *
+ * Sending packs the envelope into the connection's output buffer; everything sent during one
+ * loop iteration goes out in one write at the end of it (a uv_prepare handle), so many small
+ * messages cost one syscall. The write queue is bounded: above `write_high` the connection
+ * stops reading from its peer (back-pressure) and callers should stop producing (conn_writable
+ * says so; on_drain says when to resume); above `write_max` the peer is too slow and the
+ * connection is closed.
+ *
+ * Lifetime: conn_create returns an owned conn; after conn_close (or a peer/IO error) the
+ * on_close callback runs exactly once, from the loop, and the conn is freed after it
+ * returns. No other callback runs after conn_close. */
+#ifndef SHOAL_CONN_H
+#define SHOAL_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "shoal.pb-c.h"
+
+struct conn;
+
+struct conn_limits {
+	uint32_t max_frame;   /* largest frame accepted or sent */
+	size_t write_high;    /* stop reading / callers pause above this many queued bytes */
+	size_t write_low;     /* on_drain fires when the queue falls to this */
+	size_t write_max;     /* close the connection above this */
+	uint64_t idle_ms;     /* close if nothing is received for this long (0: never) */
+};
+
+/* Defaults: 64 MiB frames, 4 MiB high, 1 MiB low, 256 MiB max, no idle timeout. */
+void conn_limits_default(struct conn_limits *l);
+
+struct conn_callbacks {
+	/* A valid, validated message. Borrows env: it is freed after the callback returns. */
+	void (*on_message)(struct conn *c, Shoal__Envelope *env);
+	/* The write queue fell to write_low after having been above write_high. Optional. */
+	void (*on_drain)(struct conn *c);
+	/* Connected (for conn_connect). status 0 or a libuv error. Optional. */
+	void (*on_connect)(struct conn *c, int status);
+	/* The connection is closed; last callback. reason is for logs ("peer closed", ...). */
+	void (*on_close)(struct conn *c, const char *reason);
+};
+
+struct conn *conn_create(uv_loop_t *loop, const struct conn_limits *limits,
+			 const struct conn_callbacks *cb, void *data);
+/* The TCP handle, for uv_accept. */
+uv_tcp_t *conn_tcp(struct conn *c);
+/* Starts reading (after uv_accept). Fills in the peer address. 0 or a libuv error. */
+int conn_start(struct conn *c);
+/* Resolves host (async) and connects; on_connect reports the outcome, then reading starts. */
+int conn_connect(struct conn *c, const char *host, uint16_t port);
+
+/* Queues a message. Returns 0, or a negative errno-style code if the connection is closing
+ * (-EPIPE) or the message exceeds max_frame (-EMSGSIZE, nothing queued) or the queue passed
+ * write_max (-ENOBUFS, the connection is being closed). Borrows env. */
+int conn_send(struct conn *c, const Shoal__Envelope *env);
+/* Sends now-queued bytes without waiting for the end of the loop iteration. */
+void conn_flush(struct conn *c);
+/* Bytes queued and not yet handed to the kernel. */
+size_t conn_pending(const struct conn *c);
+/* True while the queue is at or below write_high. */
+bool conn_writable(const struct conn *c);
+
+void conn_close(struct conn *c, const char *reason);
+bool conn_closing(const struct conn *c);
+
+void *conn_data(const struct conn *c);
+void conn_set_data(struct conn *c, void *data);
+/* "ip:port" of the peer ("?" before it is known). */
+const char *conn_peer(const struct conn *c);
+/* Process-unique id for logs. */
+uint64_t conn_id(const struct conn *c);
+
+#endif

@@ -1,0 +1,23 @@
+/* util.h: allocation that aborts on OOM, time, and small helpers shared by every binary.
+ * Out-of-memory is fatal by design: a daemon that cannot allocate cannot keep its promises. */
+#ifndef SHOAL_UTIL_H
+#define SHOAL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Returns owned memory; never NULL (aborts with a message on OOM). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Wall clock, unix milliseconds (for display and timestamps). */
+uint64_t wall_ms(void);
+/* Monotonic clock in microseconds (for durations). */
+uint64_t mono_us(void);
+
+#endif
