@@ -22,8 +22,8 @@ void record_iter_init(struct record_iter *it, const uint8_t *p, size_t len);
 bool record_iter_next(struct record_iter *it, const uint8_t **rec, size_t *reclen);
 
 /* Cuts a byte stream into partitions of about `target` bytes on record boundaries: a
- * partition ends right after the first '\n' found at or beyond `target` bytes from its start
- * (so a record longer than `target` is never split). */
+ * partition ends right after the first '\n' that makes it at least `target` bytes long (so a
+ * record longer than `target` is never split; target 0 acts as 1). */
 struct cutter {
 	uint64_t target;
 	uint64_t pos;   /* bytes fed so far */
