@@ -1,0 +1,72 @@
+/* util.c: allocation that aborts on OOM, and clocks. */
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* One place decides what OOM means: print and abort (a core dump beats limping on). */
+static void util_oom(size_t n)
+{
+	fprintf(stderr, "shoal: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	/* malloc(0) may return NULL legitimately; ask for one byte so NULL always means OOM. */
+	void *p = malloc(n ? n : 1);
+	if (p == NULL)
+		util_oom(n);
+	return p;
+}
+
+void *xcalloc(size_t count, size_t size)
+{
+	if (count == 0 || size == 0)
+		count = size = 1;
+	void *p = calloc(count, size);
+	if (p == NULL)
+		util_oom(count * size);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (q == NULL)
+		util_oom(n);
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	size_t n = strlen(s);
+	char *d = xmalloc(n + 1);
+	memcpy(d, s, n + 1);
+	return d;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *d = xmalloc(len + 1);
+	memcpy(d, s, len);
+	d[len] = '\0';
+	return d;
+}
+
+uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
