@@ -1,0 +1,562 @@
+/* jobs.c: the job table. A job is created by Submit, cut into tasks (partitions), queued,
+ * and ends succeeded (every partition aggregated), failed (a task ran out of retries, or its
+ * data is bad) or cancelled. Jobs are numbered from 1 and kept for status and result queries. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "master.h"
+#include "util.h"
+
+#define MAX_TASKS_PER_JOB 10000000u
+/* Default partitions per slot: enough that a slow worker does not decide the job's end. */
+#define DEFAULT_TASKS_PER_SLOT 4u
+#define MIN_DEFAULT_FILE_PART (1u << 20)
+#define MAX_DEFAULT_FILE_PART (256u << 20)
+#define MAX_DEFAULT_UPLOAD_PART (16u << 20)
+/* Partition size for an upload of unknown size (stdin). */
+#define DEFAULT_STREAM_PART (4u << 20)
+/* `shoal jobs` lists at most this many of the most recent jobs. */
+#define MAX_LISTED_JOBS 10000u
+
+struct job *jobs_find(struct master *m, uint64_t id)
+{
+	if (id == 0 || id > m->njobs)
+		return NULL;
+	return m->jobs[id - 1];
+}
+
+bool jobs_finished(const struct job *j)
+{
+	return j->state == SHOAL__JOB_STATE__JOB_SUCCEEDED ||
+	       j->state == SHOAL__JOB_STATE__JOB_FAILED ||
+	       j->state == SHOAL__JOB_STATE__JOB_CANCELLED;
+}
+
+const char *jobs_state_name(Shoal__JobState s)
+{
+	switch (s) {
+	case SHOAL__JOB_STATE__JOB_UPLOADING:
+		return "uploading";
+	case SHOAL__JOB_STATE__JOB_QUEUED:
+		return "queued";
+	case SHOAL__JOB_STATE__JOB_RUNNING:
+		return "running";
+	case SHOAL__JOB_STATE__JOB_SUCCEEDED:
+		return "succeeded";
+	case SHOAL__JOB_STATE__JOB_FAILED:
+		return "failed";
+	case SHOAL__JOB_STATE__JOB_CANCELLED:
+		return "cancelled";
+	default:
+		return "unknown";
+	}
+}
+
+static uint64_t div_ceil(uint64_t a, uint64_t b)
+{
+	return a / b + (a % b != 0);
+}
+
+/* Partition size for `count` units (integers or bytes): --partitions wins, then
+ * --partition-size, then a default of a few tasks per slot within [min_part, max_part]. */
+static uint64_t choose_part_size(struct master *m, const Shoal__JobSpec *spec, uint64_t count,
+				 uint64_t min_part, uint64_t max_part)
+{
+	if (count == 0)
+		return 1;
+	if (spec->has_partitions && spec->partitions > 0)
+		return div_ceil(count, spec->partitions);
+	if (spec->has_partition_size && spec->partition_size > 0)
+		return spec->partition_size;
+	uint32_t slots = m->total_slots > 2 ? m->total_slots : 2;
+	uint64_t size = div_ceil(count, (uint64_t)slots * DEFAULT_TASKS_PER_SLOT);
+	if (size < min_part)
+		size = min_part;
+	if (size > max_part)
+		size = max_part;
+	return size;
+}
+
+static struct job *job_new(struct master *m, const Shoal__JobSpec *spec, const struct op_desc *op)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->m = m;
+	j->id = m->njobs + 1;
+	j->op = op;
+	j->nargs = spec->n_args;
+	j->args = xcalloc(spec->n_args ? spec->n_args : 1, sizeof(*j->args));
+	for (size_t i = 0; i < spec->n_args; i++) {
+		Shoal__Arg *a = xmalloc(sizeof(*a));
+		shoal__arg__init(a);
+		a->key = xstrdup(spec->args[i]->key);
+		a->value = xstrdup(spec->args[i]->value);
+		j->args[i] = a;
+	}
+	j->name = xstrdup(spec->name ? spec->name : "");
+	j->strategy = spec->has_strategy && spec->strategy != SHOAL__STRATEGY__STRATEGY_DEFAULT
+			      ? spec->strategy
+			      : m->cfg.strategy;
+	j->priority = spec->has_priority ? spec->priority : 0;
+	j->retries = spec->has_retries && spec->retries > 0 ? spec->retries
+							    : m->cfg.default_retries;
+	j->submitted_ms = wall_ms();
+	j->result_fd = -1;
+	list_init(&j->ready);
+	list_node_init(&j->queue_link);
+	if (m->njobs == m->jobs_cap) {
+		m->jobs_cap = m->jobs_cap ? m->jobs_cap * 2 : 64;
+		m->jobs = xrealloc(m->jobs, m->jobs_cap * sizeof(*m->jobs));
+	}
+	m->jobs[m->njobs++] = j;
+	return j;
+}
+
+static void job_free_tasks(struct job *j)
+{
+	free(j->tasks);
+	j->tasks = NULL;
+}
+
+/* Creates the tasks of a range or path job, or of an upload job from its cut partitions. */
+static void job_create_tasks(struct job *j, uint32_t ntasks, const uint64_t *parts)
+{
+	j->ntasks = ntasks;
+	j->tasks = xcalloc(ntasks ? ntasks : 1, sizeof(*j->tasks));
+	for (uint32_t i = 0; i < ntasks; i++) {
+		struct task *t = &j->tasks[i];
+		t->job = j;
+		t->id = i;
+		t->state = TASK_READY;
+		list_node_init(&t->link);
+		if (j->input == INPUT_PATH) {
+			t->in_off = (uint64_t)i * j->part_size;
+			t->in_len = j->input_bytes - t->in_off < j->part_size
+					    ? j->input_bytes - t->in_off
+					    : j->part_size;
+		} else if (parts) {
+			t->in_off = parts[2 * i];
+			t->in_len = parts[2 * i + 1];
+		}
+	}
+}
+
+/* Puts the job in the FCFS queue, keeping submission order even when a job returns to it
+ * because a task was re-queued. */
+static void queue_job(struct master *m, struct job *j)
+{
+	if (j->queued)
+		return;
+	j->queued = true;
+	struct list_node *n = m->queue.n.prev;
+	while (n != &m->queue.n && list_entry(n, struct job, queue_link)->id > j->id)
+		n = n->prev;
+	list__insert(&j->queue_link, n, n->next);
+}
+
+void jobs_make_runnable(struct job *j)
+{
+	struct master *m = j->m;
+	if (j->input == INPUT_UPLOAD) {
+		uint32_t n;
+		const uint64_t *parts = upload_parts(j, &n);
+		j->input_bytes = upload_bytes(j);
+		job_create_tasks(j, n, parts);
+		upload_release_parts(j);
+	}
+	j->state = SHOAL__JOB_STATE__JOB_QUEUED;
+	log_info("jobs", "job=%llu event=queued op=%s tasks=%u input_bytes=%llu strategy=%s",
+		 (unsigned long long)j->id, j->op->name, j->ntasks,
+		 (unsigned long long)j->input_bytes,
+		 j->strategy == SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN ? "round-robin" : "dynamic");
+	if (j->ntasks == 0) {
+		spill_finish(j);
+		return;
+	}
+	for (uint32_t i = 0; i < j->ntasks; i++)
+		list_push_back(&j->ready, &j->tasks[i].link);
+	queue_job(m, j);
+	watch_job_changed(j);
+	sched_kick(m);
+}
+
+static void send_submitted(struct conn *c, const struct job *j, uint64_t window)
+{
+	Shoal__Submitted s = SHOAL__SUBMITTED__INIT;
+	s.job_id = j->id;
+	s.has_upload_window = window != 0;
+	s.upload_window = window;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_SUBMITTED;
+	env.submitted = &s;
+	conn_send(c, &env);
+}
+
+void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
+{
+	const Shoal__JobSpec *spec = s->spec;
+	struct conn *c = cl->conn;
+	char err[512];
+	const struct op_desc *op = op_find(spec->op);
+	if (!op) {
+		server_send_failure(c, 0, 2, "unknown op '%s'", spec->op);
+		return;
+	}
+	if (op_args_check(op, spec->args, spec->n_args, err, sizeof(err)) < 0) {
+		server_send_failure(c, 0, 2, "%s", err);
+		return;
+	}
+	uint64_t count = 0, part_size = 1, path_size = 0;
+	switch (spec->input_case) {
+	case SHOAL__JOB_SPEC__INPUT_RANGE:
+		if (spec->range->lo > spec->range->hi) {
+			server_send_failure(c, 0, 2, "range %lld:%lld is empty backwards (LO > HI)",
+					    (long long)spec->range->lo, (long long)spec->range->hi);
+			return;
+		}
+		count = (uint64_t)spec->range->hi - (uint64_t)spec->range->lo;
+		part_size = choose_part_size(m, spec, count, 1, UINT64_MAX);
+		break;
+	case SHOAL__JOB_SPEC__INPUT_PATH: {
+		struct stat st;
+		if (stat(spec->path, &st) < 0 || !S_ISREG(st.st_mode)) {
+			server_send_failure(c, 0, 2,
+					    "input path %s: %s on the master host (--input-path "
+					    "needs a regular file that the master and every worker "
+					    "can read at the same path)",
+					    spec->path, errno ? strerror(errno) : "not a regular file");
+			return;
+		}
+		path_size = count = (uint64_t)st.st_size;
+		part_size = choose_part_size(m, spec, count, MIN_DEFAULT_FILE_PART,
+					     MAX_DEFAULT_FILE_PART);
+		break;
+	}
+	case SHOAL__JOB_SPEC__INPUT_UPLOAD:
+		/* Uploaded partitions pass through the master's memory: keep them modest. */
+		if (spec->has_upload_size)
+			part_size = choose_part_size(m, spec, spec->upload_size,
+						     MIN_DEFAULT_FILE_PART, MAX_DEFAULT_UPLOAD_PART);
+		else if (spec->has_partition_size && spec->partition_size > 0)
+			part_size = spec->partition_size;
+		else
+			part_size = DEFAULT_STREAM_PART;
+		break;
+	default:
+		server_send_failure(c, 0, 2, "job has no input");
+		return;
+	}
+	uint64_t ntasks = count ? div_ceil(count, part_size) : 0;
+	if (ntasks > MAX_TASKS_PER_JOB) {
+		server_send_failure(c, 0, 2, "%llu partitions is more than the %u a job may have",
+				    (unsigned long long)ntasks, MAX_TASKS_PER_JOB);
+		return;
+	}
+
+	struct job *j = job_new(m, spec, op);
+	j->part_size = part_size;
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/%llu", m->jobs_dir, (unsigned long long)j->id);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot create %s: %s", dir,
+			  strerror(errno));
+		send_submitted(c, j, 0);
+		return;
+	}
+	j->dir = xstrdup(dir);
+	if (spill_start(j, err, sizeof(err)) < 0) {
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "%s", err);
+		send_submitted(c, j, 0);
+		return;
+	}
+	log_info("jobs", "conn=%llu peer=%s job=%llu event=submitted op=%s",
+		 (unsigned long long)conn_id(c), conn_peer(c), (unsigned long long)j->id, op->name);
+	switch (spec->input_case) {
+	case SHOAL__JOB_SPEC__INPUT_RANGE:
+		j->input = INPUT_RANGE;
+		j->lo = spec->range->lo;
+		j->hi = spec->range->hi;
+		job_create_tasks(j, (uint32_t)ntasks, NULL);
+		send_submitted(c, j, 0);
+		jobs_make_runnable(j);
+		break;
+	case SHOAL__JOB_SPEC__INPUT_PATH:
+		j->input = INPUT_PATH;
+		j->path = xstrdup(spec->path);
+		j->input_bytes = path_size;
+		job_create_tasks(j, (uint32_t)ntasks, NULL);
+		send_submitted(c, j, 0);
+		jobs_make_runnable(j);
+		break;
+	default:
+		j->input = INPUT_UPLOAD;
+		j->state = SHOAL__JOB_STATE__JOB_UPLOADING;
+		if (upload_start(j, cl, spec, err, sizeof(err)) < 0) {
+			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "%s", err);
+			send_submitted(c, j, 0);
+			return;
+		}
+		send_submitted(c, j, m->cfg.upload_window);
+		break;
+	}
+}
+
+void jobs_requeue(struct task *t)
+{
+	struct job *j = t->job;
+	struct worker *w = t->worker;
+	if (t->state != TASK_ASSIGNED)
+		return;
+	list_unlink(&t->link);
+	w->inflight--;
+	j->running--;
+	t->state = TASK_READY;
+	t->worker = NULL;
+	list_push_front(&j->ready, &t->link);
+	queue_job(j->m, j);
+}
+
+/* Takes a task away from its worker after a result (or a cancellation). */
+static void task_release(struct task *t)
+{
+	list_unlink(&t->link);
+	t->worker->inflight--;
+	t->job->running--;
+	t->worker = NULL;
+}
+
+static void cancel_on_worker(struct task *t)
+{
+	Shoal__TaskRef ref = SHOAL__TASK_REF__INIT;
+	ref.job_id = t->job->id;
+	ref.task_id = t->id;
+	ref.attempt = t->attempt;
+	Shoal__TaskRef *refs[1] = {&ref};
+	Shoal__CancelTasks ct = SHOAL__CANCEL_TASKS__INIT;
+	ct.n_tasks = 1;
+	ct.tasks = refs;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_CANCEL_TASKS;
+	env.cancel_tasks = &ct;
+	conn_send(t->worker->conn, &env);
+}
+
+void jobs_fail(struct job *j, Shoal__JobState state, const char *fmt, ...)
+{
+	if (jobs_finished(j))
+		return;
+	char reason[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	free(j->error);
+	j->error = xstrdup(reason);
+	j->state = state;
+	j->finished_ms = wall_ms();
+	for (uint32_t i = 0; i < j->ntasks; i++) {
+		struct task *t = &j->tasks[i];
+		if (t->state == TASK_ASSIGNED) {
+			cancel_on_worker(t);
+			task_release(t);
+		}
+		list_unlink(&t->link);
+		t->state = TASK_DONE;
+	}
+	if (j->queued) {
+		list_unlink(&j->queue_link);
+		j->queued = false;
+	}
+	log_info("jobs", "job=%llu event=%s reason=\"%s\"", (unsigned long long)j->id,
+		 jobs_state_name(state), reason);
+	upload_destroy(j);
+	spill_destroy(j);
+	job_free_tasks(j);
+	j->ntasks = 0;
+	watch_job_changed(j);
+	sched_kick(j->m);
+}
+
+void jobs_succeed(struct job *j, uint64_t result_size)
+{
+	j->state = SHOAL__JOB_STATE__JOB_SUCCEEDED;
+	j->finished_ms = wall_ms();
+	j->result_size = result_size;
+	log_info("jobs", "job=%llu event=succeeded tasks=%u records=%llu result_bytes=%llu ms=%llu",
+		 (unsigned long long)j->id, j->ntasks, (unsigned long long)j->records,
+		 (unsigned long long)result_size,
+		 (unsigned long long)(j->finished_ms - j->submitted_ms));
+	upload_destroy(j);
+	watch_job_changed(j);
+}
+
+static void on_task_failed(struct job *j, struct task *t, struct worker *w, const char *error,
+			   bool permanent)
+{
+	t->failures++;
+	j->task_failures++;
+	w->tasks_failed++;
+	log_warn("jobs", "job=%llu task=%u attempt=%u worker=%llu event=task_failed failures=%u "
+			 "error=\"%s\"",
+		 (unsigned long long)j->id, t->id, t->attempt, (unsigned long long)w->id,
+		 t->failures, error);
+	if (permanent || t->failures >= j->retries) {
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "task %u failed%s: %s", t->id,
+			  permanent ? "" : " on every attempt", error);
+		return;
+	}
+	task_release(t);
+	t->state = TASK_READY;
+	list_push_front(&j->ready, &t->link);
+	queue_job(j->m, j);
+	watch_job_changed(j);
+}
+
+static void on_result(struct worker *w, const Shoal__TaskResult *r)
+{
+	struct master *m = w->m;
+	struct job *j = jobs_find(m, r->job_id);
+	if (!j || jobs_finished(j) || r->task_id >= j->ntasks) {
+		log_debug("jobs", "worker=%llu job=%llu task=%u event=result_dropped why=no_such_task",
+			  (unsigned long long)w->id, (unsigned long long)r->job_id, r->task_id);
+		return;
+	}
+	struct task *t = &j->tasks[r->task_id];
+	if (t->state != TASK_ASSIGNED || t->worker != w || t->attempt != r->attempt) {
+		log_debug("jobs", "worker=%llu job=%llu task=%u attempt=%u event=result_dropped "
+				  "why=stale",
+			  (unsigned long long)w->id, (unsigned long long)j->id, t->id, r->attempt);
+		return;
+	}
+	if (r->has_elapsed_us) {
+		double us = (double)r->elapsed_us + 1.0;
+		w->ewma_task_us = w->ewma_task_us > 0 ? 0.8 * w->ewma_task_us + 0.2 * us : us;
+	}
+	if (!r->ok) {
+		on_task_failed(j, t, w, r->error ? r->error : "no reason given",
+			       r->has_permanent && r->permanent);
+		return;
+	}
+	char err[512];
+	const uint8_t *data = r->has_data ? r->data.data : (const uint8_t *)"";
+	size_t len = r->has_data ? r->data.len : 0;
+	if (spill_add(j, t, data, len, err, sizeof(err)) < 0) {
+		/* A malformed partial is the worker's fault, not the data's: try elsewhere. */
+		on_task_failed(j, t, w, err, false);
+		return;
+	}
+	task_release(t);
+	t->state = TASK_DONE;
+	w->tasks_done++;
+	j->done++;
+	j->records += r->has_records ? r->records : 0;
+	if (j->done == j->ntasks)
+		spill_finish(j);
+	else
+		watch_job_changed(j);
+}
+
+void jobs_on_results(struct worker *w, const Shoal__ResultBatch *rb)
+{
+	for (size_t i = 0; i < rb->n_results; i++)
+		on_result(w, rb->results[i]);
+	sched_kick(w->m);
+}
+
+void jobs_on_cancel(struct master *m, struct client *cl, uint64_t job_id)
+{
+	struct job *j = jobs_find(m, job_id);
+	if (!j) {
+		server_send_failure(cl->conn, job_id, 1, "no job %llu", (unsigned long long)job_id);
+		return;
+	}
+	if (!jobs_finished(j))
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_CANCELLED, "cancelled by a client (%s)",
+			  conn_peer(cl->conn));
+	watch_send_update(cl->conn, j);
+}
+
+void jobs_fill_info(const struct job *j, Shoal__JobInfo *info)
+{
+	shoal__job_info__init(info);
+	info->job_id = j->id;
+	info->state = j->state;
+	info->op = (char *)j->op->name;
+	info->name = j->name;
+	info->has_tasks_total = info->has_tasks_done = info->has_tasks_running = true;
+	info->tasks_total = j->ntasks;
+	info->tasks_done = j->done;
+	info->tasks_running = j->running;
+	info->has_task_failures = true;
+	info->task_failures = j->task_failures;
+	info->has_result_size = j->state == SHOAL__JOB_STATE__JOB_SUCCEEDED;
+	info->result_size = j->result_size;
+	info->error = j->error;
+	info->has_strategy = true;
+	info->strategy = j->strategy;
+	info->has_priority = true;
+	info->priority = j->priority;
+	info->has_submitted_ms = true;
+	info->submitted_ms = j->submitted_ms;
+	info->has_started_ms = j->started_ms != 0;
+	info->started_ms = j->started_ms;
+	info->has_finished_ms = j->finished_ms != 0;
+	info->finished_ms = j->finished_ms;
+	info->has_input_bytes = true;
+	info->input_bytes = j->input == INPUT_UPLOAD && j->upload ? upload_bytes(j) : j->input_bytes;
+	info->has_records = true;
+	info->records = j->records;
+}
+
+void jobs_list(struct master *m, struct conn *c)
+{
+	size_t first = m->njobs > MAX_LISTED_JOBS ? m->njobs - MAX_LISTED_JOBS : 0;
+	size_t n = m->njobs - first;
+	Shoal__JobInfo *infos = xcalloc(n ? n : 1, sizeof(*infos));
+	Shoal__JobInfo **ptrs = xcalloc(n ? n : 1, sizeof(*ptrs));
+	for (size_t i = 0; i < n; i++) {
+		jobs_fill_info(m->jobs[first + i], &infos[i]);
+		ptrs[i] = &infos[i];
+	}
+	Shoal__JobList jl = SHOAL__JOB_LIST__INIT;
+	jl.n_jobs = n;
+	jl.jobs = ptrs;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_JOB_LIST;
+	env.job_list = &jl;
+	conn_send(c, &env);
+	free(ptrs);
+	free(infos);
+}
+
+void jobs_destroy_all(struct master *m)
+{
+	for (size_t i = 0; i < m->njobs; i++) {
+		struct job *j = m->jobs[i];
+		upload_destroy(j);
+		spill_destroy(j);
+		job_free_tasks(j);
+		for (size_t k = 0; k < j->nargs; k++) {
+			free(j->args[k]->key);
+			free(j->args[k]->value);
+			free(j->args[k]);
+		}
+		free(j->args);
+		free(j->name);
+		free(j->path);
+		free(j->error);
+		free(j->dir);
+		free(j->watchers);
+		buf_free(&j->result_mem);
+		free(j);
+	}
+	free(m->jobs);
+	free(m->ring);
+	m->jobs = NULL;
+	m->njobs = 0;
+}

@@ -1,0 +1,337 @@
+/* main.c: shoal-master's command line, state dir and event loop. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "codec.h"
+#include "frame.h"
+#include "log.h"
+#include "master.h"
+#include "util.h"
+
+#define EXIT_USAGE 2
+
+/* One table drives parsing and --help. */
+struct option_doc {
+	struct option opt;
+	const char *arg;
+	const char *help;
+};
+
+enum {
+	OPT_LISTEN = 'l',
+	OPT_STATE_DIR = 's',
+	OPT_STRATEGY = 1000,
+	OPT_HEARTBEAT_TIMEOUT,
+	OPT_MAX_FRAME,
+	OPT_RETRIES,
+	OPT_LOG_LEVEL,
+	OPT_HELP = 'h',
+	OPT_VERSION = 'V',
+};
+
+static const struct option_doc options[] = {
+	{{"listen", required_argument, NULL, OPT_LISTEN},
+	 "HOST:PORT",
+	 "where workers and clients connect (default 127.0.0.1:7411; port 0 picks a free one)"},
+	{{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	 "DIR",
+	 "uploaded inputs, spilled results (default /var/lib/shoal as root, else "
+	 "$XDG_STATE_HOME/shoal)"},
+	{{"strategy", required_argument, NULL, OPT_STRATEGY},
+	 "S",
+	 "default task placement: round-robin | dynamic (default dynamic)"},
+	{{"heartbeat-timeout", required_argument, NULL, OPT_HEARTBEAT_TIMEOUT},
+	 "SECONDS",
+	 "a worker silent this long is dead and its tasks run elsewhere (default 5)"},
+	{{"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+	 "BYTES",
+	 "largest message accepted (default 67108864)"},
+	{{"retries", required_argument, NULL, OPT_RETRIES},
+	 "N",
+	 "failed attempts after which a task fails its job, unless the job says (default 3)"},
+	{{"log-level", required_argument, NULL, OPT_LOG_LEVEL}, "LEVEL", "debug | info | warn | error"},
+	{{"help", no_argument, NULL, OPT_HELP}, NULL, "show this help"},
+	{{"version", no_argument, NULL, OPT_VERSION}, NULL, "show the version"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: shoal-master [OPTIONS]\n\n"
+		   "Accepts shoal workers and clients, partitions jobs into tasks, balances them over\n"
+		   "the workers, re-runs what fails and aggregates the results.\n\n");
+	for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
+		char left[64];
+		snprintf(left, sizeof(left), "--%s%s%s", options[i].opt.name,
+			 options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
+		fprintf(f, "  %-28s %s\n", left, options[i].help);
+	}
+}
+
+static int usage_error(const char *fmt, const char *what)
+{
+	fprintf(stderr, "shoal-master: ");
+	fprintf(stderr, fmt, what);
+	fprintf(stderr, "\nTry 'shoal-master --help'.\n");
+	return EXIT_USAGE;
+}
+
+static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s == '-')
+		return -1;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static char *default_state_dir(void)
+{
+	if (geteuid() == 0)
+		return xstrdup("/var/lib/shoal");
+	const char *xdg = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	char path[PATH_MAX];
+	if (xdg && *xdg)
+		snprintf(path, sizeof(path), "%s/shoal", xdg);
+	else if (home && *home)
+		snprintf(path, sizeof(path), "%s/.local/state/shoal", home);
+	else
+		snprintf(path, sizeof(path), "/tmp/shoal-%u", (unsigned)geteuid());
+	return xstrdup(path);
+}
+
+static int parse_args(int argc, char **argv, struct master_config *cfg)
+{
+	struct option longopts[ARRAY_SIZE(options) + 1];
+	for (size_t i = 0; i < ARRAY_SIZE(options); i++)
+		longopts[i] = options[i].opt;
+	memset(&longopts[ARRAY_SIZE(options)], 0, sizeof(struct option));
+
+	opterr = 0;
+	int ch;
+	uint64_t v;
+	char err[256];
+	while ((ch = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_LISTEN:
+			if (addr_parse(optarg, SHOAL_DEFAULT_PORT, cfg->listen_host,
+				       sizeof(cfg->listen_host), &cfg->listen_port, err,
+				       sizeof(err)) < 0)
+				return usage_error("--listen: %s", err);
+			break;
+		case OPT_STATE_DIR:
+			free(cfg->state_dir);
+			cfg->state_dir = xstrdup(optarg);
+			break;
+		case OPT_STRATEGY:
+			if (!strcmp(optarg, "round-robin"))
+				cfg->strategy = SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN;
+			else if (!strcmp(optarg, "dynamic"))
+				cfg->strategy = SHOAL__STRATEGY__STRATEGY_DYNAMIC;
+			else
+				return usage_error("--strategy: unknown strategy '%s' (known: "
+						   "round-robin, dynamic)",
+						   optarg);
+			break;
+		case OPT_HEARTBEAT_TIMEOUT:
+			if (parse_u64(optarg, 1, 3600, &v) < 0)
+				return usage_error("--heartbeat-timeout: '%s' is not a number of "
+						   "seconds between 1 and 3600",
+						   optarg);
+			cfg->heartbeat_timeout_ms = (uint32_t)(v * 1000);
+			break;
+		case OPT_MAX_FRAME:
+			if (parse_u64(optarg, 4096, UINT32_MAX, &v) < 0)
+				return usage_error("--max-frame: '%s' is not a size between 4096 and "
+						   "4294967295 bytes",
+						   optarg);
+			cfg->max_frame = (uint32_t)v;
+			break;
+		case OPT_RETRIES:
+			if (parse_u64(optarg, 1, 1000, &v) < 0)
+				return usage_error("--retries: '%s' is not a number between 1 and 1000",
+						   optarg);
+			cfg->default_retries = (uint32_t)v;
+			break;
+		case OPT_LOG_LEVEL: {
+			enum log_level lvl;
+			if (log_level_parse(optarg, &lvl) < 0)
+				return usage_error("--log-level: unknown level '%s' (debug, info, "
+						   "warn, error)",
+						   optarg);
+			log_set_level(lvl);
+			break;
+		}
+		case OPT_HELP:
+			usage(stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("shoal-master %s (protocol %u)\n", SHOAL_VERSION, SHOAL_PROTOCOL_VERSION);
+			exit(0);
+		case ':':
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* Removes a job directory tree left by an earlier run (no journal yet: it cannot be resumed). */
+static void remove_tree(const char *path)
+{
+	char child[PATH_MAX + 64];
+	/* Paths are ours (STATE/jobs/<number>); nftw would be overkill for two levels. */
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
+		struct stat st;
+		if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
+			remove_tree(child);
+		else
+			unlink(child);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+/* Creates the state dir, proves it is writable, and takes its lock so that two masters never
+ * share one. Exits with a clear message if any of that fails. */
+static int prepare_state_dir(struct master *m, int *lock_fd)
+{
+	const char *dir = m->cfg.state_dir;
+	char path[PATH_MAX];
+	if (mkdir_p(dir) < 0) {
+		log_error("master", "cannot create state dir %s: %s (set --state-dir to a writable "
+				    "directory)",
+			  dir, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/master.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("master", "state dir %s is not writable: %s (set --state-dir to a "
+				    "writable directory)",
+			  dir, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		log_error("master", "state dir %s is in use by another shoal-master (%s); give each "
+				    "master its own --state-dir",
+			  dir, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/jobs", dir);
+	remove_tree(path);
+	if (mkdir_p(path) < 0) {
+		log_error("master", "cannot create %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	m->jobs_dir = xstrdup(path);
+	*lock_fd = fd;
+	return 0;
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct master *m = h->data;
+	log_info("master", "event=stopping signal=%d", signum);
+	server_stop(m);
+}
+
+int main(int argc, char **argv)
+{
+	struct master m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.cfg.listen_host, sizeof(m.cfg.listen_host), "127.0.0.1");
+	m.cfg.listen_port = SHOAL_DEFAULT_PORT;
+	m.cfg.strategy = SHOAL__STRATEGY__STRATEGY_DYNAMIC;
+	m.cfg.heartbeat_ms = 1000;
+	m.cfg.heartbeat_timeout_ms = 5000;
+	m.cfg.handshake_timeout_ms = 10000;
+	m.cfg.max_frame = FRAME_DEFAULT_MAX;
+	m.cfg.default_retries = 3;
+	m.cfg.upload_window = 8u << 20;
+
+	int rc = parse_args(argc, argv, &m.cfg);
+	if (rc)
+		return rc;
+	if (!m.cfg.state_dir)
+		m.cfg.state_dir = default_state_dir();
+
+	int lock_fd = -1;
+	if (prepare_state_dir(&m, &lock_fd) < 0)
+		return 1;
+
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	m.loop = &loop;
+	if (server_start(&m) < 0) {
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+		return 1;
+	}
+	uv_signal_init(&loop, &m.sigint);
+	uv_signal_init(&loop, &m.sigterm);
+	m.sigint.data = m.sigterm.data = &m;
+	uv_signal_start(&m.sigint, on_signal, SIGINT);
+	uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+	signal(SIGPIPE, SIG_IGN);
+
+	uv_run(&loop, UV_RUN_DEFAULT);
+
+	jobs_destroy_all(&m);
+	rc = uv_loop_close(&loop);
+	if (rc)
+		log_error("master", "event loop closed with handles still open: %s",
+			  uv_strerror(rc));
+	free(m.cfg.state_dir);
+	free(m.jobs_dir);
+	close(lock_fd);
+	log_info("master", "event=stopped");
+	return rc ? 1 : 0;
+}

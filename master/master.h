@@ -1,0 +1,267 @@
+/* master.h: the state of shoal-master and the private interfaces between its modules.
+ *
+ * The master is one libuv loop. Every module here works on `struct master` and does O(1) work
+ * per task event; file I/O goes through the libuv thread pool. Modules:
+ *
+ *   server.c    listener, handshake, routing of messages by peer role
+ *   registry.c  workers: registration, heartbeat deadlines, death
+ *   jobs.c      job table: submission, partitioning, task state, ending jobs
+ *   sched.c     which worker runs which task (round-robin, dynamic)
+ *   upload.c    client uploads spooled to the state dir, cut into partitions
+ *   spill.c     partition results: folded, or spilled to a file and merged at the end
+ *   fetch.c     streaming a result to a client
+ *   watch.c     progress updates to clients that watch a job
+ *
+ * Task lifecycle (one partition of a job):
+ *
+ *      READY --assign--> ASSIGNED --ok result--> DONE
+ *        ^                  |
+ *        +---- requeue -----+  (worker died, or the attempt failed and retries remain)
+ *                           +--failed, no retries left--> the job fails
+ *
+ * Every assignment increments the task's attempt; a result is accepted only from the worker
+ * holding the task with the same attempt, so a late or duplicate result is dropped, never
+ * aggregated twice. */
+#ifndef SHOAL_MASTER_H
+#define SHOAL_MASTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "conn.h"
+#include "list.h"
+#include "ops.h"
+#include "records.h"
+#include "shoal.pb-c.h"
+
+struct master;
+struct job;
+
+enum task_state { TASK_READY, TASK_ASSIGNED, TASK_DONE };
+
+struct task {
+	struct job *job;
+	struct worker *worker; /* holder while ASSIGNED */
+	struct list_node link; /* in job->ready while READY, in worker->assigned while ASSIGNED */
+	uint32_t id;
+	uint32_t attempt;
+	uint32_t failures;
+	uint8_t state;
+	bool reading;       /* ASSIGNED: its uploaded input is being read for sending */
+	uint64_t in_off;    /* uploaded input: byte range in the spool file */
+	uint64_t in_len;
+	uint64_t out_off;   /* CONCAT/MERGE: partial result's bytes in the spill file */
+	uint64_t out_len;
+	uint64_t res_off;   /* CONCAT: where the partial starts in the job's result */
+};
+
+struct worker {
+	struct master *m;
+	struct conn *conn;
+	struct list_node link;     /* in m->workers */
+	struct list_head assigned; /* tasks it holds */
+	uint64_t id;
+	char *name;
+	char *host;
+	uint32_t slots;
+	uint32_t inflight;
+	bool allow_exec;
+	uint64_t tasks_done;
+	uint64_t tasks_failed;
+	uint64_t connected_ms;
+	uint64_t last_seen_ms;
+	double ewma_task_us; /* moving average of task time, sizes the prefetch */
+	Shoal__Task **batch; /* tasks assigned during this scheduling round, sent as one frame */
+	size_t batch_len, batch_cap;
+};
+
+enum input_kind { INPUT_RANGE, INPUT_UPLOAD, INPUT_PATH };
+
+struct job {
+	struct master *m;
+	uint64_t id;
+	Shoal__JobState state;
+	const struct op_desc *op;
+	Shoal__Arg **args; /* owned deep copies */
+	size_t nargs;
+	char *name;
+	enum input_kind input;
+	int64_t lo, hi;      /* INPUT_RANGE */
+	char *path;          /* INPUT_PATH */
+	uint64_t part_size;  /* integers (range) or bytes (path, upload) per partition */
+	Shoal__Strategy strategy;
+	int32_t priority;
+	uint32_t retries;
+	char *error;         /* why it failed */
+
+	struct task *tasks;
+	uint32_t ntasks;
+	uint32_t done;
+	uint32_t running;
+	uint32_t task_failures;
+	uint64_t records;
+	uint64_t input_bytes;
+	struct list_head ready;
+	struct list_node queue_link; /* in m->queue while it has tasks to run */
+	bool queued;
+	uint32_t rr_next; /* round-robin: position in the worker ring */
+
+	uint64_t submitted_ms, started_ms, finished_ms;
+
+	char *dir; /* state dir of the job */
+	struct upload *upload;
+	struct spill *spill;
+	uint64_t result_size;
+	struct buf result_mem; /* FOLD results live in memory */
+	int result_fd;         /* MERGE results live in a file; CONCAT reads the spill */
+	uint32_t io_refs;      /* thread-pool requests that use the job's files */
+
+	struct client **watchers; /* clients watching the job */
+	size_t nwatchers, watchers_cap;
+	bool update_pending;
+};
+
+struct client {
+	struct master *m;
+	struct conn *conn;
+	struct list_node link;
+	struct job **watching;
+	size_t nwatching, watching_cap;
+	struct fetch *fetch;
+	struct job *uploading; /* the job whose input this client is sending */
+};
+
+struct master_config {
+	char listen_host[256];
+	uint16_t listen_port;
+	char *state_dir;
+	Shoal__Strategy strategy;
+	uint32_t heartbeat_ms;
+	uint32_t heartbeat_timeout_ms;
+	uint32_t handshake_timeout_ms;
+	uint32_t max_frame;
+	uint32_t default_retries;
+	uint64_t upload_window;
+};
+
+struct master {
+	uv_loop_t *loop;
+	struct master_config cfg;
+	uv_tcp_t listener;
+	uv_timer_t sweep;   /* heartbeat deadlines and handshake deadlines */
+	uv_timer_t updates; /* throttled progress updates */
+	uv_check_t sched;   /* one scheduling round per loop iteration, after I/O */
+	uv_signal_t sigint, sigterm;
+	bool sched_pending;
+	bool stopping;
+	struct conn_limits limits;
+
+	struct list_head workers;
+	struct list_head clients;
+	struct list_head pending; /* connections that have not said Hello yet */
+	uint32_t nworkers;
+	uint32_t total_slots;
+	uint64_t next_worker_id;
+	uint32_t rr_epoch; /* bumped when the worker set changes */
+	struct worker **ring; /* round-robin ring: each worker once per slot */
+	size_t ring_len;
+
+	struct job **jobs; /* by id - 1 */
+	size_t njobs, jobs_cap;
+	struct list_head queue; /* jobs with READY tasks, in submission order (FCFS) */
+	uint64_t *dirty; /* ids of watched jobs with an update due */
+	size_t ndirty, dirty_cap;
+	char *jobs_dir;
+};
+
+/* server.c */
+int server_start(struct master *m);
+void server_stop(struct master *m);
+/* Sends a Failure answer to a client request. */
+void server_send_failure(struct conn *c, uint64_t job_id, uint32_t code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* registry.c */
+struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello *hello);
+/* Drops a worker (disconnected or dead): its tasks go back to their jobs' queues. */
+void registry_remove(struct worker *w, const char *why);
+void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb);
+void registry_sweep(struct master *m, uint64_t now_ms);
+void registry_list(struct master *m, struct conn *c);
+/* Sends each worker the tasks batched for it during this round. */
+void registry_flush_batches(struct master *m);
+
+/* jobs.c */
+void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s);
+void jobs_on_results(struct worker *w, const Shoal__ResultBatch *rb);
+void jobs_on_cancel(struct master *m, struct client *cl, uint64_t job_id);
+struct job *jobs_find(struct master *m, uint64_t id);
+void jobs_list(struct master *m, struct conn *c);
+void jobs_fill_info(const struct job *j, Shoal__JobInfo *info);
+/* A task goes back to READY (front of the queue) with its holder's bookkeeping undone. */
+void jobs_requeue(struct task *t);
+/* The job's tasks are all cut (upload finished): queue it. */
+void jobs_make_runnable(struct job *j);
+/* Ends a job as failed or cancelled: stops its running tasks and tells watchers. */
+void jobs_fail(struct job *j, Shoal__JobState state, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* All partitions are aggregated and the result is complete. */
+void jobs_succeed(struct job *j, uint64_t result_size);
+bool jobs_finished(const struct job *j);
+const char *jobs_state_name(Shoal__JobState s);
+void jobs_destroy_all(struct master *m);
+
+/* sched.c */
+/* Asks for a scheduling round at the end of this loop iteration. */
+void sched_kick(struct master *m);
+void sched_on_check(uv_check_t *h);
+/* Tasks the worker may hold: its slots plus a prefetch sized by its task times. */
+uint32_t sched_window(const struct worker *w);
+void sched_rebuild_ring(struct master *m);
+
+/* upload.c */
+/* Prepares the spool file of an upload job; the client then streams UploadChunks. */
+int upload_start(struct job *j, struct client *cl, const Shoal__JobSpec *spec, char *err,
+		 size_t errlen);
+void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChunk *ch);
+/* The partitions cut so far: n pairs (offset, length) in the spool file. */
+const uint64_t *upload_parts(const struct job *j, uint32_t *n);
+void upload_release_parts(struct job *j);
+uint64_t upload_bytes(const struct job *j);
+/* Reads a task's input from the spool and sends it to its worker; takes msg. */
+void upload_send_task(struct task *t, Shoal__Task *msg);
+/* The uploading client went away: an unfinished upload fails its job. */
+void upload_client_gone(struct client *cl);
+void upload_destroy(struct job *j);
+
+/* spill.c */
+int spill_start(struct job *j, char *err, size_t errlen);
+/* Takes a finished task's partial result into the job's aggregate. -1 with a reason if the
+ * partial is malformed (the task is then treated as failed). */
+int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, char *err,
+	      size_t errlen);
+/* All tasks are done: produce the result (async for spilled results), then jobs_succeed or
+ * jobs_fail. */
+void spill_finish(struct job *j);
+void spill_destroy(struct job *j);
+/* Thread-safe read of result bytes [off, off+len) into out (used by fetch on the pool). */
+int spill_read_result(const struct job *j, uint64_t off, uint8_t *out, size_t len, char *err,
+		      size_t errlen);
+
+/* fetch.c */
+void fetch_on_request(struct master *m, struct client *cl, const Shoal__FetchResult *fr);
+void fetch_on_ack(struct client *cl, const Shoal__ResultAck *ack);
+void fetch_on_drain(struct client *cl);
+void fetch_abort(struct client *cl);
+
+/* watch.c */
+void watch_add(struct client *cl, struct job *j);
+void watch_remove_client(struct client *cl);
+/* The job changed: watchers get an update (throttled unless the job ended). */
+void watch_job_changed(struct job *j);
+void watch_on_timer(uv_timer_t *t);
+void watch_send_update(struct conn *c, const struct job *j);
+
+#endif

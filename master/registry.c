@@ -1,0 +1,147 @@
+/* registry.c: the workers the master knows. A worker exists from its Hello until its
+ * connection closes or it misses its heartbeat deadline; then every task it held goes back to
+ * its job's queue, so nothing is lost with it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "master.h"
+#include "util.h"
+
+struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello *hello)
+{
+	struct worker *w = xcalloc(1, sizeof(*w));
+	w->m = m;
+	w->conn = c;
+	w->id = m->next_worker_id++;
+	w->slots = hello->has_slots && hello->slots > 0 ? hello->slots : 1;
+	w->allow_exec = hello->has_allow_exec && hello->allow_exec;
+	if (hello->name && *hello->name) {
+		w->name = xstrdup(hello->name);
+	} else {
+		char name[32];
+		snprintf(name, sizeof(name), "worker-%llu", (unsigned long long)w->id);
+		w->name = xstrdup(name);
+	}
+	w->host = xstrdup(hello->host ? hello->host : "");
+	w->connected_ms = w->last_seen_ms = wall_ms();
+	list_init(&w->assigned);
+	list_push_back(&m->workers, &w->link);
+	m->nworkers++;
+	m->total_slots += w->slots;
+	sched_rebuild_ring(m);
+	log_info("registry",
+		 "conn=%llu peer=%s event=worker_registered worker=%llu name=%s host=%s slots=%u "
+		 "workers=%u",
+		 (unsigned long long)conn_id(c), conn_peer(c), (unsigned long long)w->id, w->name,
+		 w->host, w->slots, m->nworkers);
+	return w;
+}
+
+void registry_remove(struct worker *w, const char *why)
+{
+	struct master *m = w->m;
+	uint32_t requeued = 0;
+	struct list_node *n;
+	while ((n = list_first(&w->assigned))) {
+		jobs_requeue(list_entry(n, struct task, link));
+		requeued++;
+	}
+	for (size_t i = 0; i < w->batch_len; i++)
+		free(w->batch[i]);
+	free(w->batch);
+	list_unlink(&w->link);
+	m->nworkers--;
+	m->total_slots -= w->slots;
+	sched_rebuild_ring(m);
+	log_info("registry",
+		 "conn=%llu peer=%s event=worker_gone worker=%llu name=%s reason=\"%s\" "
+		 "tasks_requeued=%u workers=%u",
+		 (unsigned long long)conn_id(w->conn), conn_peer(w->conn), (unsigned long long)w->id,
+		 w->name, why, requeued, m->nworkers);
+	free(w->name);
+	free(w->host);
+	free(w);
+	if (requeued)
+		sched_kick(m);
+}
+
+void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb)
+{
+	(void)hb; /* last_seen_ms is refreshed by every message, this one included */
+	log_debug("registry", "worker=%llu event=heartbeat inflight=%u", (unsigned long long)w->id,
+		  w->inflight);
+}
+
+void registry_sweep(struct master *m, uint64_t now_ms)
+{
+	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
+		struct worker *w = list_entry(n, struct worker, link);
+		if (conn_closing(w->conn) || now_ms - w->last_seen_ms <= m->cfg.heartbeat_timeout_ms)
+			continue;
+		char why[96];
+		snprintf(why, sizeof(why), "no heartbeat for %llu ms",
+			 (unsigned long long)(now_ms - w->last_seen_ms));
+		/* The close callback removes it and re-queues its tasks. */
+		conn_close(w->conn, why);
+	}
+}
+
+void registry_flush_batches(struct master *m)
+{
+	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
+		struct worker *w = list_entry(n, struct worker, link);
+		if (!w->batch_len)
+			continue;
+		Shoal__TaskBatch tb = SHOAL__TASK_BATCH__INIT;
+		tb.n_tasks = w->batch_len;
+		tb.tasks = w->batch;
+		Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+		env.msg_case = SHOAL__ENVELOPE__MSG_TASK_BATCH;
+		env.task_batch = &tb;
+		conn_send(w->conn, &env);
+		for (size_t i = 0; i < w->batch_len; i++)
+			free(w->batch[i]);
+		w->batch_len = 0;
+	}
+}
+
+void registry_list(struct master *m, struct conn *c)
+{
+	Shoal__WorkerInfo *infos = xcalloc(m->nworkers ? m->nworkers : 1, sizeof(*infos));
+	Shoal__WorkerInfo **ptrs = xcalloc(m->nworkers ? m->nworkers : 1, sizeof(*ptrs));
+	size_t i = 0;
+	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n), i++) {
+		struct worker *w = list_entry(n, struct worker, link);
+		Shoal__WorkerInfo *wi = &infos[i];
+		shoal__worker_info__init(wi);
+		wi->worker_id = w->id;
+		wi->name = w->name;
+		wi->host = w->host;
+		wi->address = (char *)conn_peer(w->conn);
+		wi->slots = w->slots;
+		wi->has_running = true;
+		wi->running = w->inflight;
+		wi->has_tasks_done = true;
+		wi->tasks_done = w->tasks_done;
+		wi->has_tasks_failed = true;
+		wi->tasks_failed = w->tasks_failed;
+		wi->has_allow_exec = true;
+		wi->allow_exec = w->allow_exec;
+		wi->has_connected_ms = true;
+		wi->connected_ms = w->connected_ms;
+		wi->has_last_heartbeat_ms = true;
+		wi->last_heartbeat_ms = w->last_seen_ms;
+		ptrs[i] = wi;
+	}
+	Shoal__WorkerList wl = SHOAL__WORKER_LIST__INIT;
+	wl.n_workers = i;
+	wl.workers = ptrs;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_WORKER_LIST;
+	env.worker_list = &wl;
+	conn_send(c, &env);
+	free(ptrs);
+	free(infos);
+}

@@ -1,0 +1,237 @@
+/* sched.c: which worker runs which task.
+ *
+ * Scheduling runs once per loop iteration (a uv_check handle, after all I/O of the
+ * iteration), so every result that arrived in a burst frees its slot before any assignment is
+ * made, and each worker gets all of its new tasks in one TaskBatch frame.
+ *
+ * Jobs are served first come, first served: the oldest job with ready tasks fills the free
+ * capacity first, later jobs use what is left. Within a job:
+ *   dynamic      every worker is topped up to its window as its slots free: workers in effect
+ *                pull, so a fast worker returns results sooner and is given more tasks.
+ *   round-robin  tasks are dealt to workers in a fixed ring (each worker once per slot), in
+ *                turn, whatever their speed: when the next worker in the ring is full, dealing
+ *                waits for it.
+ * A worker's window is its slots plus a prefetch sized from its average task time, so tiny
+ * tasks keep its pipeline full across a network round trip while long tasks are not hoarded. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "master.h"
+#include "util.h"
+
+/* Prefetch aims to cover this much work beyond the running tasks. */
+#define PREFETCH_TARGET_US 2000.0
+#define PREFETCH_MAX_PER_SLOT 32
+
+void sched_kick(struct master *m)
+{
+	if (m->sched_pending || m->stopping)
+		return;
+	m->sched_pending = true;
+	uv_check_start(&m->sched, sched_on_check);
+}
+
+uint32_t sched_window(const struct worker *w)
+{
+	uint32_t prefetch;
+	if (w->ewma_task_us <= 0.0) {
+		prefetch = w->slots; /* nothing measured yet */
+	} else {
+		double per_slot = PREFETCH_TARGET_US / w->ewma_task_us;
+		if (per_slot > PREFETCH_MAX_PER_SLOT)
+			per_slot = PREFETCH_MAX_PER_SLOT;
+		prefetch = (uint32_t)(per_slot * w->slots + 0.999);
+		if (prefetch < 1)
+			prefetch = 1;
+	}
+	return w->slots + prefetch;
+}
+
+void sched_rebuild_ring(struct master *m)
+{
+	free(m->ring);
+	m->ring = NULL;
+	m->ring_len = 0;
+	if (!m->total_slots)
+		return;
+	m->ring = xcalloc(m->total_slots, sizeof(*m->ring));
+	/* Interleave slots (w1 w2 w1 w2 ...) so that consecutive tasks go to different workers. */
+	uint32_t round = 0;
+	bool any = true;
+	while (any) {
+		any = false;
+		for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
+			struct worker *w = list_entry(n, struct worker, link);
+			if (round < w->slots) {
+				m->ring[m->ring_len++] = w;
+				any = true;
+			}
+		}
+		round++;
+	}
+	m->rr_epoch++;
+}
+
+/* Uploaded partitions travel through the master's memory, so a worker holds at most one
+ * beyond its slots of those; other tasks are small and use the whole window. */
+static bool worker_has_room(const struct worker *w, const struct job *j)
+{
+	if (conn_closing(w->conn) || !conn_writable(w->conn))
+		return false;
+	if (j->input == INPUT_UPLOAD)
+		return w->inflight < w->slots + 1;
+	return w->inflight < sched_window(w);
+}
+
+static bool any_room(const struct master *m)
+{
+	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
+		const struct worker *w = list_entry(n, struct worker, link);
+		if (!conn_closing(w->conn) && conn_writable(w->conn) && w->inflight < sched_window(w))
+			return true;
+	}
+	return false;
+}
+
+/* Builds the wire form of a task. One allocation holds the message and its input so that
+ * free() of the Task releases all of it; strings and args are borrowed from the job. */
+struct task_msg {
+	Shoal__Task task;
+	Shoal__Range range;
+	Shoal__PathSplit split;
+};
+
+static Shoal__Task *task_message(const struct task *t)
+{
+	const struct job *j = t->job;
+	struct task_msg *tm = xmalloc(sizeof(*tm));
+	shoal__task__init(&tm->task);
+	tm->task.job_id = j->id;
+	tm->task.task_id = t->id;
+	tm->task.attempt = t->attempt;
+	tm->task.op = (char *)j->op->name;
+	tm->task.n_args = j->nargs;
+	tm->task.args = j->args;
+	switch (j->input) {
+	case INPUT_RANGE: {
+		shoal__range__init(&tm->range);
+		int64_t lo = j->lo + (int64_t)((uint64_t)t->id * j->part_size);
+		int64_t hi = (uint64_t)(j->hi - lo) > j->part_size ? lo + (int64_t)j->part_size : j->hi;
+		tm->range.lo = lo;
+		tm->range.hi = hi;
+		tm->task.input_case = SHOAL__TASK__INPUT_RANGE;
+		tm->task.range = &tm->range;
+		break;
+	}
+	case INPUT_PATH:
+		shoal__path_split__init(&tm->split);
+		tm->split.path = j->path;
+		tm->split.offset = t->in_off;
+		tm->split.length = t->in_len;
+		tm->task.input_case = SHOAL__TASK__INPUT_SPLIT;
+		tm->task.split = &tm->split;
+		break;
+	case INPUT_UPLOAD:
+		tm->task.input_case = SHOAL__TASK__INPUT_DATA;
+		break;
+	}
+	return &tm->task;
+}
+
+static void assign(struct task *t, struct worker *w)
+{
+	struct job *j = t->job;
+	list_unlink(&t->link);
+	list_push_back(&w->assigned, &t->link);
+	t->state = TASK_ASSIGNED;
+	t->worker = w;
+	t->attempt++;
+	w->inflight++;
+	j->running++;
+	if (!j->started_ms) {
+		j->started_ms = wall_ms();
+		j->state = SHOAL__JOB_STATE__JOB_RUNNING;
+		watch_job_changed(j);
+	}
+	Shoal__Task *msg = task_message(t);
+	if (j->input == INPUT_UPLOAD) {
+		upload_send_task(t, msg); /* reads the input, then sends; takes msg */
+		return;
+	}
+	if (w->batch_len == w->batch_cap) {
+		w->batch_cap = w->batch_cap ? w->batch_cap * 2 : 64;
+		w->batch = xrealloc(w->batch, w->batch_cap * sizeof(*w->batch));
+	}
+	w->batch[w->batch_len++] = msg;
+}
+
+static struct task *next_ready(struct job *j)
+{
+	struct list_node *n = list_first(&j->ready);
+	return n ? list_entry(n, struct task, link) : NULL;
+}
+
+/* Returns the number of tasks assigned. */
+static uint32_t schedule_dynamic(struct master *m, struct job *j)
+{
+	uint32_t assigned = 0;
+	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
+		struct worker *w = list_entry(n, struct worker, link);
+		struct task *t;
+		while (worker_has_room(w, j) && (t = next_ready(j))) {
+			assign(t, w);
+			assigned++;
+		}
+		if (list_empty(&j->ready))
+			break;
+	}
+	/* Rotate so that the next job's first pick is not always the same worker. */
+	struct list_node *first = list_first(&m->workers);
+	if (first && m->nworkers > 1) {
+		list_unlink(first);
+		list_push_back(&m->workers, first);
+	}
+	return assigned;
+}
+
+static uint32_t schedule_round_robin(struct master *m, struct job *j)
+{
+	uint32_t assigned = 0;
+	struct task *t;
+	while (m->ring_len && (t = next_ready(j))) {
+		struct worker *w = m->ring[j->rr_next % m->ring_len];
+		if (!worker_has_room(w, j))
+			break; /* strict turns: wait for this worker */
+		assign(t, w);
+		j->rr_next = (uint32_t)((j->rr_next + 1) % m->ring_len);
+		assigned++;
+	}
+	return assigned;
+}
+
+void sched_on_check(uv_check_t *h)
+{
+	struct master *m = h->data;
+	uv_check_stop(h);
+	m->sched_pending = false;
+	if (m->stopping || !m->nworkers)
+		return;
+	struct list_node *n = list_first(&m->queue);
+	while (n) {
+		struct list_node *next = list_next(&m->queue, n);
+		struct job *j = list_entry(n, struct job, queue_link);
+		if (j->strategy == SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN)
+			schedule_round_robin(m, j);
+		else
+			schedule_dynamic(m, j);
+		if (list_empty(&j->ready)) {
+			list_unlink(&j->queue_link);
+			j->queued = false;
+		}
+		if (!any_room(m))
+			break;
+		n = next;
+	}
+	registry_flush_batches(m);
+}

@@ -1,0 +1,376 @@
+/* server.c: the master's listener, the handshake, and routing of each message to the module
+ * that owns it according to the peer's role. A peer that breaks the protocol loses its own
+ * connection; everyone else is unaffected. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "log.h"
+#include "master.h"
+#include "util.h"
+
+enum peer_role { PEER_NEW, PEER_WORKER, PEER_CLIENT };
+
+/* What the master knows about a connection; conn_data points here. */
+struct peer {
+	struct master *m;
+	enum peer_role role;
+	struct list_node link; /* in m->pending while PEER_NEW */
+	uint64_t accepted_ms;
+	struct conn *conn;
+	struct worker *worker;
+	struct client *client;
+};
+
+static void on_message(struct conn *c, Shoal__Envelope *env);
+static void on_drain(struct conn *c);
+static void on_close(struct conn *c, const char *reason);
+
+static const struct conn_callbacks peer_callbacks = {
+	.on_message = on_message,
+	.on_drain = on_drain,
+	.on_close = on_close,
+};
+
+void server_send_failure(struct conn *c, uint64_t job_id, uint32_t code, const char *fmt, ...)
+{
+	char reason[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	Shoal__Failure f = SHOAL__FAILURE__INIT;
+	f.reason = reason;
+	f.has_job_id = job_id != 0;
+	f.job_id = job_id;
+	f.has_code = true;
+	f.code = code;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_FAILURE;
+	env.failure = &f;
+	conn_send(c, &env);
+}
+
+/* Tells the peer why it is refused and closes its connection once the words are out. */
+static void refuse(struct conn *c, const char *reason)
+{
+	log_warn("server", "conn=%llu peer=%s event=refused reason=\"%s\"",
+		 (unsigned long long)conn_id(c), conn_peer(c), reason);
+	Shoal__Refusal r = SHOAL__REFUSAL__INIT;
+	r.reason = (char *)reason;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_REFUSAL;
+	env.refusal = &r;
+	conn_send(c, &env);
+	conn_flush(c);
+	conn_close(c, reason);
+}
+
+static void on_hello(struct peer *p, struct conn *c, const Shoal__Hello *h)
+{
+	struct master *m = p->m;
+	char why[256];
+	if (h->version != SHOAL_PROTOCOL_VERSION) {
+		snprintf(why, sizeof(why),
+			 "protocol version mismatch: master speaks %u, peer speaks %u; run the same "
+			 "shoal version on master, workers and clients",
+			 SHOAL_PROTOCOL_VERSION, h->version);
+		refuse(c, why);
+		return;
+	}
+	Shoal__Welcome w = SHOAL__WELCOME__INIT;
+	w.version = SHOAL_PROTOCOL_VERSION;
+	switch (h->role) {
+	case SHOAL__ROLE__ROLE_WORKER:
+		if (m->stopping) {
+			refuse(c, "master is stopping");
+			return;
+		}
+		list_unlink(&p->link);
+		p->role = PEER_WORKER;
+		p->worker = registry_add(m, c, h);
+		w.has_worker_id = true;
+		w.worker_id = p->worker->id;
+		w.has_heartbeat_ms = true;
+		w.heartbeat_ms = m->cfg.heartbeat_ms;
+		break;
+	case SHOAL__ROLE__ROLE_CLIENT: {
+		list_unlink(&p->link);
+		p->role = PEER_CLIENT;
+		struct client *cl = xcalloc(1, sizeof(*cl));
+		cl->m = m;
+		cl->conn = c;
+		list_push_back(&m->clients, &cl->link);
+		p->client = cl;
+		log_debug("server", "conn=%llu peer=%s event=client", (unsigned long long)conn_id(c),
+			  conn_peer(c));
+		break;
+	}
+	default:
+		snprintf(why, sizeof(why), "unknown role %d in hello", (int)h->role);
+		refuse(c, why);
+		return;
+	}
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_WELCOME;
+	env.welcome = &w;
+	conn_send(c, &env);
+	if (p->role == PEER_WORKER)
+		sched_kick(m);
+}
+
+static void on_worker_message(struct peer *p, struct conn *c, Shoal__Envelope *env)
+{
+	struct worker *w = p->worker;
+	w->last_seen_ms = wall_ms();
+	switch (env->msg_case) {
+	case SHOAL__ENVELOPE__MSG_HEARTBEAT:
+		registry_on_heartbeat(w, env->heartbeat);
+		break;
+	case SHOAL__ENVELOPE__MSG_RESULT_BATCH:
+		jobs_on_results(w, env->result_batch);
+		break;
+	default: {
+		char why[128];
+		snprintf(why, sizeof(why), "a worker may not send %s", codec_kind_name(env));
+		refuse(c, why);
+	}
+	}
+}
+
+static void on_client_message(struct peer *p, struct conn *c, Shoal__Envelope *env)
+{
+	struct master *m = p->m;
+	struct client *cl = p->client;
+	switch (env->msg_case) {
+	case SHOAL__ENVELOPE__MSG_SUBMIT:
+		jobs_on_submit(m, cl, env->submit);
+		break;
+	case SHOAL__ENVELOPE__MSG_UPLOAD_CHUNK:
+		upload_on_chunk(m, cl, env->upload_chunk);
+		break;
+	case SHOAL__ENVELOPE__MSG_WATCH: {
+		struct job *j = jobs_find(m, env->watch->job_id);
+		if (!j) {
+			server_send_failure(c, env->watch->job_id, 1, "no job %llu",
+					    (unsigned long long)env->watch->job_id);
+			break;
+		}
+		watch_send_update(c, j);
+		if (!jobs_finished(j))
+			watch_add(cl, j);
+		break;
+	}
+	case SHOAL__ENVELOPE__MSG_STATUS_REQUEST: {
+		struct job *j = jobs_find(m, env->status_request->job_id);
+		if (!j)
+			server_send_failure(c, env->status_request->job_id, 1, "no job %llu",
+					    (unsigned long long)env->status_request->job_id);
+		else
+			watch_send_update(c, j);
+		break;
+	}
+	case SHOAL__ENVELOPE__MSG_FETCH_RESULT:
+		fetch_on_request(m, cl, env->fetch_result);
+		break;
+	case SHOAL__ENVELOPE__MSG_RESULT_ACK:
+		fetch_on_ack(cl, env->result_ack);
+		break;
+	case SHOAL__ENVELOPE__MSG_CANCEL:
+		jobs_on_cancel(m, cl, env->cancel->job_id);
+		break;
+	case SHOAL__ENVELOPE__MSG_LIST_JOBS:
+		jobs_list(m, c);
+		break;
+	case SHOAL__ENVELOPE__MSG_LIST_WORKERS:
+		registry_list(m, c);
+		break;
+	default: {
+		char why[128];
+		snprintf(why, sizeof(why), "a client may not send %s", codec_kind_name(env));
+		refuse(c, why);
+	}
+	}
+}
+
+static void on_message(struct conn *c, Shoal__Envelope *env)
+{
+	struct peer *p = conn_data(c);
+	switch (p->role) {
+	case PEER_NEW:
+		if (env->msg_case != SHOAL__ENVELOPE__MSG_HELLO) {
+			char why[128];
+			snprintf(why, sizeof(why), "expected hello first, got %s",
+				 codec_kind_name(env));
+			refuse(c, why);
+			return;
+		}
+		on_hello(p, c, env->hello);
+		break;
+	case PEER_WORKER:
+		on_worker_message(p, c, env);
+		break;
+	case PEER_CLIENT:
+		on_client_message(p, c, env);
+		break;
+	}
+}
+
+static void on_drain(struct conn *c)
+{
+	struct peer *p = conn_data(c);
+	if (p->role == PEER_CLIENT)
+		fetch_on_drain(p->client);
+	else if (p->role == PEER_WORKER)
+		sched_kick(p->m);
+}
+
+static void on_close(struct conn *c, const char *reason)
+{
+	struct peer *p = conn_data(c);
+	switch (p->role) {
+	case PEER_NEW:
+		list_unlink(&p->link);
+		break;
+	case PEER_WORKER:
+		registry_remove(p->worker, reason);
+		break;
+	case PEER_CLIENT:
+		log_debug("server", "conn=%llu peer=%s event=client_gone reason=\"%s\"",
+			  (unsigned long long)conn_id(c), conn_peer(c), reason);
+		fetch_abort(p->client);
+		watch_remove_client(p->client);
+		upload_client_gone(p->client);
+		list_unlink(&p->client->link);
+		free(p->client);
+		break;
+	}
+	free(p);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct master *m = server->data;
+	if (status < 0) {
+		log_warn("server", "event=accept_failed error=\"%s\"", uv_strerror(status));
+		return;
+	}
+	struct peer *p = xcalloc(1, sizeof(*p));
+	p->m = m;
+	p->role = PEER_NEW;
+	p->accepted_ms = wall_ms();
+	struct conn *c = conn_create(m->loop, &m->limits, &peer_callbacks, p);
+	p->conn = c;
+	int rc = uv_accept(server, (uv_stream_t *)conn_tcp(c));
+	if (rc == 0)
+		rc = conn_start(c);
+	if (rc < 0) {
+		log_warn("server", "event=accept_failed error=\"%s\"", uv_strerror(rc));
+		conn_close(c, "accept failed");
+		return;
+	}
+	list_push_back(&m->pending, &p->link);
+	log_debug("server", "conn=%llu peer=%s event=accepted", (unsigned long long)conn_id(c),
+		  conn_peer(c));
+}
+
+/* Closes connections that have not completed the handshake in time. */
+static void sweep_pending(struct master *m, uint64_t now)
+{
+	struct list_node *n = list_first(&m->pending);
+	while (n) {
+		struct list_node *next = list_next(&m->pending, n);
+		struct peer *p = list_entry(n, struct peer, link);
+		if (now - p->accepted_ms > m->cfg.handshake_timeout_ms)
+			conn_close(p->conn, "no hello before the handshake deadline");
+		n = next;
+	}
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+	struct master *m = t->data;
+	uint64_t now = wall_ms();
+	sweep_pending(m, now);
+	registry_sweep(m, now);
+}
+
+int server_start(struct master *m)
+{
+	list_init(&m->workers);
+	list_init(&m->clients);
+	list_init(&m->pending);
+	list_init(&m->queue);
+	m->next_worker_id = 1;
+	conn_limits_default(&m->limits);
+	m->limits.max_frame = m->cfg.max_frame;
+
+	uv_tcp_init(m->loop, &m->listener);
+	m->listener.data = m;
+	struct sockaddr_storage sa;
+	int rc = uv_ip4_addr(m->cfg.listen_host, m->cfg.listen_port, (struct sockaddr_in *)&sa);
+	if (rc < 0)
+		rc = uv_ip6_addr(m->cfg.listen_host, m->cfg.listen_port, (struct sockaddr_in6 *)&sa);
+	if (rc < 0) {
+		log_error("master", "--listen: '%s' is not an IP address (give a numeric address "
+				    "such as 0.0.0.0 or 127.0.0.1)",
+			  m->cfg.listen_host);
+		uv_close((uv_handle_t *)&m->listener, NULL);
+		return -1;
+	}
+	rc = uv_tcp_bind(&m->listener, (struct sockaddr *)&sa, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&m->listener, 1024, on_connection);
+	if (rc < 0) {
+		log_error("master", "cannot listen on %s:%u: %s", m->cfg.listen_host,
+			  m->cfg.listen_port, uv_strerror(rc));
+		uv_close((uv_handle_t *)&m->listener, NULL);
+		return -1;
+	}
+	struct sockaddr_storage bound;
+	int len = sizeof(bound);
+	uv_tcp_getsockname(&m->listener, (struct sockaddr *)&bound, &len);
+	char ip[64] = "?";
+	uint16_t port = 0;
+	if (bound.ss_family == AF_INET6) {
+		uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof(ip));
+		port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+	} else {
+		uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof(ip));
+		port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+	}
+	log_info("master", "event=listening address=%s:%u state_dir=%s", ip, port,
+		 m->cfg.state_dir);
+
+	uv_timer_init(m->loop, &m->sweep);
+	m->sweep.data = m;
+	uv_timer_start(&m->sweep, on_sweep, 250, 250);
+	uv_timer_init(m->loop, &m->updates);
+	m->updates.data = m;
+	uv_check_init(m->loop, &m->sched);
+	m->sched.data = m;
+	return 0;
+}
+
+void server_stop(struct master *m)
+{
+	if (m->stopping)
+		return;
+	m->stopping = true;
+	uv_close((uv_handle_t *)&m->listener, NULL);
+	uv_close((uv_handle_t *)&m->sweep, NULL);
+	uv_close((uv_handle_t *)&m->updates, NULL);
+	uv_close((uv_handle_t *)&m->sched, NULL);
+	uv_close((uv_handle_t *)&m->sigint, NULL);
+	uv_close((uv_handle_t *)&m->sigterm, NULL);
+	/* conn_close only schedules the close; the lists change in the close callbacks. */
+	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n))
+		conn_close(list_entry(n, struct worker, link)->conn, "master stopping");
+	for (struct list_node *n = list_first(&m->clients); n; n = list_next(&m->clients, n))
+		conn_close(list_entry(n, struct client, link)->conn, "master stopping");
+	for (struct list_node *n = list_first(&m->pending); n; n = list_next(&m->pending, n))
+		conn_close(list_entry(n, struct peer, link)->conn, "master stopping");
+}

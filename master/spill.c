@@ -1,0 +1,351 @@
+/* spill.c: partition results on their way to the job's result, folded or written to disk as
+ * they arrive so the master never holds all of them at once.
+ *
+ *   FOLD    each partial is folded into a small accumulator at once (op_fold_add); the
+ *           result is one line kept in memory.
+ *   CONCAT  partials are appended to the job's spill file in arrival order; each task records
+ *           where its bytes went. The result is the partials in partition order, read
+ *           straight from the spill file when a client fetches it (no second copy).
+ *   MERGE   partials (sorted runs) are appended the same way and, once all are in, merged on
+ *           the thread pool into the job's result file.
+ *
+ * Writes go through the thread pool, batched: arriving bytes gather in `pending` while the
+ * previous batch is written. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "merge.h"
+#include "master.h"
+#include "util.h"
+
+/* Start a write once this much has gathered (all of it is written at the end anyway). */
+#define SPILL_WRITE_BATCH (1u << 20)
+
+struct spill {
+	struct master *m;
+	uint64_t job_id;
+	struct op_fold *fold;
+	uv_file fd;
+	char *path;
+	uint64_t size;    /* bytes appended */
+	uint64_t flushed; /* bytes on disk */
+	struct buf pending;
+	struct buf inflight;
+	uv_fs_t wreq;
+	bool writing;
+	bool finishing; /* every task is in: finish once flushed */
+	uint32_t refs;  /* the job's reference plus requests in flight */
+	bool dead;
+
+	/* MERGE */
+	uv_work_t work;
+	struct merge_run *runs;
+	size_t nruns;
+	bool sum_keys;
+	int result_fd;
+	char *result_path;
+	char *tmpdir;
+	uint64_t merged_bytes;
+	int merge_rc;
+	char merge_err[512];
+};
+
+static void spill_unref(struct spill *s)
+{
+	if (--s->refs > 0 || !s->dead)
+		return;
+	if (s->fd >= 0) {
+		close(s->fd);
+		unlink(s->path);
+	}
+	if (s->result_fd >= 0) {
+		close(s->result_fd);
+		unlink(s->result_path);
+	}
+	if (s->fold)
+		op_fold_destroy(&s->fold);
+	free(s->path);
+	free(s->result_path);
+	free(s->tmpdir);
+	free(s->runs);
+	buf_free(&s->pending);
+	buf_free(&s->inflight);
+	free(s);
+}
+
+int spill_start(struct job *j, char *err, size_t errlen)
+{
+	struct spill *s = xcalloc(1, sizeof(*s));
+	s->m = j->m;
+	s->job_id = j->id;
+	s->fd = -1;
+	s->result_fd = -1;
+	s->refs = 1;
+	if (j->op->combine == OP_COMBINE_FOLD) {
+		s->fold = op_fold_create(j->op);
+	} else {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/spill", j->dir);
+		/* One open per job on the local state dir; the data goes through the pool. */
+		s->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (s->fd < 0) {
+			snprintf(err, errlen, "cannot create the spill file %s: %s", path,
+				 strerror(errno));
+			free(s);
+			return -1;
+		}
+		s->path = xstrdup(path);
+		s->tmpdir = xstrdup(j->dir);
+	}
+	j->spill = s;
+	return 0;
+}
+
+static void finish_spilled(struct spill *s, struct job *j);
+
+static void start_write(struct spill *s);
+
+static void on_written(uv_fs_t *req)
+{
+	struct spill *s = req->data;
+	ssize_t res = req->result;
+	uv_fs_req_cleanup(req);
+	size_t want = s->inflight.len;
+	buf_reset(&s->inflight);
+	s->writing = false;
+	struct job *j = s->dead ? NULL : jobs_find(s->m, s->job_id);
+	if (j) {
+		if (res < 0 || (size_t)res != want) {
+			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
+				  "cannot write the spill file %s: %s", s->path,
+				  res < 0 ? uv_strerror((int)res) : "short write (disk full?)");
+		} else {
+			s->flushed += want;
+			if (s->pending.len >= SPILL_WRITE_BATCH ||
+			    (s->finishing && s->pending.len))
+				start_write(s);
+			else if (s->finishing && s->flushed == s->size)
+				finish_spilled(s, j);
+		}
+	}
+	spill_unref(s);
+}
+
+static void start_write(struct spill *s)
+{
+	struct buf tmp = s->inflight;
+	s->inflight = s->pending;
+	s->pending = tmp;
+	s->writing = true;
+	s->refs++;
+	s->wreq.data = s;
+	uv_buf_t b = uv_buf_init((char *)s->inflight.data, (unsigned)s->inflight.len);
+	int rc = uv_fs_write(s->m->loop, &s->wreq, s->fd, &b, 1, (int64_t)s->flushed, on_written);
+	if (rc < 0) {
+		s->wreq.result = rc;
+		on_written(&s->wreq);
+	}
+}
+
+int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, char *err,
+	      size_t errlen)
+{
+	struct spill *s = j->spill;
+	switch (j->op->combine) {
+	case OP_COMBINE_FOLD:
+		return op_fold_add(s->fold, data, len, err, errlen);
+	case OP_COMBINE_MERGE:
+		if (op_run_check(j->op, data, len, err, errlen) < 0)
+			return -1;
+		break;
+	case OP_COMBINE_CONCAT:
+		break;
+	}
+	t->out_off = s->size;
+	t->out_len = len;
+	buf_append(&s->pending, data, len);
+	s->size += len;
+	if (!s->writing && s->pending.len >= SPILL_WRITE_BATCH)
+		start_write(s);
+	return 0;
+}
+
+static void merge_work(uv_work_t *w)
+{
+	struct spill *s = w->data;
+	s->merge_rc = merge_runs(s->runs, s->nruns, s->sum_keys, s->result_fd, s->tmpdir,
+				 &s->merged_bytes, s->merge_err, sizeof(s->merge_err));
+}
+
+static void merge_done(uv_work_t *w, int status)
+{
+	struct spill *s = w->data;
+	struct job *j = s->dead ? NULL : jobs_find(s->m, s->job_id);
+	if (j) {
+		if (status < 0)
+			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "merge did not run: %s",
+				  uv_strerror(status));
+		else if (s->merge_rc < 0)
+			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "merging the partitions failed: %s",
+				  s->merge_err);
+		else
+			jobs_succeed(j, s->merged_bytes);
+	}
+	free(s->runs);
+	s->runs = NULL;
+	spill_unref(s);
+}
+
+static void start_merge(struct spill *s, struct job *j)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/result", j->dir);
+	s->result_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (s->result_fd < 0) {
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot create %s: %s", path,
+			  strerror(errno));
+		return;
+	}
+	s->result_path = xstrdup(path);
+	s->runs = xcalloc(j->ntasks ? j->ntasks : 1, sizeof(*s->runs));
+	s->nruns = 0;
+	for (uint32_t i = 0; i < j->ntasks; i++) {
+		if (!j->tasks[i].out_len)
+			continue;
+		s->runs[s->nruns].fd = s->fd;
+		s->runs[s->nruns].offset = j->tasks[i].out_off;
+		s->runs[s->nruns].length = j->tasks[i].out_len;
+		s->nruns++;
+	}
+	s->sum_keys = j->op->sum_keys;
+	s->work.data = s;
+	s->refs++;
+	int rc = uv_queue_work(s->m->loop, &s->work, merge_work, merge_done);
+	if (rc < 0) {
+		s->refs--;
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot start the merge: %s",
+			  uv_strerror(rc));
+	}
+}
+
+/* Every partial is on disk. */
+static void finish_spilled(struct spill *s, struct job *j)
+{
+	if (j->op->combine == OP_COMBINE_MERGE) {
+		start_merge(s, j);
+		return;
+	}
+	uint64_t off = 0;
+	for (uint32_t i = 0; i < j->ntasks; i++) {
+		j->tasks[i].res_off = off;
+		off += j->tasks[i].out_len;
+	}
+	jobs_succeed(j, off);
+}
+
+void spill_finish(struct job *j)
+{
+	struct spill *s = j->spill;
+	if (j->op->combine == OP_COMBINE_FOLD) {
+		char err[512];
+		buf_reset(&j->result_mem);
+		if (op_fold_finish(s->fold, &j->result_mem, err, sizeof(err)) < 0)
+			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "%s", err);
+		else
+			jobs_succeed(j, j->result_mem.len);
+		return;
+	}
+	s->finishing = true;
+	if (s->writing)
+		return; /* on_written continues */
+	if (s->pending.len)
+		start_write(s);
+	else
+		finish_spilled(s, j);
+}
+
+void spill_destroy(struct job *j)
+{
+	struct spill *s = j->spill;
+	if (!s)
+		return;
+	j->spill = NULL;
+	s->dead = true;
+	spill_unref(s);
+}
+
+/* Finds the first task whose result bytes end after `off` (tasks are in result order). */
+static uint32_t task_at(const struct job *j, uint64_t off)
+{
+	uint32_t lo = 0, hi = j->ntasks;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct task *t = &j->tasks[mid];
+		if (t->res_off + t->out_len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int pread_full(int fd, uint8_t *out, size_t len, uint64_t off, char *err, size_t errlen)
+{
+	while (len) {
+		ssize_t n = pread(fd, out, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "reading the result: %s",
+				 n < 0 ? strerror(errno) : "file is shorter than recorded");
+			return -1;
+		}
+		out += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int spill_read_result(const struct job *j, uint64_t off, uint8_t *out, size_t len, char *err,
+		      size_t errlen)
+{
+	const struct spill *s = j->spill;
+	switch (j->op->combine) {
+	case OP_COMBINE_FOLD:
+		memcpy(out, j->result_mem.data + off, len);
+		return 0;
+	case OP_COMBINE_MERGE:
+		return pread_full(s->result_fd, out, len, off, err, errlen);
+	case OP_COMBINE_CONCAT:
+		break;
+	}
+	/* Partials are scattered in the spill file in arrival order; gather them in partition
+	 * order, coalescing neighbours that happen to be adjacent on disk. */
+	uint32_t i = task_at(j, off);
+	while (len && i < j->ntasks) {
+		const struct task *t = &j->tasks[i];
+		uint64_t skip = off - t->res_off;
+		uint64_t file_off = t->out_off + skip;
+		uint64_t n = t->out_len - skip;
+		uint32_t k = i + 1;
+		while (n < len && k < j->ntasks && j->tasks[k].out_off == file_off + n) {
+			n += j->tasks[k].out_len;
+			k++;
+		}
+		if (n > len)
+			n = len;
+		if (pread_full(s->fd, out, n, file_off, err, errlen) < 0)
+			return -1;
+		out += n;
+		len -= n;
+		off += n;
+		i = task_at(j, off);
+	}
+	return 0;
+}

@@ -1,0 +1,315 @@
+/* upload.c: inputs uploaded by clients. The bytes are spooled to the job's directory in the
+ * state dir through the thread pool, acknowledged only once written (the client keeps at most
+ * a window of unacknowledged bytes in flight, so neither side buffers a whole file), and cut
+ * into partitions on record boundaries as they pass. When a task of the job is assigned, its
+ * partition is read back from the spool and sent with the task. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "master.h"
+#include "util.h"
+
+struct upload {
+	struct master *m;
+	uint64_t job_id;
+	struct client *client; /* the uploader, NULL once it is gone */
+	uv_file fd;
+	char *path;
+	uint64_t received;
+	uint64_t written;
+	bool last;
+	struct cutter cutter;
+	uint64_t *parts; /* (offset, length) pairs */
+	uint32_t nparts, parts_cap;
+	uint64_t largest; /* largest partition cut: it must fit in one message */
+	struct buf pending;  /* received, not yet being written */
+	struct buf inflight; /* being written */
+	uv_fs_t wreq;
+	bool writing;
+	uint32_t refs; /* file-system requests in flight */
+	bool dead;     /* the job ended: free when refs reach 0 */
+};
+
+struct task_read {
+	uv_fs_t req;
+	struct upload *u;
+	Shoal__Task *msg;
+	uint8_t *data;
+	uint64_t len;
+};
+
+static void upload_unref(struct upload *u)
+{
+	if (--u->refs > 0 || !u->dead)
+		return;
+	uv_fs_t req;
+	uv_fs_close(NULL, &req, u->fd, NULL);
+	uv_fs_req_cleanup(&req);
+	unlink(u->path);
+	free(u->path);
+	free(u->parts);
+	buf_free(&u->pending);
+	buf_free(&u->inflight);
+	free(u);
+}
+
+int upload_start(struct job *j, struct client *cl, const Shoal__JobSpec *spec, char *err,
+		 size_t errlen)
+{
+	(void)spec;
+	if (cl->uploading) {
+		snprintf(err, errlen, "this connection is already uploading job %llu",
+			 (unsigned long long)cl->uploading->id);
+		return -1;
+	}
+	struct upload *u = xcalloc(1, sizeof(*u));
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/input", j->dir);
+	/* Creating one file per job is a metadata operation on the local state dir; the data
+	 * writes go through the pool. */
+	u->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (u->fd < 0) {
+		snprintf(err, errlen, "cannot create the upload spool %s: %s", path,
+			 strerror(errno));
+		free(u);
+		return -1;
+	}
+	u->m = j->m;
+	u->job_id = j->id;
+	u->client = cl;
+	u->path = xstrdup(path);
+	u->refs = 1; /* the job's own reference */
+	cutter_init(&u->cutter, j->part_size);
+	j->upload = u;
+	cl->uploading = j;
+	return 0;
+}
+
+static void on_cut(void *arg, uint64_t offset, uint64_t length)
+{
+	struct upload *u = arg;
+	if (u->nparts == u->parts_cap) {
+		u->parts_cap = u->parts_cap ? u->parts_cap * 2 : 64;
+		u->parts = xrealloc(u->parts, u->parts_cap * 2 * sizeof(*u->parts));
+	}
+	u->parts[2 * u->nparts] = offset;
+	u->parts[2 * u->nparts + 1] = length;
+	u->nparts++;
+	if (length > u->largest)
+		u->largest = length;
+}
+
+static void send_ack(struct upload *u)
+{
+	if (!u->client)
+		return;
+	Shoal__UploadAck ack = SHOAL__UPLOAD_ACK__INIT;
+	ack.job_id = u->job_id;
+	ack.received = u->written;
+	ack.window = u->m->cfg.upload_window;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_UPLOAD_ACK;
+	env.upload_ack = &ack;
+	conn_send(u->client->conn, &env);
+}
+
+static void start_write(struct upload *u);
+
+static void upload_complete(struct upload *u, struct job *j)
+{
+	cutter_finish(&u->cutter, on_cut, u);
+	if (u->client) {
+		u->client->uploading = NULL;
+		u->client = NULL;
+	}
+	log_info("upload", "job=%llu event=upload_complete bytes=%llu partitions=%u",
+		 (unsigned long long)u->job_id, (unsigned long long)u->written, u->nparts);
+	/* A partition travels in one frame; leave room for the task's other fields. */
+	uint64_t limit = u->m->cfg.max_frame - 65536;
+	if (u->largest > limit) {
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
+			  "a partition of the input is %llu bytes (a record longer than the partition "
+			  "size?), more than the %llu a message may carry; use smaller "
+			  "--partition-size, --input-path, or a larger --max-frame on the master",
+			  (unsigned long long)u->largest, (unsigned long long)limit);
+		return;
+	}
+	jobs_make_runnable(j);
+}
+
+static void on_written(uv_fs_t *req)
+{
+	struct upload *u = req->data;
+	ssize_t res = req->result;
+	uv_fs_req_cleanup(req);
+	u->writing = false;
+	size_t want = u->inflight.len;
+	buf_reset(&u->inflight);
+	struct job *j = u->dead ? NULL : jobs_find(u->m, u->job_id);
+	if (!j) {
+		upload_unref(u);
+		return;
+	}
+	if (res < 0 || (size_t)res != want) {
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot write the upload spool %s: %s",
+			  u->path, res < 0 ? uv_strerror((int)res) : "short write (disk full?)");
+		upload_unref(u);
+		return;
+	}
+	u->written += want;
+	send_ack(u);
+	if (u->pending.len)
+		start_write(u);
+	else if (u->last && u->written == u->received)
+		upload_complete(u, j);
+	upload_unref(u);
+}
+
+static void start_write(struct upload *u)
+{
+	/* Swap buffers: the pool writes `inflight` while new chunks gather in `pending`. */
+	struct buf tmp = u->inflight;
+	u->inflight = u->pending;
+	u->pending = tmp;
+	u->writing = true;
+	u->refs++;
+	u->wreq.data = u;
+	uv_buf_t b = uv_buf_init((char *)u->inflight.data, (unsigned)u->inflight.len);
+	int rc = uv_fs_write(u->m->loop, &u->wreq, u->fd, &b, 1, (int64_t)u->written, on_written);
+	if (rc < 0) {
+		u->wreq.result = rc;
+		on_written(&u->wreq);
+	}
+}
+
+void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChunk *ch)
+{
+	struct job *j = jobs_find(m, ch->job_id);
+	if (!j || cl->uploading != j || !j->upload || j->upload->last) {
+		conn_close(cl->conn, "upload chunk for a job this connection is not uploading");
+		return;
+	}
+	struct upload *u = j->upload;
+	if (u->received - u->written + ch->data.len > 2 * m->cfg.upload_window + (1u << 20)) {
+		conn_close(cl->conn, "upload overran its flow-control window");
+		return;
+	}
+	buf_append(&u->pending, ch->data.data, ch->data.len);
+	cutter_feed(&u->cutter, ch->data.data, ch->data.len, on_cut, u);
+	u->received += ch->data.len;
+	if (ch->has_last && ch->last)
+		u->last = true;
+	if (u->writing)
+		return;
+	if (u->pending.len) {
+		start_write(u);
+	} else if (u->last && u->written == u->received) {
+		send_ack(u);
+		upload_complete(u, j);
+	}
+}
+
+const uint64_t *upload_parts(const struct job *j, uint32_t *n)
+{
+	*n = j->upload ? j->upload->nparts : 0;
+	return j->upload ? j->upload->parts : NULL;
+}
+
+void upload_release_parts(struct job *j)
+{
+	if (!j->upload)
+		return;
+	free(j->upload->parts);
+	j->upload->parts = NULL;
+	j->upload->nparts = j->upload->parts_cap = 0;
+}
+
+uint64_t upload_bytes(const struct job *j)
+{
+	return j->upload ? j->upload->written : j->input_bytes;
+}
+
+static void on_task_read(uv_fs_t *req)
+{
+	struct task_read *tr = req->data;
+	struct upload *u = tr->u;
+	ssize_t res = req->result;
+	uv_fs_req_cleanup(req);
+	struct job *j = u->dead ? NULL : jobs_find(u->m, u->job_id);
+	Shoal__Task *msg = tr->msg;
+	if (j && j->tasks && msg->task_id < j->ntasks) {
+		struct task *t = &j->tasks[msg->task_id];
+		t->reading = false;
+		if (res < 0 || (uint64_t)res != tr->len) {
+			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
+				  "cannot read partition %u from the upload spool %s: %s", t->id,
+				  u->path, res < 0 ? uv_strerror((int)res) : "short read");
+		} else if (t->state == TASK_ASSIGNED && t->attempt == msg->attempt) {
+			msg->data.data = tr->data;
+			msg->data.len = tr->len;
+			Shoal__Task *tasks[1] = {msg};
+			Shoal__TaskBatch tb = SHOAL__TASK_BATCH__INIT;
+			tb.n_tasks = 1;
+			tb.tasks = tasks;
+			Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+			env.msg_case = SHOAL__ENVELOPE__MSG_TASK_BATCH;
+			env.task_batch = &tb;
+			conn_send(t->worker->conn, &env);
+		}
+	}
+	free(tr->data);
+	free(msg);
+	free(tr);
+	upload_unref(u);
+}
+
+void upload_send_task(struct task *t, Shoal__Task *msg)
+{
+	struct job *j = t->job;
+	struct upload *u = j->upload;
+	struct task_read *tr = xcalloc(1, sizeof(*tr));
+	tr->u = u;
+	tr->msg = msg;
+	tr->len = t->in_len;
+	tr->data = xmalloc(t->in_len ? t->in_len : 1);
+	tr->req.data = tr;
+	t->reading = true;
+	u->refs++;
+	uv_buf_t b = uv_buf_init((char *)tr->data, (unsigned)t->in_len);
+	int rc = uv_fs_read(u->m->loop, &tr->req, u->fd, &b, 1, (int64_t)t->in_off, on_task_read);
+	if (rc < 0) {
+		tr->req.result = rc;
+		on_task_read(&tr->req);
+	}
+}
+
+void upload_client_gone(struct client *cl)
+{
+	struct job *j = cl->uploading;
+	if (!j)
+		return;
+	cl->uploading = NULL;
+	if (j->upload)
+		j->upload->client = NULL;
+	jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
+		  "the client disconnected before its upload finished");
+}
+
+void upload_destroy(struct job *j)
+{
+	struct upload *u = j->upload;
+	if (!u)
+		return;
+	j->upload = NULL;
+	if (u->client) {
+		u->client->uploading = NULL;
+		u->client = NULL;
+	}
+	u->dead = true;
+	upload_unref(u);
+}

@@ -1,0 +1,104 @@
+# lib.sh: shared harness for integration tests. Each test starts real shoal-master and
+# shoal-worker processes on 127.0.0.1 with ephemeral ports and drives them with the real
+# `shoal` client. Every process a test starts is recorded by PID and stopped at exit; the
+# test's scratch directory is removed unless SHOAL_KEEP=1.
+set -euo pipefail
+
+: "${SHOAL_BUILD:?SHOAL_BUILD must point at the meson build directory}"
+SHOAL_MASTER_BIN=$SHOAL_BUILD/master/shoal-master
+SHOAL_WORKER_BIN=$SHOAL_BUILD/worker/shoal-worker
+SHOAL_CLIENT_BIN=$SHOAL_BUILD/client/shoal
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/shoal-test.XXXXXX")
+PIDS=()
+MASTER_PID=
+MASTER_PORT=
+declare -A WORKER_PID=()
+
+log() { echo "# $*" >&2; }
+
+dump_logs() {
+	for f in "$T"/*.log; do
+		[ -f "$f" ] || continue
+		echo "---- $f (last 40 lines)" >&2
+		tail -n 40 "$f" >&2
+	done
+}
+
+cleanup() {
+	local rc=$?
+	for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do
+		# Bounded wait, then force: a test must never hang on a stuck child.
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if [ $rc -ne 0 ]; then dump_logs; fi
+	if [ "${SHOAL_KEEP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+	exit $rc
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# start_master [extra args...]: sets MASTER_PID, MASTER_PORT and exports SHOAL_MASTER.
+start_master() {
+	local logf=$T/master.log
+	: >"$logf"
+	"$SHOAL_MASTER_BIN" --listen 127.0.0.1:"${MASTER_PORT:-0}" --state-dir "$T/state" "$@" 2>>"$logf" &
+	MASTER_PID=$!
+	PIDS+=("$MASTER_PID")
+	local port=
+	for _ in $(seq 200); do
+		port=$(sed -n 's/.*event=listening address=127.0.0.1:\([0-9]*\).*/\1/p' "$logf" | tail -n 1)
+		[ -n "$port" ] && break
+		kill -0 "$MASTER_PID" 2>/dev/null || fail "master exited at start"
+		sleep 0.05
+	done
+	[ -n "$port" ] || fail "master did not report its port"
+	MASTER_PORT=$port
+	export SHOAL_MASTER=127.0.0.1:$MASTER_PORT
+}
+
+# start_worker NAME [extra args...]: starts a worker, records WORKER_PID[NAME].
+start_worker() {
+	local name=$1
+	shift
+	"$SHOAL_WORKER_BIN" --master "$SHOAL_MASTER" --name "$name" "$@" 2>>"$T/worker-$name.log" &
+	WORKER_PID[$name]=$!
+	PIDS+=("$!")
+}
+
+# wait_workers N: waits (bounded) until the master lists N workers.
+wait_workers() {
+	local want=$1 n=
+	for _ in $(seq 200); do
+		n=$("$SHOAL_CLIENT_BIN" workers --json 2>/dev/null | jq length 2>/dev/null || echo -1)
+		[ "$n" = "$want" ] && return 0
+		sleep 0.05
+	done
+	fail "expected $want workers, master lists $n"
+}
+
+shoal() { "$SHOAL_CLIENT_BIN" "$@"; }
+
+# expect_exit CODE CMD...: runs CMD, fails unless it exits with CODE; its stderr is in $T/err.
+expect_exit() {
+	local want=$1
+	shift
+	local rc=0
+	"$@" >"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" = "$want" ] || fail "'$*' exited $rc, expected $want; stderr: $(cat "$T/err")"
+}
+
+# same_files EXPECTED ACTUAL WHAT
+same_files() {
+	cmp -s "$1" "$2" || {
+		diff <(head -c 2000 "$1") <(head -c 2000 "$2") | head -20 >&2 || true
+		fail "$3: result differs from the reference ($(wc -c <"$1") vs $(wc -c <"$2") bytes)"
+	}
+}
