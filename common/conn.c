@@ -1,0 +1,679 @@
+/* conn.c: one framed connection on a libuv TCP stream.
+ *
+ * Output: conn_send packs each envelope straight into `out`; a prepare handle flushes it once
+ * per loop iteration (uv_try_write first, the remainder handed to uv_write with the buffer
+ * owned by the request). Input: the frame decoder lends its own buffer to libuv, and every
+ * complete frame is unpacked, validated and handed to on_message.
+ *
+ * Lifetime: the conn owns up to three handles (tcp, prepare, optional idle timer) and up to
+ * a few requests (getaddrinfo, connect, writes). conn_close closes the handles; on_close runs
+ * when the last handle's close callback has run, and the memory is freed once no request
+ * still points at it (a getaddrinfo running in the thread pool cannot be cancelled). */
+#include "conn.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "frame.h"
+#include "log.h"
+#include "util.h"
+
+#define CONN_SUBSYS      "conn"
+#define CONN_KEEPALIVE_S 30
+/* An output buffer this large is given back after a burst instead of being kept for reuse. */
+#define CONN_OUT_KEEP (1u << 20)
+
+enum conn_state {
+	CONN_NEW = 0,    /* created, neither started nor connecting */
+	CONN_CONNECTING, /* resolving or connecting */
+	CONN_OPEN,       /* reading and writing */
+};
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_prepare_t prepare;
+	uv_timer_t idle;
+	uv_loop_t *loop;
+	struct conn_limits limits;
+	struct conn_callbacks cb;
+	void *data;
+	uint64_t id;
+
+	struct frame_decoder dec;
+	struct buf out;  /* queued, not yet handed to the kernel or to uv_write */
+	size_t inflight; /* bytes owned by uv_write requests */
+
+	enum conn_state state;
+	bool closing;      /* checked first by every callback */
+	bool reading;      /* uv_read_start is in effect */
+	bool above_high;   /* the queue passed write_high; waiting for write_low */
+	bool has_idle;     /* the idle timer handle was initialised */
+	bool tcp_retrying; /* tcp is being closed to connect to the next address */
+	bool tcp_gone;     /* tcp could not be re-initialised after a retry close */
+	bool closed_cb;    /* on_close has run */
+	int handles;       /* initialised handles whose close callback has not run */
+	int reqs;          /* outstanding requests pointing at this conn */
+
+	/* conn_connect */
+	uv_getaddrinfo_t *gai; /* resolution in progress */
+	struct addrinfo *ai_list;
+	struct addrinfo *ai_next;
+	uv_connect_t connect_req;
+	int last_connect_err;
+	char target[300]; /* "host:port" for messages */
+
+	char peer[64];
+	char reason[512];
+};
+
+struct conn_write {
+	uv_write_t req;
+	uint8_t *data; /* owned: the output buffer stolen from the conn */
+	size_t len;    /* bytes handed to uv_write */
+};
+
+static atomic_uint_fast64_t conn_next_id = 1;
+
+static void conn_flush_now(struct conn *c);
+static void conn_try_connect(struct conn *c);
+
+void conn_limits_default(struct conn_limits *l)
+{
+	l->max_frame = FRAME_DEFAULT_MAX;
+	l->write_high = 4u << 20;
+	l->write_low = 1u << 20;
+	l->write_max = (size_t)256u << 20;
+	l->idle_ms = 0;
+}
+
+/* ---- lifetime ---- */
+
+/* Runs on_close once all handles are closed, and frees the conn once nothing refers to it. */
+static void conn_maybe_finish(struct conn *c)
+{
+	if (c->handles > 0)
+		return;
+	if (!c->closed_cb) {
+		c->closed_cb = true;
+		if (c->cb.on_close != NULL)
+			c->cb.on_close(c, c->reason);
+	}
+	if (c->reqs > 0)
+		return;
+	if (c->ai_list != NULL)
+		uv_freeaddrinfo(c->ai_list);
+	frame_decoder_deinit(&c->dec);
+	buf_free(&c->out);
+	free(c);
+}
+
+static void conn_on_handle_close(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	c->handles--;
+	conn_maybe_finish(c);
+}
+
+void conn_close(struct conn *c, const char *reason)
+{
+	if (c == NULL || c->closing)
+		return;
+	c->closing = true;
+	snprintf(c->reason, sizeof(c->reason), "%s", reason != NULL ? reason : "closed");
+	log_debug(CONN_SUBSYS, "conn=%" PRIu64 " peer=%s closing: %s", c->id, c->peer, c->reason);
+
+	/* Best effort, never blocking: a last message (a Refusal, say) usually fits the socket
+	 * buffer; uv_close would otherwise drop it. Pointless once writes are queued in libuv. */
+	if (c->state == CONN_OPEN && c->inflight == 0 && c->out.len > 0) {
+		uv_buf_t b = {.base = (char *)c->out.data, .len = c->out.len};
+		(void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	}
+	buf_free(&c->out);
+
+	if (c->reading)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	c->reading = false;
+	uv_prepare_stop(&c->prepare);
+	uv_close((uv_handle_t *)&c->prepare, conn_on_handle_close);
+	if (c->has_idle) {
+		uv_timer_stop(&c->idle);
+		uv_close((uv_handle_t *)&c->idle, conn_on_handle_close);
+	}
+	/* Pending connect and write requests complete with UV_ECANCELED before tcp's close
+	 * callback. While tcp is being closed for a connect retry, that close callback counts
+	 * it instead. */
+	if (!c->tcp_retrying && !c->tcp_gone)
+		uv_close((uv_handle_t *)&c->tcp, conn_on_handle_close);
+	/* A resolution still queued for the thread pool ends now with UV_EAI_CANCELED; one
+	 * already running keeps the memory alive (reqs) until its callback. */
+	if (c->gai != NULL)
+		(void)uv_cancel((uv_req_t *)c->gai);
+}
+
+/* Closes with a reason worth a warning (the peer misbehaved). */
+static void conn_fail(struct conn *c, const char *reason)
+{
+	log_warn(CONN_SUBSYS, "conn=%" PRIu64 " peer=%s closing: %s", c->id, c->peer, reason);
+	conn_close(c, reason);
+}
+
+struct conn *conn_create(uv_loop_t *loop, const struct conn_limits *limits,
+                         const struct conn_callbacks *cb, void *data)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->loop = loop;
+	if (limits != NULL)
+		c->limits = *limits;
+	else
+		conn_limits_default(&c->limits);
+	if (cb != NULL)
+		c->cb = *cb;
+	c->data = data;
+	c->id = atomic_fetch_add(&conn_next_id, 1);
+	snprintf(c->peer, sizeof(c->peer), "?");
+
+	if (uv_tcp_init(loop, &c->tcp) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->tcp.data = c;
+	c->handles++;
+	uv_prepare_init(loop, &c->prepare);
+	c->prepare.data = c;
+	c->handles++;
+	if (c->limits.idle_ms > 0) {
+		uv_timer_init(loop, &c->idle);
+		c->idle.data = c;
+		c->has_idle = true;
+		c->handles++;
+	}
+	frame_decoder_init(&c->dec, c->limits.max_frame);
+	return c;
+}
+
+/* ---- reading ---- */
+
+static void conn_on_idle(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	if (c->closing)
+		return;
+	char why[64];
+	snprintf(why, sizeof(why), "idle for %" PRIu64 " ms", c->limits.idle_ms);
+	conn_close(c, why);
+}
+
+static void conn_idle_restart(struct conn *c)
+{
+	if (c->has_idle && !c->closing)
+		uv_timer_start(&c->idle, conn_on_idle, c->limits.idle_ms, 0);
+}
+
+static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct conn *c = h->data;
+	(void)suggested;
+	if (c->closing) {
+		*b = uv_buf_init(NULL, 0);
+		return;
+	}
+	uint8_t *p;
+	size_t n;
+	frame_decoder_space(&c->dec, &p, &n);
+	b->base = (char *)p;
+	b->len = n;
+}
+
+/* Unpacks, validates and delivers one frame. Returns 0, or -1 after closing the conn. */
+static int conn_deliver(struct conn *c, const uint8_t *payload, uint32_t len)
+{
+	char err[256];
+	char why[320];
+	Shoal__Envelope *env = codec_unpack(payload, len, err, sizeof(err));
+	if (env == NULL) {
+		snprintf(why, sizeof(why), "bad message: %s", err);
+		conn_fail(c, why);
+		return -1;
+	}
+	if (codec_validate(env, err, sizeof(err)) < 0) {
+		snprintf(why, sizeof(why), "invalid %s: %s", codec_kind_name(env), err);
+		codec_free(env);
+		conn_fail(c, why);
+		return -1;
+	}
+	if (c->cb.on_message != NULL)
+		c->cb.on_message(c, env);
+	codec_free(env);
+	return 0;
+}
+
+static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct conn *c = s->data;
+	(void)b;
+	if (c->closing)
+		return;
+	if (nread < 0) {
+		char why[128];
+		size_t have = c->dec.len - c->dec.start;
+		if (nread != UV_EOF) {
+			snprintf(why, sizeof(why), "read error: %s", uv_strerror((int)nread));
+			conn_close(c, why);
+		} else if (have > 0) {
+			snprintf(why, sizeof(why), "peer closed mid-frame (%zu bytes of a frame)",
+			         have);
+			conn_fail(c, why);
+		} else {
+			conn_close(c, "peer closed");
+		}
+		return;
+	}
+	if (nread == 0)
+		return;
+	frame_decoder_commit(&c->dec, (size_t)nread);
+	conn_idle_restart(c);
+
+	for (;;) {
+		const uint8_t *payload;
+		uint32_t len;
+		enum frame_status st = frame_decoder_next(&c->dec, &payload, &len);
+		if (st == FRAME_NEED_MORE)
+			return;
+		if (st != FRAME_READY) {
+			char why[128];
+			if (st == FRAME_ERR_TOO_LARGE)
+				snprintf(why, sizeof(why),
+				         "frame length %" PRIu32 " exceeds the maximum %" PRIu32,
+				         c->dec.claimed, c->dec.max);
+			else
+				snprintf(why, sizeof(why), "%s", frame_status_str(st));
+			conn_fail(c, why);
+			return;
+		}
+		if (conn_deliver(c, payload, len) < 0)
+			return;
+		/* on_message may have closed us: no more callbacks after conn_close. */
+		if (c->closing)
+			return;
+	}
+}
+
+/* Reads exactly when open, not closing and not held back by a full write queue. */
+static void conn_update_reading(struct conn *c)
+{
+	bool want = c->state == CONN_OPEN && !c->closing && !c->above_high;
+	if (want == c->reading)
+		return;
+	if (want) {
+		int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read);
+		if (rc < 0) {
+			char why[128];
+			snprintf(why, sizeof(why), "cannot read: %s", uv_strerror(rc));
+			conn_close(c, why);
+			return;
+		}
+		c->reading = true;
+		conn_idle_restart(c);
+	} else {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+		/* Not reading is not the peer being idle. */
+		if (c->has_idle)
+			uv_timer_stop(&c->idle);
+	}
+}
+
+/* ---- writing ---- */
+
+size_t conn_pending(const struct conn *c)
+{
+	return c->out.len + c->inflight;
+}
+
+bool conn_writable(const struct conn *c)
+{
+	return !c->closing && conn_pending(c) <= c->limits.write_high;
+}
+
+/* Resumes reading and tells the owner once the queue has fallen to write_low. */
+static void conn_check_drain(struct conn *c)
+{
+	if (c->closing || !c->above_high || conn_pending(c) > c->limits.write_low)
+		return;
+	c->above_high = false;
+	conn_update_reading(c);
+	if (!c->closing && c->cb.on_drain != NULL)
+		c->cb.on_drain(c);
+}
+
+static void conn_on_write(uv_write_t *req, int status)
+{
+	struct conn_write *w = (struct conn_write *)req;
+	struct conn *c = req->handle->data;
+	c->inflight -= w->len;
+	c->reqs--;
+	free(w->data);
+	free(w);
+	if (c->closing) {
+		conn_maybe_finish(c);
+		return;
+	}
+	if (status < 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "write error: %s", uv_strerror(status));
+		conn_close(c, why);
+		return;
+	}
+	conn_check_drain(c);
+}
+
+static void conn_flush_now(struct conn *c)
+{
+	uv_prepare_stop(&c->prepare);
+	if (c->closing || c->state != CONN_OPEN || c->out.len == 0)
+		return;
+
+	size_t done = 0;
+	/* A direct write is only allowed when nothing is queued in libuv (ordering). */
+	if (c->inflight == 0) {
+		uv_buf_t b = {.base = (char *)c->out.data, .len = c->out.len};
+		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (n < 0 && n != UV_EAGAIN) {
+			char why[128];
+			snprintf(why, sizeof(why), "write error: %s", uv_strerror(n));
+			conn_close(c, why);
+			return;
+		}
+		if (n > 0)
+			done = (size_t)n;
+	}
+	if (done == c->out.len) {
+		buf_reset(&c->out);
+		if (c->out.cap > CONN_OUT_KEEP)
+			buf_free(&c->out);
+		conn_check_drain(c);
+		return;
+	}
+
+	/* The remainder goes to uv_write, which owns the whole buffer until its callback. */
+	struct conn_write *w = xmalloc(sizeof(*w));
+	size_t total;
+	w->data = buf_steal(&c->out, &total);
+	w->len = total - done;
+	uv_buf_t b = {.base = (char *)w->data + done, .len = w->len};
+	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_on_write);
+	if (rc < 0) {
+		free(w->data);
+		free(w);
+		char why[128];
+		snprintf(why, sizeof(why), "write error: %s", uv_strerror(rc));
+		conn_close(c, why);
+		return;
+	}
+	c->inflight += w->len;
+	c->reqs++;
+	conn_check_drain(c);
+}
+
+static void conn_on_prepare(uv_prepare_t *p)
+{
+	struct conn *c = p->data;
+	if (c->closing) {
+		uv_prepare_stop(p);
+		return;
+	}
+	conn_flush_now(c);
+}
+
+void conn_flush(struct conn *c)
+{
+	conn_flush_now(c);
+}
+
+int conn_send(struct conn *c, const Shoal__Envelope *env)
+{
+	if (c->closing)
+		return -EPIPE;
+	size_t size = codec_frame_size(env);
+	if (size - FRAME_HEADER_SIZE > c->limits.max_frame)
+		return -EMSGSIZE;
+	codec_pack_frame(env, buf_reserve(&c->out, size));
+	c->out.len += size;
+
+	size_t pending = conn_pending(c);
+	if (pending > c->limits.write_max) {
+		char why[96];
+		snprintf(why, sizeof(why), "peer too slow: %zu bytes queued", pending);
+		conn_fail(c, why);
+		return -ENOBUFS;
+	}
+	if (pending > c->limits.write_high && !c->above_high) {
+		/* Stop reading so a peer flooding us with requests is slowed down too. */
+		c->above_high = true;
+		conn_update_reading(c);
+	}
+	if (c->state == CONN_OPEN && !uv_is_active((uv_handle_t *)&c->prepare))
+		uv_prepare_start(&c->prepare, conn_on_prepare);
+	return 0;
+}
+
+/* ---- starting ---- */
+
+static void conn_fill_peer(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN];
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
+	    uv_ip_name((struct sockaddr *)&ss, ip, sizeof(ip)) != 0) {
+		snprintf(c->peer, sizeof(c->peer), "?");
+		return;
+	}
+	if (ss.ss_family == AF_INET6)
+		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip,
+		         ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+	else
+		snprintf(c->peer, sizeof(c->peer), "%s:%u", ip,
+		         ntohs(((struct sockaddr_in *)&ss)->sin_port));
+}
+
+/* Common to both sides once the TCP connection exists. */
+static int conn_open(struct conn *c)
+{
+	/* Small frames must not wait for Nagle; dead peers must eventually be noticed. */
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_tcp_keepalive(&c->tcp, 1, CONN_KEEPALIVE_S);
+	conn_fill_peer(c);
+	c->state = CONN_OPEN;
+	int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read);
+	if (rc < 0)
+		return rc;
+	c->reading = true;
+	conn_idle_restart(c);
+	/* Sends queued before the connection existed go out this iteration. */
+	if (c->out.len > 0)
+		uv_prepare_start(&c->prepare, conn_on_prepare);
+	/* A queue already above the high mark keeps reading stopped. */
+	conn_update_reading(c);
+	return 0;
+}
+
+int conn_start(struct conn *c)
+{
+	if (c->closing)
+		return UV_EPIPE;
+	if (c->state != CONN_NEW)
+		return UV_EALREADY;
+	return conn_open(c);
+}
+
+/* Reports a connect failure, then closes (on_close follows). */
+static void conn_connect_failed(struct conn *c, int err, const char *what)
+{
+	char why[sizeof(c->target) + 128];
+	snprintf(why, sizeof(why), "%s %s: %s", what, c->target, uv_strerror(err));
+	if (c->cb.on_connect != NULL)
+		c->cb.on_connect(c, err);
+	conn_close(c, why);
+}
+
+static void conn_on_retry_close(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	c->tcp_retrying = false;
+	if (c->closing) {
+		c->handles--;
+		conn_maybe_finish(c);
+		return;
+	}
+	/* A fresh handle: the old socket may have the wrong family or a failed state. */
+	if (uv_tcp_init(c->loop, &c->tcp) != 0) {
+		/* Without a tcp handle there is nothing left to close. */
+		c->handles--;
+		c->tcp_gone = true;
+		conn_connect_failed(c, UV_ENOMEM, "cannot connect to");
+		return;
+	}
+	c->tcp.data = c;
+	conn_try_connect(c);
+}
+
+/* One address failed: move to the next one, or give up. */
+static void conn_connect_next(struct conn *c, int err)
+{
+	c->last_connect_err = err;
+	if (c->ai_next == NULL) {
+		conn_connect_failed(c, err, "cannot connect to");
+		return;
+	}
+	c->tcp_retrying = true;
+	uv_close((uv_handle_t *)&c->tcp, conn_on_retry_close);
+}
+
+static void conn_on_connect(uv_connect_t *req, int status)
+{
+	struct conn *c = req->data;
+	c->reqs--;
+	if (c->closing) {
+		conn_maybe_finish(c);
+		return;
+	}
+	if (status < 0) {
+		conn_connect_next(c, status);
+		return;
+	}
+	uv_freeaddrinfo(c->ai_list);
+	c->ai_list = c->ai_next = NULL;
+	int rc = conn_open(c);
+	if (rc < 0) {
+		conn_connect_failed(c, rc, "cannot read from");
+		return;
+	}
+	log_debug(CONN_SUBSYS, "conn=%" PRIu64 " peer=%s connected", c->id, c->peer);
+	if (c->cb.on_connect != NULL)
+		c->cb.on_connect(c, 0);
+}
+
+static void conn_try_connect(struct conn *c)
+{
+	struct addrinfo *ai = c->ai_next;
+	c->ai_next = ai->ai_next;
+	c->connect_req.data = c;
+	int rc = uv_tcp_connect(&c->connect_req, &c->tcp, ai->ai_addr, conn_on_connect);
+	if (rc < 0) {
+		conn_connect_next(c, rc);
+		return;
+	}
+	c->reqs++;
+}
+
+static void conn_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct conn *c = req->data;
+	free(req);
+	c->gai = NULL;
+	c->reqs--;
+	if (c->closing) {
+		if (res != NULL)
+			uv_freeaddrinfo(res);
+		conn_maybe_finish(c);
+		return;
+	}
+	if (status < 0 || res == NULL) {
+		if (res != NULL)
+			uv_freeaddrinfo(res);
+		conn_connect_failed(c, status < 0 ? status : UV_EAI_NONAME, "cannot resolve");
+		return;
+	}
+	c->ai_list = c->ai_next = res;
+	conn_try_connect(c);
+}
+
+int conn_connect(struct conn *c, const char *host, uint16_t port)
+{
+	if (c->closing)
+		return UV_EPIPE;
+	if (c->state != CONN_NEW)
+		return UV_EALREADY;
+	char service[8];
+	snprintf(service, sizeof(service), "%u", port);
+	if (strchr(host, ':') != NULL)
+		snprintf(c->target, sizeof(c->target), "[%s]:%u", host, port);
+	else
+		snprintf(c->target, sizeof(c->target), "%s:%u", host, port);
+
+	struct addrinfo hints;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	uv_getaddrinfo_t *req = xmalloc(sizeof(*req));
+	req->data = c;
+	int rc = uv_getaddrinfo(c->loop, req, conn_on_resolved, host, service, &hints);
+	if (rc < 0) {
+		free(req);
+		return rc;
+	}
+	c->gai = req;
+	c->reqs++;
+	c->state = CONN_CONNECTING;
+	return 0;
+}
+
+/* ---- accessors ---- */
+
+uv_tcp_t *conn_tcp(struct conn *c)
+{
+	return &c->tcp;
+}
+
+bool conn_closing(const struct conn *c)
+{
+	return c->closing;
+}
+
+void *conn_data(const struct conn *c)
+{
+	return c->data;
+}
+
+void conn_set_data(struct conn *c, void *data)
+{
+	c->data = data;
+}
+
+const char *conn_peer(const struct conn *c)
+{
+	return c->peer;
+}
+
+uint64_t conn_id(const struct conn *c)
+{
+	return c->id;
+}
