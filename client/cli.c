@@ -1,0 +1,1184 @@
+/* cli.c: the `shoal` command, a thin shell over libshoal.
+ *
+ * Everything a user can get wrong locally (options, numbers, the op and its args, an
+ * unreadable input or output file) is checked before contacting the master, so usage errors
+ * exit 2 even when no master is running. Exit codes are libshoal's status codes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "ops.h"
+#include "parse.h"
+#include "progress.h"
+#include "shoal.h"
+#include "table.h"
+#include "util.h"
+
+#ifndef SHOAL_VERSION
+#define SHOAL_VERSION "unknown"
+#endif
+
+enum cli_cmd {
+	CMD_NONE,
+	CMD_RUN,
+	CMD_SUBMIT,
+	CMD_STATUS,
+	CMD_WAIT,
+	CMD_RESULT,
+	CMD_CANCEL,
+	CMD_JOBS,
+	CMD_WORKERS,
+	CMD_HELP,
+};
+
+/* Which commands an option applies to. */
+#define G_GLOBAL 0x1u /* every command */
+#define G_JOB    0x2u /* run, submit */
+#define G_OUTPUT 0x4u /* run, result */
+
+struct cli_cmd_desc {
+	const char *name;
+	enum cli_cmd cmd;
+	unsigned groups;
+	bool takes_id;
+};
+
+static const struct cli_cmd_desc cli_cmds[] = {
+    {"run", CMD_RUN, G_GLOBAL | G_JOB | G_OUTPUT, false},
+    {"submit", CMD_SUBMIT, G_GLOBAL | G_JOB, false},
+    {"status", CMD_STATUS, G_GLOBAL, true},
+    {"wait", CMD_WAIT, G_GLOBAL, true},
+    {"result", CMD_RESULT, G_GLOBAL | G_OUTPUT, true},
+    {"cancel", CMD_CANCEL, G_GLOBAL, true},
+    {"jobs", CMD_JOBS, G_GLOBAL, false},
+    {"workers", CMD_WORKERS, G_GLOBAL, false},
+    {"help", CMD_HELP, G_GLOBAL, false},
+};
+
+enum cli_opt {
+	OPT_MASTER,
+	OPT_JSON,
+	OPT_QUIET,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_OP,
+	OPT_ARG,
+	OPT_RANGE,
+	OPT_INPUT,
+	OPT_INPUT_PATH,
+	OPT_PARTITIONS,
+	OPT_PARTITION_SIZE,
+	OPT_STRATEGY,
+	OPT_PRIORITY,
+	OPT_RETRIES,
+	OPT_NAME,
+	OPT_OUTPUT,
+	OPT_COUNT,
+};
+
+struct cli_opt_desc {
+	const char *name; /* without "--" */
+	char short_name;  /* 0: none */
+	bool has_value;
+	unsigned group;
+};
+
+static const struct cli_opt_desc cli_opts[OPT_COUNT] = {
+    [OPT_MASTER] = {"master", 0, true, G_GLOBAL},
+    [OPT_JSON] = {"json", 0, false, G_GLOBAL},
+    [OPT_QUIET] = {"quiet", 'q', false, G_GLOBAL},
+    [OPT_HELP] = {"help", 'h', false, G_GLOBAL},
+    [OPT_VERSION] = {"version", 0, false, G_GLOBAL},
+    [OPT_OP] = {"op", 0, true, G_JOB},
+    [OPT_ARG] = {"arg", 0, true, G_JOB},
+    [OPT_RANGE] = {"range", 0, true, G_JOB},
+    [OPT_INPUT] = {"input", 0, true, G_JOB},
+    [OPT_INPUT_PATH] = {"input-path", 0, true, G_JOB},
+    [OPT_PARTITIONS] = {"partitions", 0, true, G_JOB},
+    [OPT_PARTITION_SIZE] = {"partition-size", 0, true, G_JOB},
+    [OPT_STRATEGY] = {"strategy", 0, true, G_JOB},
+    [OPT_PRIORITY] = {"priority", 0, true, G_JOB},
+    [OPT_RETRIES] = {"retries", 0, true, G_JOB},
+    [OPT_NAME] = {"name", 0, true, G_JOB},
+    [OPT_OUTPUT] = {"output", 'o', true, G_OUTPUT},
+};
+
+#define CLI_MAX_OPERANDS 8
+
+struct cli {
+	const struct cli_cmd_desc *cmd;
+	const char *val[OPT_COUNT];   /* last value of each option taking one */
+	const char *typed[OPT_COUNT]; /* the option as the user spelled it, if given */
+	const char **args;            /* --arg values, in order */
+	size_t nargs;
+	const char *operands[CLI_MAX_OPERANDS];
+	size_t noperands;
+	const char *extra; /* first operand beyond CLI_MAX_OPERANDS */
+};
+
+static void cli_usage(FILE *f);
+
+static void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void cli_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("shoal: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Prints a usage error with a hint and returns the usage exit code. */
+static int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("shoal: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'shoal --help' for more information.\n", stderr);
+	return SHOAL_EUSAGE;
+}
+
+/* ---- command line ---- */
+
+static int cli_find_opt(const char *arg, const char **inline_value)
+{
+	*inline_value = NULL;
+	if (arg[1] == '-') {
+		const char *name = arg + 2;
+		const char *eq = strchr(name, '=');
+		size_t n = eq ? (size_t)(eq - name) : strlen(name);
+
+		for (int i = 0; i < OPT_COUNT; i++)
+			if (strlen(cli_opts[i].name) == n &&
+			    strncmp(cli_opts[i].name, name, n) == 0) {
+				*inline_value = eq ? eq + 1 : NULL;
+				return i;
+			}
+		return -1;
+	}
+	if (arg[2] != '\0')
+		return -1;
+	for (int i = 0; i < OPT_COUNT; i++)
+		if (cli_opts[i].short_name && cli_opts[i].short_name == arg[1])
+			return i;
+	return -1;
+}
+
+static const struct cli_cmd_desc *cli_find_cmd(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(cli_cmds); i++)
+		if (strcmp(cli_cmds[i].name, name) == 0)
+			return &cli_cmds[i];
+	return NULL;
+}
+
+/* Fills cli from argv. Returns -1 to go on, or an exit code. */
+static int cli_parse(struct cli *cli, int argc, char **argv)
+{
+	bool options_done = false;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *value;
+		int id;
+
+		if (!options_done && strcmp(a, "--") == 0) {
+			options_done = true;
+			continue;
+		}
+		if (options_done || a[0] != '-' || a[1] == '\0') {
+			if (!cli->cmd) {
+				cli->cmd = cli_find_cmd(a);
+				if (!cli->cmd)
+					return cli_usage_error("unknown command '%s'", a);
+			} else if (cli->noperands < CLI_MAX_OPERANDS) {
+				cli->operands[cli->noperands++] = a;
+			} else if (!cli->extra) {
+				cli->extra = a;
+			}
+			continue;
+		}
+		id = cli_find_opt(a, &value);
+		if (id < 0) {
+			const char *eq = strchr(a, '=');
+			return cli_usage_error(
+			    "unknown option '%.*s'",
+			    (int)(eq && a[1] == '-' ? (size_t)(eq - a) : strlen(a)), a);
+		}
+		if (cli_opts[id].has_value && !value) {
+			if (i + 1 >= argc)
+				return cli_usage_error("option '%s' needs a value", a);
+			value = argv[++i];
+		} else if (!cli_opts[id].has_value && value) {
+			return cli_usage_error("option '--%s' takes no value", cli_opts[id].name);
+		}
+		if (id == OPT_ARG) {
+			cli->args = xrealloc(cli->args, (cli->nargs + 1) * sizeof(*cli->args));
+			cli->args[cli->nargs++] = value;
+		} else if (cli->typed[id] && cli_opts[id].has_value && id != OPT_MASTER) {
+			/* --master may be overridden (an alias often sets it); job options may not:
+			 * a second --op is a mistake, not a preference. */
+			return cli_usage_error("option '--%s' given more than once",
+			                       cli_opts[id].name);
+		}
+		cli->typed[id] = a;
+		cli->val[id] = value;
+	}
+	return -1;
+}
+
+/* Options given that the command does not take. */
+static int cli_check_applies(const struct cli *cli)
+{
+	for (int i = 0; i < OPT_COUNT; i++)
+		if (cli->typed[i] && !(cli_opts[i].group & cli->cmd->groups))
+			return cli_usage_error("option '--%s' does not apply to '%s'",
+			                       cli_opts[i].name, cli->cmd->name);
+	return -1;
+}
+
+static int cli_check_operands(const struct cli *cli, uint64_t *id)
+{
+	char err[200];
+
+	if (cli->cmd->takes_id) {
+		if (cli->noperands == 0)
+			return cli_usage_error("'%s' needs a job ID", cli->cmd->name);
+		if (parse_u64(cli->operands[0], UINT64_MAX, id, err, sizeof(err)) < 0)
+			return cli_usage_error("bad job ID: %s", err);
+		if (cli->noperands > 1)
+			return cli_usage_error("unexpected argument '%s'", cli->operands[1]);
+		return -1;
+	}
+	if (cli->noperands > 0 && cli->cmd->cmd != CMD_HELP)
+		return cli_usage_error("unexpected argument '%s'", cli->operands[0]);
+	return -1;
+}
+
+/* ---- job spec ---- */
+
+struct cli_job {
+	struct shoal_job_spec spec;
+	char **keys; /* owned copies of the --arg keys */
+	const char **values;
+};
+
+static void cli_job_deinit(struct cli_job *job)
+{
+	for (size_t i = 0; i < job->spec.nargs; i++)
+		free(job->keys[i]);
+	free(job->keys);
+	free(job->values);
+}
+
+static int cli_unknown_op(const char *name)
+{
+	struct buf b = BUF_INIT;
+
+	for (size_t i = 0; i < op_count(); i++)
+		buf_printf(&b, "%s%s", i ? ", " : "", op_at(i)->name);
+	cli_err("unknown op '%s' (known: %.*s)", name, (int)b.len, b.data ? (char *)b.data : "");
+	buf_free(&b);
+	return SHOAL_EUSAGE;
+}
+
+/* Checks that a local input file can be read, so a typo is a usage error even when the
+ * master is down. libshoal checks again when it opens the file for the upload. */
+static int cli_check_input(const char *path)
+{
+	struct stat st;
+	int fd, e = 0;
+
+	if (strcmp(path, "-") == 0)
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		e = errno;
+	else if (fstat(fd, &st) < 0)
+		e = errno;
+	else if (S_ISDIR(st.st_mode))
+		e = EISDIR;
+	if (fd >= 0)
+		close(fd);
+	if (e) {
+		cli_err("cannot read input %s: %s", path, strerror(e));
+		return SHOAL_EUSAGE;
+	}
+	return -1;
+}
+
+static int cli_build_job(const struct cli *cli, struct cli_job *job)
+{
+	struct shoal_job_spec *s = &job->spec;
+	const struct op_desc *op;
+	Shoal__Arg *args = NULL, **argp = NULL;
+	int ninputs = !!cli->val[OPT_RANGE] + !!cli->val[OPT_INPUT] + !!cli->val[OPT_INPUT_PATH];
+	char err[512];
+	int rc = -1;
+
+	shoal_job_spec_init(s);
+	if (!cli->val[OPT_OP])
+		return cli_usage_error("--op NAME is required");
+	if (ninputs == 0)
+		return cli_usage_error("no input: give one of --range LO:HI, --input FILE or "
+		                       "--input-path PATH");
+	if (ninputs > 1)
+		return cli_usage_error("give only one of --range, --input, --input-path");
+	op = op_find(cli->val[OPT_OP]);
+	if (!op)
+		return cli_unknown_op(cli->val[OPT_OP]);
+	s->op = op->name;
+
+	/* --arg KEY=VALUE, checked against the op with the registry's own checker. */
+	job->keys = xcalloc(cli->nargs ? cli->nargs : 1, sizeof(*job->keys));
+	job->values = xcalloc(cli->nargs ? cli->nargs : 1, sizeof(*job->values));
+	args = xcalloc(cli->nargs ? cli->nargs : 1, sizeof(*args));
+	argp = xcalloc(cli->nargs ? cli->nargs : 1, sizeof(*argp));
+	for (size_t i = 0; i < cli->nargs; i++) {
+		Shoal__Arg init = SHOAL__ARG__INIT;
+		size_t klen;
+
+		if (parse_kv(cli->args[i], &klen, err, sizeof(err)) < 0) {
+			rc = cli_usage_error("--arg: %s", err);
+			goto out;
+		}
+		job->keys[i] = xstrndup(cli->args[i], klen);
+		job->values[i] = cli->args[i] + klen + 1;
+		s->nargs = i + 1;
+		args[i] = init;
+		args[i].key = job->keys[i];
+		args[i].value = (char *)job->values[i];
+		argp[i] = &args[i];
+	}
+	s->arg_keys = (const char *const *)job->keys;
+	s->arg_values = job->values;
+	if (op_args_check(op, argp, cli->nargs, err, sizeof(err)) < 0) {
+		rc = cli_usage_error("%s", err);
+		goto out;
+	}
+
+	if (cli->val[OPT_RANGE]) {
+		s->input = SHOAL_INPUT_RANGE;
+		if (parse_range(cli->val[OPT_RANGE], &s->lo, &s->hi, err, sizeof(err)) < 0) {
+			rc = cli_usage_error("--range: %s", err);
+			goto out;
+		}
+	} else if (cli->val[OPT_INPUT]) {
+		s->input = SHOAL_INPUT_FILE;
+		s->path = cli->val[OPT_INPUT];
+		if ((rc = cli_check_input(s->path)) >= 0)
+			goto out;
+	} else {
+		s->input = SHOAL_INPUT_PATH;
+		s->path = cli->val[OPT_INPUT_PATH];
+		if (!s->path[0]) {
+			rc = cli_usage_error("--input-path: empty path");
+			goto out;
+		}
+	}
+
+	if (cli->val[OPT_PARTITIONS]) {
+		uint64_t v;
+		if (parse_u64(cli->val[OPT_PARTITIONS], UINT32_MAX, &v, err, sizeof(err)) < 0 ||
+		    (v == 0 && snprintf(err, sizeof(err), "must be at least 1")) > 0) {
+			rc = cli_usage_error("--partitions: %s", err);
+			goto out;
+		}
+		s->partitions = (uint32_t)v;
+	}
+	if (cli->val[OPT_PARTITION_SIZE]) {
+		if (parse_size(cli->val[OPT_PARTITION_SIZE], &s->partition_size, err, sizeof(err)) <
+		        0 ||
+		    (s->partition_size == 0 && snprintf(err, sizeof(err), "must be at least 1")) >
+		        0) {
+			rc = cli_usage_error("--partition-size: %s", err);
+			goto out;
+		}
+	}
+	if (cli->val[OPT_PARTITIONS] && cli->val[OPT_PARTITION_SIZE]) {
+		rc = cli_usage_error("give only one of --partitions, --partition-size");
+		goto out;
+	}
+	if (cli->val[OPT_STRATEGY]) {
+		s->strategy = cli->val[OPT_STRATEGY];
+		if (strcmp(s->strategy, "round-robin") != 0 &&
+		    strcmp(s->strategy, "dynamic") != 0) {
+			rc = cli_usage_error("unknown strategy '%s' (known: round-robin, dynamic)",
+			                     s->strategy);
+			goto out;
+		}
+	}
+	if (cli->val[OPT_PRIORITY]) {
+		int64_t v;
+		if (parse_i64(cli->val[OPT_PRIORITY], INT32_MIN, INT32_MAX, &v, err, sizeof(err)) <
+		    0) {
+			rc = cli_usage_error("--priority: %s", err);
+			goto out;
+		}
+		s->priority = (int32_t)v;
+	}
+	if (cli->val[OPT_RETRIES]) {
+		uint64_t v;
+		if (parse_u64(cli->val[OPT_RETRIES], INT32_MAX, &v, err, sizeof(err)) < 0) {
+			rc = cli_usage_error("--retries: %s", err);
+			goto out;
+		}
+		s->retries = (int)v;
+	}
+	s->name = cli->val[OPT_NAME];
+out:
+	free(argp);
+	free(args);
+	return rc;
+}
+
+/* ---- formatting ---- */
+
+static void fmt_time(uint64_t ms, char *out, size_t n)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!ms || !localtime_r(&t, &tm) || strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(out, n, "-");
+}
+
+static void fmt_bytes(uint64_t v, char *out, size_t n)
+{
+	static const char units[] = "KMGTPE";
+	double d = (double)v;
+	int u = -1;
+
+	if (v < 1024) {
+		snprintf(out, n, "%" PRIu64 " B", v);
+		return;
+	}
+	while (d >= 1024 && u < 5) {
+		d /= 1024;
+		u++;
+	}
+	snprintf(out, n, "%.1f %ciB", d, units[u]);
+}
+
+/* How long the job ran (or has been running). */
+static void fmt_elapsed(const struct shoal_job_info *j, char *out, size_t n)
+{
+	uint64_t end = j->finished_ms ? j->finished_ms : wall_ms();
+
+	if (!j->started_ms || end < j->started_ms) {
+		snprintf(out, n, "-");
+		return;
+	}
+	if (end - j->started_ms < 60000)
+		snprintf(out, n, "%.1fs", (double)(end - j->started_ms) / 1000);
+	else
+		progress_fmt_duration((end - j->started_ms + 500) / 1000, out, n);
+}
+
+static void fmt_ago(uint64_t ms, char *out, size_t n)
+{
+	uint64_t now = wall_ms();
+
+	if (!ms)
+		snprintf(out, n, "-");
+	else if (ms >= now)
+		snprintf(out, n, "now");
+	else if (now - ms < 10000)
+		snprintf(out, n, "%.1fs ago", (double)(now - ms) / 1000);
+	else
+		snprintf(out, n, "%" PRIu64 "s ago", (now - ms) / 1000);
+}
+
+static void json_kv_str(struct json *j, const char *k, const char *v)
+{
+	json_key(j, k);
+	json_string(j, v);
+}
+
+static void json_kv_str_or_null(struct json *j, const char *k, const char *v)
+{
+	json_key(j, k);
+	if (v[0])
+		json_string(j, v);
+	else
+		json_null(j);
+}
+
+static void json_kv_u64(struct json *j, const char *k, uint64_t v)
+{
+	json_key(j, k);
+	json_u64(j, v);
+}
+
+static void json_kv_ms(struct json *j, const char *k, uint64_t v)
+{
+	json_key(j, k);
+	if (v)
+		json_u64(j, v);
+	else
+		json_null(j);
+}
+
+static void json_job(struct json *j, const struct shoal_job_info *i)
+{
+	json_object_begin(j);
+	json_kv_u64(j, "job_id", i->id);
+	json_kv_str(j, "state", shoal_job_state_name(i->state));
+	json_kv_str(j, "op", i->op);
+	json_kv_str_or_null(j, "name", i->name);
+	json_kv_str(j, "strategy", i->strategy);
+	json_key(j, "priority");
+	json_i64(j, i->priority);
+	json_kv_u64(j, "tasks_total", i->tasks_total);
+	json_kv_u64(j, "tasks_done", i->tasks_done);
+	json_kv_u64(j, "tasks_running", i->tasks_running);
+	json_kv_u64(j, "task_failures", i->task_failures);
+	json_kv_u64(j, "input_bytes", i->input_bytes);
+	json_kv_u64(j, "records", i->records);
+	json_kv_u64(j, "result_size", i->result_size);
+	json_kv_ms(j, "submitted_ms", i->submitted_ms);
+	json_kv_ms(j, "started_ms", i->started_ms);
+	json_kv_ms(j, "finished_ms", i->finished_ms);
+	json_kv_str_or_null(j, "error", i->error);
+	json_object_end(j);
+}
+
+static void json_worker(struct json *j, const struct shoal_worker_info *w)
+{
+	json_object_begin(j);
+	json_kv_u64(j, "worker_id", w->id);
+	json_kv_str(j, "name", w->name);
+	json_kv_str_or_null(j, "host", w->host);
+	json_kv_str_or_null(j, "address", w->address);
+	json_kv_u64(j, "slots", w->slots);
+	json_kv_u64(j, "running", w->running);
+	json_kv_u64(j, "tasks_done", w->tasks_done);
+	json_kv_u64(j, "tasks_failed", w->tasks_failed);
+	json_key(j, "allow_exec");
+	json_bool(j, w->allow_exec);
+	json_kv_ms(j, "connected_ms", w->connected_ms);
+	json_kv_ms(j, "last_heartbeat_ms", w->last_heartbeat_ms);
+	json_object_end(j);
+}
+
+/* Writes the document to stdout; 0 or the exit code for a failed write. */
+static int json_emit(struct json *j)
+{
+	int rc = json_write(j, stdout) < 0 || fflush(stdout) == EOF ? 1 : 0;
+
+	json_deinit(j);
+	return rc;
+}
+
+static void print_job_status(const struct shoal_job_info *i)
+{
+	static const bool right[2] = {false, false};
+	struct table t;
+	char id[32], prio[16], tasks[160], in[64], rec[32], res[32], sub[32], start[32], fin[32],
+	    el[32];
+	const char *rows[][2] = {
+	    {"job", id},
+	    {"name", i->name[0] ? i->name : "-"},
+	    {"state", shoal_job_state_name(i->state)},
+	    {"op", i->op},
+	    {"strategy", i->strategy},
+	    {"priority", prio},
+	    {"tasks", tasks},
+	    {"input", in},
+	    {"records", rec},
+	    {"result", res},
+	    {"submitted", sub},
+	    {"started", start},
+	    {"finished", fin},
+	    {"elapsed", el},
+	    {"error", i->error},
+	};
+
+	snprintf(id, sizeof(id), "%" PRIu64, i->id);
+	snprintf(prio, sizeof(prio), "%" PRId32, i->priority);
+	snprintf(tasks, sizeof(tasks),
+	         "%" PRIu32 "/%" PRIu32 " done, %" PRIu32 " running, %" PRIu32 " failures",
+	         i->tasks_done, i->tasks_total, i->tasks_running, i->task_failures);
+	fmt_bytes(i->input_bytes, in, sizeof(in));
+	snprintf(rec, sizeof(rec), "%" PRIu64, i->records);
+	if (i->state == SHOAL_JOB_SUCCEEDED)
+		fmt_bytes(i->result_size, res, sizeof(res));
+	else
+		snprintf(res, sizeof(res), "-");
+	fmt_time(i->submitted_ms, sub, sizeof(sub));
+	fmt_time(i->started_ms, start, sizeof(start));
+	fmt_time(i->finished_ms, fin, sizeof(fin));
+	fmt_elapsed(i, el, sizeof(el));
+	table_init(&t, 2, right);
+	for (size_t r = 0; r < ARRAY_SIZE(rows); r++)
+		if (r + 1 < ARRAY_SIZE(rows) || i->error[0])
+			table_add(&t, rows[r]);
+	table_print(&t, stdout);
+	table_deinit(&t);
+}
+
+static void print_jobs(const struct shoal_job_info *jobs, size_t n)
+{
+	static const bool right[] = {true, false, false, true, true, true, true, true, false};
+	static const char *const head[] = {"ID",    "STATE",  "OP",      "TASKS", "FAILURES",
+	                                   "INPUT", "RESULT", "ELAPSED", "NAME"};
+	struct table t;
+
+	table_init(&t, ARRAY_SIZE(head), right);
+	table_add(&t, head);
+	for (size_t k = 0; k < n; k++) {
+		const struct shoal_job_info *i = &jobs[k];
+		char id[32], tasks[32], fails[16], in[32], res[32], el[32];
+		const char *row[] = {
+		    id, shoal_job_state_name(i->state), i->op, tasks, fails, in, res, el, i->name};
+
+		snprintf(id, sizeof(id), "%" PRIu64, i->id);
+		snprintf(tasks, sizeof(tasks), "%" PRIu32 "/%" PRIu32, i->tasks_done,
+		         i->tasks_total);
+		snprintf(fails, sizeof(fails), "%" PRIu32, i->task_failures);
+		/* Range inputs have no bytes. */
+		if (i->input_bytes)
+			fmt_bytes(i->input_bytes, in, sizeof(in));
+		else
+			snprintf(in, sizeof(in), "-");
+		if (i->state == SHOAL_JOB_SUCCEEDED)
+			fmt_bytes(i->result_size, res, sizeof(res));
+		else
+			snprintf(res, sizeof(res), "-");
+		fmt_elapsed(i, el, sizeof(el));
+		table_add(&t, row);
+	}
+	table_print(&t, stdout);
+	table_deinit(&t);
+}
+
+static void print_workers(const struct shoal_worker_info *ws, size_t n)
+{
+	static const bool right[] = {true, false, false, false, true,
+	                             true, true,  true,  false, false};
+	static const char *const head[] = {"ID",      "NAME", "HOST",   "ADDRESS", "SLOTS",
+	                                   "RUNNING", "DONE", "FAILED", "EXEC",    "HEARTBEAT"};
+	struct table t;
+
+	table_init(&t, ARRAY_SIZE(head), right);
+	table_add(&t, head);
+	for (size_t k = 0; k < n; k++) {
+		const struct shoal_worker_info *w = &ws[k];
+		char id[32], slots[16], run[16], done[32], failed[32], hb[32];
+		const char *row[] = {id,
+		                     w->name[0] ? w->name : "-",
+		                     w->host[0] ? w->host : "-",
+		                     w->address[0] ? w->address : "-",
+		                     slots,
+		                     run,
+		                     done,
+		                     failed,
+		                     w->allow_exec ? "yes" : "no",
+		                     hb};
+
+		snprintf(id, sizeof(id), "%" PRIu64, w->id);
+		snprintf(slots, sizeof(slots), "%" PRIu32, w->slots);
+		snprintf(run, sizeof(run), "%" PRIu32, w->running);
+		snprintf(done, sizeof(done), "%" PRIu64, w->tasks_done);
+		snprintf(failed, sizeof(failed), "%" PRIu64, w->tasks_failed);
+		fmt_ago(w->last_heartbeat_ms, hb, sizeof(hb));
+		table_add(&t, row);
+	}
+	table_print(&t, stdout);
+	table_deinit(&t);
+}
+
+/* ---- result output ---- */
+
+struct cli_out {
+	FILE *f;
+	const char *path; /* NULL: stdout */
+	int err;          /* errno of the first failed write */
+};
+
+static int cli_out_open(struct cli_out *o, const char *path)
+{
+	memset(o, 0, sizeof(*o));
+	if (!path || strcmp(path, "-") == 0) {
+		o->f = stdout;
+		return -1;
+	}
+	o->path = path;
+	o->f = fopen(path, "wb");
+	if (!o->f) {
+		cli_err("cannot write %s: %s", path, strerror(errno));
+		return SHOAL_EUSAGE;
+	}
+	return -1;
+}
+
+static int cli_out_write(const void *data, size_t len, void *arg)
+{
+	struct cli_out *o = arg;
+
+	if (fwrite(data, 1, len, o->f) != len) {
+		o->err = errno ? errno : EIO;
+		return -1;
+	}
+	return 0;
+}
+
+/* Closes the output; on failure (ok false, or a write error) removes a partial file. Returns
+ * 0 or the exit code for a write error (reported here). */
+static int cli_out_close(struct cli_out *o, bool ok)
+{
+	int rc = 0;
+
+	if (fflush(o->f) == EOF && !o->err)
+		o->err = errno ? errno : EIO;
+	if (o->path && fclose(o->f) == EOF && !o->err)
+		o->err = errno ? errno : EIO;
+	if (ok && o->err) {
+		/* A reader that went away (`shoal result 3 | head`) is not worth a message. */
+		if (o->err != EPIPE)
+			cli_err("cannot write %s: %s", o->path ? o->path : "the result",
+			        strerror(o->err));
+		rc = SHOAL_EJOB;
+	}
+	if (o->path && (!ok || o->err))
+		unlink(o->path);
+	return rc;
+}
+
+/* ---- commands ---- */
+
+static int cli_connect(const struct cli *cli, shoal_client **c)
+{
+	struct shoal_connect_options opt = {.master = cli->val[OPT_MASTER], .timeout_ms = 0};
+	char err[1024];
+	int rc = shoal_connect(&opt, c, err, sizeof(err));
+
+	if (rc != SHOAL_OK)
+		cli_err("%s", err);
+	return rc;
+}
+
+/* Reports a failed call and returns its code. */
+static int cli_fail(shoal_client *c, int rc)
+{
+	cli_err("%s", shoal_errmsg(c));
+	return rc;
+}
+
+static bool cli_progress_wanted(const struct cli *cli)
+{
+	return !cli->typed[OPT_QUIET] && isatty(STDERR_FILENO);
+}
+
+/* Waits for job id with progress; prints the failure. */
+static int cli_wait(const struct cli *cli, shoal_client *c, uint64_t id,
+                    struct shoal_job_info *info)
+{
+	struct progress p;
+	int rc;
+
+	progress_init(&p, stderr, cli_progress_wanted(cli));
+	rc = shoal_wait(c, id, progress_update, &p, info);
+	progress_clear(&p);
+	if (rc != SHOAL_OK)
+		cli_err("%s", shoal_errmsg(c));
+	return rc;
+}
+
+static int cmd_run(const struct cli *cli)
+{
+	struct cli_job job = {0};
+	struct shoal_job_info info;
+	struct progress p;
+	struct cli_out out;
+	shoal_client *c = NULL;
+	uint64_t id;
+	int rc;
+
+	if ((rc = cli_build_job(cli, &job)) >= 0)
+		goto done;
+	if ((rc = cli_out_open(&out, cli->val[OPT_OUTPUT])) >= 0)
+		goto done;
+	if ((rc = cli_connect(cli, &c)) != SHOAL_OK) {
+		cli_out_close(&out, false);
+		goto done;
+	}
+	progress_init(&p, stderr, cli_progress_wanted(cli));
+	if (job.spec.input == SHOAL_INPUT_FILE) {
+		/* shoal_submit reports no progress of its own; say why nothing moves yet. */
+		char note[512], size[48] = "", b[32];
+		struct stat st;
+		if (strcmp(job.spec.path, "-") != 0 && stat(job.spec.path, &st) == 0 &&
+		    S_ISREG(st.st_mode)) {
+			fmt_bytes((uint64_t)st.st_size, b, sizeof(b));
+			snprintf(size, sizeof(size), " (%s)", b);
+		}
+		snprintf(note, sizeof(note), "uploading %s%s...",
+		         strcmp(job.spec.path, "-") == 0 ? "stdin" : job.spec.path, size);
+		progress_note(&p, note);
+	}
+	rc = shoal_submit(c, &job.spec, &id);
+	progress_clear(&p);
+	if (rc != SHOAL_OK) {
+		cli_fail(c, rc);
+		cli_out_close(&out, false);
+		goto done;
+	}
+	rc = cli_wait(cli, c, id, &info);
+	if (rc != SHOAL_OK) {
+		cli_out_close(&out, false);
+		goto done;
+	}
+	rc = shoal_result(c, id, cli_out_write, &out);
+	if (rc != SHOAL_OK && !out.err)
+		cli_fail(c, rc);
+	if (rc == SHOAL_EUSAGE && out.err)
+		rc = SHOAL_OK; /* the writer stopped: reported by cli_out_close */
+	{
+		int wrc = cli_out_close(&out, rc == SHOAL_OK);
+		if (rc == SHOAL_OK)
+			rc = wrc;
+	}
+done:
+	shoal_close(&c);
+	cli_job_deinit(&job);
+	return rc < 0 ? SHOAL_OK : rc;
+}
+
+static int cmd_submit(const struct cli *cli)
+{
+	struct cli_job job = {0};
+	shoal_client *c = NULL;
+	uint64_t id;
+	int rc;
+
+	if ((rc = cli_build_job(cli, &job)) >= 0)
+		goto done;
+	if ((rc = cli_connect(cli, &c)) != SHOAL_OK)
+		goto done;
+	rc = shoal_submit(c, &job.spec, &id);
+	if (rc != SHOAL_OK) {
+		cli_fail(c, rc);
+		goto done;
+	}
+	if (cli->typed[OPT_JSON]) {
+		struct json j;
+		json_init(&j);
+		json_object_begin(&j);
+		json_kv_u64(&j, "job_id", id);
+		json_object_end(&j);
+		rc = json_emit(&j);
+	} else {
+		printf("%" PRIu64 "\n", id);
+		rc = fflush(stdout) == EOF ? SHOAL_EJOB : SHOAL_OK;
+	}
+done:
+	shoal_close(&c);
+	cli_job_deinit(&job);
+	return rc;
+}
+
+static int cmd_status(const struct cli *cli, uint64_t id)
+{
+	struct shoal_job_info info;
+	shoal_client *c = NULL;
+	int rc;
+
+	if ((rc = cli_connect(cli, &c)) != SHOAL_OK)
+		return rc;
+	rc = shoal_status(c, id, &info);
+	if (rc != SHOAL_OK) {
+		rc = cli_fail(c, rc);
+	} else if (cli->typed[OPT_JSON]) {
+		struct json j;
+		json_init(&j);
+		json_job(&j, &info);
+		rc = json_emit(&j);
+	} else {
+		print_job_status(&info);
+	}
+	shoal_close(&c);
+	return rc;
+}
+
+static int cmd_wait(const struct cli *cli, uint64_t id)
+{
+	struct shoal_job_info info;
+	shoal_client *c = NULL;
+	int rc;
+
+	if ((rc = cli_connect(cli, &c)) != SHOAL_OK)
+		return rc;
+	memset(&info, 0, sizeof(info));
+	rc = cli_wait(cli, c, id, &info);
+	/* A job that ended badly still has a state worth printing; a lost master has none. */
+	if (cli->typed[OPT_JSON] && info.id == id && (rc == SHOAL_OK || rc == SHOAL_EJOB)) {
+		struct json j;
+		int wrc;
+		json_init(&j);
+		json_job(&j, &info);
+		wrc = json_emit(&j);
+		if (rc == SHOAL_OK)
+			rc = wrc;
+	}
+	shoal_close(&c);
+	return rc;
+}
+
+static int cmd_result(const struct cli *cli, uint64_t id)
+{
+	struct cli_out out;
+	shoal_client *c = NULL;
+	int rc;
+
+	if ((rc = cli_out_open(&out, cli->val[OPT_OUTPUT])) >= 0)
+		return rc;
+	if ((rc = cli_connect(cli, &c)) != SHOAL_OK) {
+		cli_out_close(&out, false);
+		return rc;
+	}
+	rc = shoal_result(c, id, cli_out_write, &out);
+	if (rc != SHOAL_OK && !out.err)
+		cli_fail(c, rc);
+	if (rc == SHOAL_EUSAGE && out.err)
+		rc = SHOAL_OK;
+	{
+		int wrc = cli_out_close(&out, rc == SHOAL_OK);
+		if (rc == SHOAL_OK)
+			rc = wrc;
+	}
+	shoal_close(&c);
+	return rc;
+}
+
+static int cmd_cancel(const struct cli *cli, uint64_t id)
+{
+	struct shoal_job_info info;
+	shoal_client *c = NULL;
+	int rc;
+
+	if ((rc = cli_connect(cli, &c)) != SHOAL_OK)
+		return rc;
+	rc = shoal_cancel(c, id);
+	if (rc != SHOAL_OK) {
+		rc = cli_fail(c, rc);
+		goto out;
+	}
+	/* The cancel answer carries the job's state, but the API does not return it: ask. */
+	rc = shoal_status(c, id, &info);
+	if (rc != SHOAL_OK) {
+		rc = cli_fail(c, rc);
+		goto out;
+	}
+	if (cli->typed[OPT_JSON]) {
+		struct json j;
+		json_init(&j);
+		json_job(&j, &info);
+		rc = json_emit(&j);
+	} else if (info.state == SHOAL_JOB_CANCELLED) {
+		printf("job %" PRIu64 " cancelled\n", id);
+	} else {
+		printf("job %" PRIu64 " had already %s\n", id, shoal_job_state_name(info.state));
+	}
+out:
+	shoal_close(&c);
+	return rc;
+}
+
+static int cmd_jobs(const struct cli *cli)
+{
+	struct shoal_job_info *jobs = NULL;
+	shoal_client *c = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = cli_connect(cli, &c)) != SHOAL_OK)
+		return rc;
+	rc = shoal_jobs(c, &jobs, &n);
+	if (rc != SHOAL_OK) {
+		rc = cli_fail(c, rc);
+	} else if (cli->typed[OPT_JSON]) {
+		struct json j;
+		json_init(&j);
+		json_array_begin(&j);
+		for (size_t i = 0; i < n; i++)
+			json_job(&j, &jobs[i]);
+		json_array_end(&j);
+		rc = json_emit(&j);
+	} else {
+		print_jobs(jobs, n);
+	}
+	free(jobs);
+	shoal_close(&c);
+	return rc;
+}
+
+static int cmd_workers(const struct cli *cli)
+{
+	struct shoal_worker_info *ws = NULL;
+	shoal_client *c = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = cli_connect(cli, &c)) != SHOAL_OK)
+		return rc;
+	rc = shoal_workers(c, &ws, &n);
+	if (rc != SHOAL_OK) {
+		rc = cli_fail(c, rc);
+	} else if (cli->typed[OPT_JSON]) {
+		struct json j;
+		json_init(&j);
+		json_array_begin(&j);
+		for (size_t i = 0; i < n; i++)
+			json_worker(&j, &ws[i]);
+		json_array_end(&j);
+		rc = json_emit(&j);
+	} else {
+		print_workers(ws, n);
+	}
+	free(ws);
+	shoal_close(&c);
+	return rc;
+}
+
+static void cli_usage(FILE *f)
+{
+	fputs(
+	    "usage: shoal [--master HOST:PORT] [--json] [--quiet] COMMAND [ARGS]\n"
+	    "\n"
+	    "Commands:\n"
+	    "  run JOB [-o FILE]      submit a job, wait for it with progress, write its result\n"
+	    "  submit JOB             submit a job and print its id\n"
+	    "  status ID              show a job\n"
+	    "  wait ID                wait for a job to end (exit 0 if it succeeded, 1 if not)\n"
+	    "  result ID [-o FILE]    write a succeeded job's result\n"
+	    "  cancel ID              cancel a job\n"
+	    "  jobs                   list the jobs\n"
+	    "  workers                list the workers\n"
+	    "  help                   show this help\n"
+	    "\n"
+	    "JOB (run, submit): --op NAME and exactly one input:\n"
+	    "  --op NAME              the op to run (see Ops below)\n"
+	    "  --arg KEY=VALUE        a parameter of the op (repeatable)\n"
+	    "  --range LO:HI          input: the integers LO..HI-1, generated on the workers\n"
+	    "  --input FILE|-         input: a file on this host (- for stdin), uploaded\n"
+	    "  --input-path PATH      input: a path every worker can read (shared storage)\n"
+	    "  --partitions N         split the input into N partitions\n"
+	    "  --partition-size SIZE  partition size: bytes of a file input (suffixes K, M, G,\n"
+	    "                         powers of 1024) or integers of a range\n"
+	    "  --strategy S           round-robin or dynamic (default: the master's)\n"
+	    "  --priority P           higher runs first (default 0)\n"
+	    "  --retries N            how often a failing task is retried (default: the master's)\n"
+	    "  --name TEXT            a label shown by 'shoal jobs'\n"
+	    "\n"
+	    "Options:\n"
+	    "  -o, --output FILE      write the result to FILE instead of stdout (run, result)\n"
+	    "  --master HOST:PORT     the master (default: $SHOAL_MASTER, else 127.0.0.1:7411)\n"
+	    "  --json                 print JSON (submit, status, wait, cancel, jobs, workers)\n"
+	    "  -q, --quiet            no progress line\n"
+	    "  -h, --help             show this help\n"
+	    "  --version              show the version\n"
+	    "Options may come before or after the command.\n"
+	    "\n"
+	    "Ops:\n",
+	    f);
+	for (size_t i = 0; i < op_count(); i++) {
+		const struct op_desc *op = op_at(i);
+		fprintf(f, "  %-10s %s", op->name, op->summary ? op->summary : "");
+		if (op->args && op->args[0])
+			fprintf(f, " (--arg: %s)", op->args);
+		fputc('\n', f);
+	}
+	fputs("\n"
+	      "Exit status: 0 success, 1 the job failed or was cancelled, 2 usage error,\n"
+	      "3 cannot reach the master (or lost it).\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = {0};
+	uint64_t id = 0;
+	int rc;
+
+	/* A closed stdout must surface as EPIPE from fwrite, not kill us mid-download. */
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = cli_parse(&cli, argc, argv);
+	if (rc >= 0)
+		goto out;
+	if (cli.typed[OPT_HELP] || (cli.cmd && cli.cmd->cmd == CMD_HELP)) {
+		cli_usage(stdout);
+		rc = fflush(stdout) == EOF ? SHOAL_EJOB : SHOAL_OK;
+		goto out;
+	}
+	if (cli.typed[OPT_VERSION]) {
+		printf("shoal %s\n", SHOAL_VERSION);
+		rc = SHOAL_OK;
+		goto out;
+	}
+	if (!cli.cmd) {
+		cli_err("no command given");
+		cli_usage(stderr);
+		rc = SHOAL_EUSAGE;
+		goto out;
+	}
+	if ((rc = cli_check_applies(&cli)) >= 0)
+		goto out;
+	if (cli.extra) {
+		rc = cli_usage_error("unexpected argument '%s'", cli.extra);
+		goto out;
+	}
+	if ((rc = cli_check_operands(&cli, &id)) >= 0)
+		goto out;
+
+	switch (cli.cmd->cmd) {
+	case CMD_RUN:
+		rc = cmd_run(&cli);
+		break;
+	case CMD_SUBMIT:
+		rc = cmd_submit(&cli);
+		break;
+	case CMD_STATUS:
+		rc = cmd_status(&cli, id);
+		break;
+	case CMD_WAIT:
+		rc = cmd_wait(&cli, id);
+		break;
+	case CMD_RESULT:
+		rc = cmd_result(&cli, id);
+		break;
+	case CMD_CANCEL:
+		rc = cmd_cancel(&cli, id);
+		break;
+	case CMD_JOBS:
+		rc = cmd_jobs(&cli);
+		break;
+	case CMD_WORKERS:
+		rc = cmd_workers(&cli);
+		break;
+	default:
+		rc = SHOAL_EUSAGE;
+		break;
+	}
+out:
+	free(cli.args);
+	return rc;
+}

@@ -1,0 +1,1055 @@
+/* libshoal.c: the client side of the protocol, behind the blocking API of shoal.h.
+ *
+ * A shoal_client owns a private libuv loop and one conn to the master. Each API call is a
+ * "call": it sends its request, installs itself as c->call and turns the loop (UV_RUN_ONCE)
+ * until its handler marks it done, the connection closes, or its deadline passes. Only one
+ * call runs at a time (the API is blocking and not thread-safe), so every answer that arrives
+ * belongs either to the current call or to an earlier one that gave up early (a result
+ * download stopped by its writer, say): those strays are dropped. */
+#include "shoal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "addr.h"
+#include "codec.h"
+#include "conn.h"
+#include "log.h"
+#include "util.h"
+
+#define CLIENT_DEFAULT_MASTER     "127.0.0.1:7411"
+#define CLIENT_DEFAULT_TIMEOUT_MS 5000u
+/* A master that does not answer a simple request for this long is as good as gone. */
+#define CLIENT_REQUEST_TIMEOUT_MS 60000u
+#define CLIENT_CHUNK              (1u << 20)
+/* Upload window when the master does not name one. */
+#define CLIENT_UPLOAD_WINDOW (4u << 20)
+#define CLIENT_RESULT_WINDOW (8u << 20)
+/* Acknowledge result bytes in steps of this much, to save messages. */
+#define CLIENT_ACK_STEP (1u << 20)
+
+enum { LIST_JOBS = 1, LIST_WORKERS = 2 };
+
+struct call;
+typedef void (*call_msg_fn)(shoal_client *c, struct call *call, const Shoal__Envelope *env);
+typedef void (*call_pump_fn)(shoal_client *c, struct call *call);
+
+/* The state of one API call. Fields beyond the first block belong to the call kind named
+ * beside them. */
+struct call {
+	call_msg_fn on_message;
+	call_pump_fn pump; /* runs before each loop turn: produces data (uploads) */
+	bool done;
+	int rc;
+	uint64_t job_id;
+
+	/* handshake */
+	bool welcomed;
+
+	/* submit + upload */
+	bool submitted;
+	int fd;
+	const char *path;
+	bool size_known;
+	uint64_t size;
+	uint64_t sent, acked, window;
+	bool last_sent;
+	uint8_t *chunk;
+
+	/* status, cancel, wait */
+	struct shoal_job_info *info;
+	shoal_progress_fn progress;
+	void *progress_arg;
+	bool watching;
+
+	/* result */
+	shoal_write_fn write;
+	void *write_arg;
+	uint64_t written, ack_sent;
+
+	/* lists */
+	int list_kind; /* LIST_JOBS or LIST_WORKERS */
+	void *list;
+	size_t nlist;
+};
+
+struct shoal_client {
+	uv_loop_t loop;
+	uv_timer_t timer;
+	bool timer_fired;
+	struct conn *conn; /* NULL once on_close ran (conn frees itself after it) */
+	bool lost;
+	char lost_reason[256];
+	int connect_status; /* libuv error of a failed connect, else 0 */
+	char addr[300];     /* HOST:PORT, for messages */
+	struct call *call;
+	char err[1024];
+};
+
+static int client_fail(shoal_client *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int client_fail(shoal_client *c, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Ends the current call with rc and a message (the message is kept only for failures). */
+static void call_finish(shoal_client *c, struct call *call, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void call_finish(shoal_client *c, struct call *call, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (call->done)
+		return;
+	call->done = true;
+	call->rc = rc;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(c->err, sizeof(c->err), fmt, ap);
+		va_end(ap);
+	}
+}
+
+/* A Failure answers the current request when it names its job or no job at all. */
+static bool failure_matches(const Shoal__Failure *f, const struct call *call)
+{
+	return !f->has_job_id || f->job_id == call->job_id || call->job_id == 0;
+}
+
+static void call_fail_with(shoal_client *c, struct call *call, const Shoal__Failure *f)
+{
+	int rc = f->has_code && f->code == SHOAL_EUSAGE ? SHOAL_EUSAGE : SHOAL_EJOB;
+
+	call_finish(c, call, rc, "%s", f->reason && f->reason[0] ? f->reason : "request failed");
+}
+
+/* Closes the connection because the master broke the protocol; the call fails with ECONN. */
+static void call_protocol_error(shoal_client *c, struct call *call, const char *what)
+{
+	call_finish(c, call, SHOAL_ECONN, "protocol error from the master at %s: %s", c->addr,
+	            what);
+	if (c->conn && !conn_closing(c->conn))
+		conn_close(c->conn, what);
+}
+
+static void client_send(shoal_client *c, struct call *call, const Shoal__Envelope *env)
+{
+	int rc;
+
+	if (!c->conn || conn_closing(c->conn))
+		return; /* client_run reports the lost connection */
+	rc = conn_send(c->conn, env);
+	if (rc < 0 && rc != -EPIPE)
+		call_finish(c, call, SHOAL_ECONN, "cannot send to the master at %s: %s", c->addr,
+		            strerror(-rc));
+}
+
+/* ---- loop plumbing ---- */
+
+static void on_timer(uv_timer_t *t)
+{
+	shoal_client *c = t->data;
+
+	c->timer_fired = true;
+}
+
+static void on_conn_message(struct conn *conn, Shoal__Envelope *env)
+{
+	shoal_client *c = conn_data(conn);
+
+	if (c->call && !c->call->done && c->call->on_message)
+		c->call->on_message(c, c->call, env);
+}
+
+static void on_conn_drain(struct conn *conn)
+{
+	(void)conn; /* the upload pump runs after every loop turn and checks conn_writable */
+}
+
+static void on_conn_connect(struct conn *conn, int status)
+{
+	shoal_client *c = conn_data(conn);
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Hello hello = SHOAL__HELLO__INIT;
+
+	if (status < 0) {
+		c->connect_status = status;
+		if (!conn_closing(conn))
+			conn_close(conn, uv_strerror(status));
+		return;
+	}
+	hello.version = SHOAL_PROTOCOL_VERSION;
+	hello.role = SHOAL__ROLE__ROLE_CLIENT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_HELLO;
+	env.hello = &hello;
+	if (c->call)
+		client_send(c, c->call, &env);
+}
+
+static void on_conn_close(struct conn *conn, const char *reason)
+{
+	shoal_client *c = conn_data(conn);
+
+	c->lost = true;
+	c->conn = NULL;
+	snprintf(c->lost_reason, sizeof(c->lost_reason), "%s", reason ? reason : "closed");
+}
+
+/* A library must not change the process's signal dispositions, yet a write to a master that
+ * just closed raises SIGPIPE, whose default kills the program. So SIGPIPE is blocked in this
+ * thread while the loop runs (the write then fails with EPIPE, which conn handles) and a
+ * SIGPIPE that became pending meanwhile is consumed before the mask is restored. */
+struct sigpipe_guard {
+	sigset_t old;
+	bool was_pending;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+	sigset_t set, pending;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+	g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+}
+
+static void sigpipe_unblock(struct sigpipe_guard *g)
+{
+	sigset_t set, pending;
+	const struct timespec zero = {0, 0};
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	if (!g->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1)
+		while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/* Turns the loop until the call is done, the connection is gone, or timeout_ms (0: none)
+ * passes. Returns the call's code, or SHOAL_ECONN. */
+static int client_run(shoal_client *c, struct call *call, uint64_t timeout_ms)
+{
+	struct sigpipe_guard g;
+
+	sigpipe_block(&g);
+	c->call = call;
+	c->timer_fired = false;
+	if (timeout_ms)
+		uv_timer_start(&c->timer, on_timer, timeout_ms, 0);
+	while (!call->done && !c->lost && !c->timer_fired) {
+		if (call->pump)
+			call->pump(c, call);
+		if (call->done)
+			break;
+		uv_run(&c->loop, UV_RUN_ONCE);
+	}
+	uv_timer_stop(&c->timer);
+	c->call = NULL;
+	sigpipe_unblock(&g);
+	if (call->done)
+		return call->rc;
+	if (c->lost)
+		return client_fail(c, SHOAL_ECONN, "lost the connection to the master at %s: %s",
+		                   c->addr, c->lost_reason);
+	return client_fail(c, SHOAL_ECONN, "the master at %s did not answer within %u s", c->addr,
+	                   (unsigned)((timeout_ms + 999) / 1000));
+}
+
+/* Fails fast when an earlier call lost the connection. */
+static int client_check(shoal_client *c)
+{
+	if (c->lost || !c->conn)
+		return client_fail(c, SHOAL_ECONN, "lost the connection to the master at %s: %s",
+		                   c->addr, c->lost_reason[0] ? c->lost_reason : "closed");
+	return SHOAL_OK;
+}
+
+/* ---- connect / close ---- */
+
+static void handshake_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
+{
+	switch (env->msg_case) {
+	case SHOAL__ENVELOPE__MSG_WELCOME:
+		call->welcomed = true;
+		call_finish(c, call, SHOAL_OK, NULL);
+		break;
+	case SHOAL__ENVELOPE__MSG_REFUSAL:
+		call_finish(c, call, SHOAL_ECONN, "the master at %s refused the connection: %s",
+		            c->addr, env->refusal->reason);
+		break;
+	default:
+		call_protocol_error(c, call, "expected welcome or refusal first");
+		break;
+	}
+}
+
+/* Runs the loop until every handle is closed, then closes it. */
+static void client_free(shoal_client *c)
+{
+	struct sigpipe_guard g;
+
+	sigpipe_block(&g);
+	if (c->conn && !conn_closing(c->conn))
+		conn_close(c->conn, "client done");
+	if (!uv_is_closing((uv_handle_t *)&c->timer))
+		uv_close((uv_handle_t *)&c->timer, NULL);
+	uv_run(&c->loop, UV_RUN_DEFAULT);
+	(void)uv_loop_close(&c->loop);
+	sigpipe_unblock(&g);
+	free(c);
+}
+
+/* conn logs protocol trouble at warn level for the daemons' benefit; a library reports it
+ * through shoal_errmsg instead and stays silent on stderr. SHOAL_LOG_LEVEL=debug|info|warn
+ * brings the lines back for debugging. */
+static void client_quiet_logs(void)
+{
+	const char *env = getenv("SHOAL_LOG_LEVEL");
+	enum log_level level = LOG_ERROR;
+
+	if (env && log_level_parse(env, &level) < 0)
+		level = LOG_ERROR;
+	log_set_level(level);
+}
+
+int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, char *err,
+                  size_t errlen)
+{
+	static const struct conn_callbacks cb = {
+	    .on_message = on_conn_message,
+	    .on_drain = on_conn_drain,
+	    .on_connect = on_conn_connect,
+	    .on_close = on_conn_close,
+	};
+	const char *master = opt ? opt->master : NULL;
+	unsigned timeout_ms = opt && opt->timeout_ms ? opt->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+	char host[256], perr[200];
+	uint16_t port;
+	struct conn_limits lim;
+	struct call call = {0};
+	shoal_client *c;
+	int rc;
+
+	client_quiet_logs();
+	if (!master || !master[0])
+		master = getenv("SHOAL_MASTER");
+	if (!master || !master[0])
+		master = CLIENT_DEFAULT_MASTER;
+	if (addr_parse(master, SHOAL_DEFAULT_PORT, host, sizeof(host), &port, perr, sizeof(perr)) <
+	    0) {
+		snprintf(err, errlen, "bad master address '%s': %s", master, perr);
+		return SHOAL_EUSAGE;
+	}
+
+	c = xcalloc(1, sizeof(*c));
+	if (uv_loop_init(&c->loop) < 0) {
+		snprintf(err, errlen, "cannot create an event loop");
+		free(c);
+		return SHOAL_ECONN;
+	}
+	uv_timer_init(&c->loop, &c->timer);
+	c->timer.data = c;
+	if (strchr(host, ':'))
+		snprintf(c->addr, sizeof(c->addr), "[%s]:%u", host, (unsigned)port);
+	else
+		snprintf(c->addr, sizeof(c->addr), "%s:%u", host, (unsigned)port);
+
+	conn_limits_default(&lim);
+	c->conn = conn_create(&c->loop, &lim, &cb, c);
+	if (!c->conn) {
+		snprintf(err, errlen, "cannot reach the master at %s: cannot create a socket",
+		         c->addr);
+		client_free(c);
+		return SHOAL_ECONN;
+	}
+	call.on_message = handshake_on_message;
+	c->call = &call;
+	rc = conn_connect(c->conn, host, port);
+	if (rc < 0) {
+		c->connect_status = rc;
+		conn_close(c->conn, uv_strerror(rc));
+	}
+	rc = client_run(c, &call, timeout_ms);
+	if (rc == SHOAL_OK) {
+		*out = c;
+		return SHOAL_OK;
+	}
+	if (c->connect_status < 0)
+		snprintf(err, errlen,
+		         "cannot reach the master at %s: %s (is shoal-master running? set "
+		         "--master or SHOAL_MASTER)",
+		         c->addr, uv_strerror(c->connect_status));
+	else if (call.done)
+		snprintf(err, errlen, "%s", c->err);
+	else if (c->lost)
+		snprintf(err, errlen,
+		         "cannot reach the master at %s: the connection closed during the "
+		         "handshake (%s)",
+		         c->addr, c->lost_reason);
+	else
+		snprintf(err, errlen,
+		         "cannot reach the master at %s: no answer within %u ms (is shoal-master "
+		         "running? set --master or SHOAL_MASTER)",
+		         c->addr, timeout_ms);
+	client_free(c);
+	return SHOAL_ECONN;
+}
+
+void shoal_close(shoal_client **c)
+{
+	if (!c || !*c)
+		return;
+	client_free(*c);
+	*c = NULL;
+}
+
+const char *shoal_errmsg(const shoal_client *c)
+{
+	return c ? c->err : "no client";
+}
+
+/* ---- job info ---- */
+
+const char *shoal_job_state_name(enum shoal_job_state st)
+{
+	switch (st) {
+	case SHOAL_JOB_UPLOADING:
+		return "uploading";
+	case SHOAL_JOB_QUEUED:
+		return "queued";
+	case SHOAL_JOB_RUNNING:
+		return "running";
+	case SHOAL_JOB_SUCCEEDED:
+		return "succeeded";
+	case SHOAL_JOB_FAILED:
+		return "failed";
+	case SHOAL_JOB_CANCELLED:
+		return "cancelled";
+	case SHOAL_JOB_UNKNOWN:
+		break;
+	}
+	return "unknown";
+}
+
+static bool state_final(enum shoal_job_state st)
+{
+	return st == SHOAL_JOB_SUCCEEDED || st == SHOAL_JOB_FAILED || st == SHOAL_JOB_CANCELLED;
+}
+
+static const char *strategy_name(Shoal__Strategy s)
+{
+	switch (s) {
+	case SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN:
+		return "round-robin";
+	case SHOAL__STRATEGY__STRATEGY_DYNAMIC:
+		return "dynamic";
+	default:
+		return "default";
+	}
+}
+
+static void job_info_from(struct shoal_job_info *o, const Shoal__JobInfo *j)
+{
+	memset(o, 0, sizeof(*o));
+	o->id = j->job_id;
+	o->state = (int)j->state >= SHOAL_JOB_UNKNOWN && (int)j->state <= SHOAL_JOB_CANCELLED
+	               ? (enum shoal_job_state)j->state
+	               : SHOAL_JOB_UNKNOWN;
+	snprintf(o->op, sizeof(o->op), "%s", j->op ? j->op : "");
+	snprintf(o->name, sizeof(o->name), "%s", j->name ? j->name : "");
+	snprintf(o->strategy, sizeof(o->strategy), "%s",
+	         strategy_name(j->has_strategy ? j->strategy : SHOAL__STRATEGY__STRATEGY_DEFAULT));
+	o->priority = j->has_priority ? j->priority : 0;
+	o->tasks_total = j->has_tasks_total ? j->tasks_total : 0;
+	o->tasks_done = j->has_tasks_done ? j->tasks_done : 0;
+	o->tasks_running = j->has_tasks_running ? j->tasks_running : 0;
+	o->task_failures = j->has_task_failures ? j->task_failures : 0;
+	o->input_bytes = j->has_input_bytes ? j->input_bytes : 0;
+	o->records = j->has_records ? j->records : 0;
+	o->result_size = j->has_result_size ? j->result_size : 0;
+	o->submitted_ms = j->has_submitted_ms ? j->submitted_ms : 0;
+	o->started_ms = j->has_started_ms ? j->started_ms : 0;
+	o->finished_ms = j->has_finished_ms ? j->finished_ms : 0;
+	snprintf(o->error, sizeof(o->error), "%s", j->error ? j->error : "");
+}
+
+static void worker_info_from(struct shoal_worker_info *o, const Shoal__WorkerInfo *w)
+{
+	memset(o, 0, sizeof(*o));
+	o->id = w->worker_id;
+	snprintf(o->name, sizeof(o->name), "%s", w->name ? w->name : "");
+	snprintf(o->host, sizeof(o->host), "%s", w->host ? w->host : "");
+	snprintf(o->address, sizeof(o->address), "%s", w->address ? w->address : "");
+	o->slots = w->slots;
+	o->running = w->has_running ? w->running : 0;
+	o->tasks_done = w->has_tasks_done ? w->tasks_done : 0;
+	o->tasks_failed = w->has_tasks_failed ? w->tasks_failed : 0;
+	o->allow_exec = w->has_allow_exec && w->allow_exec;
+	o->connected_ms = w->has_connected_ms ? w->connected_ms : 0;
+	o->last_heartbeat_ms = w->has_last_heartbeat_ms ? w->last_heartbeat_ms : 0;
+}
+
+/* ---- submit + upload ---- */
+
+void shoal_job_spec_init(struct shoal_job_spec *spec)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->input = SHOAL_INPUT_RANGE;
+	spec->retries = -1;
+}
+
+/* Reads up to n bytes, stopping early only at end of file. -1 with errno on error. */
+static ssize_t read_full(int fd, uint8_t *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, p + got, n - got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+static void upload_abort(shoal_client *c, struct call *call)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Cancel cancel = SHOAL__CANCEL__INIT;
+
+	/* The master holds a half-uploaded job that can never complete: drop it. */
+	cancel.job_id = call->job_id;
+	env.msg_case = SHOAL__ENVELOPE__MSG_CANCEL;
+	env.cancel = &cancel;
+	client_send(c, call, &env);
+}
+
+/* Sends chunks while the window and the connection's write queue allow. */
+static void upload_pump(shoal_client *c, struct call *call)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__UploadChunk chunk = SHOAL__UPLOAD_CHUNK__INIT;
+
+	if (!call->submitted || call->last_sent)
+		return;
+	while (!call->done && !call->last_sent && c->conn && conn_writable(c->conn) &&
+	       call->sent - call->acked < call->window) {
+		size_t want = CLIENT_CHUNK;
+		uint64_t room = call->window - (call->sent - call->acked);
+		ssize_t got;
+		bool last;
+
+		if (want > room)
+			want = (size_t)room;
+		if (call->size_known && want > call->size - call->sent)
+			want = (size_t)(call->size - call->sent);
+		got = want ? read_full(call->fd, call->chunk, want) : 0;
+		if (got < 0) {
+			int e = errno;
+			upload_abort(c, call);
+			call_finish(c, call, SHOAL_EUSAGE, "cannot read input %s: %s", call->path,
+			            strerror(e));
+			return;
+		}
+		if (call->size_known) {
+			if ((size_t)got < want) {
+				upload_abort(c, call);
+				call_finish(c, call, SHOAL_EUSAGE,
+				            "input %s shrank while it was being uploaded",
+				            call->path);
+				return;
+			}
+			last = call->sent + (uint64_t)got == call->size;
+		} else {
+			last = (size_t)got < want;
+		}
+		chunk.job_id = call->job_id;
+		chunk.data.data = call->chunk;
+		chunk.data.len = (size_t)got;
+		chunk.has_last = last;
+		chunk.last = last;
+		env.msg_case = SHOAL__ENVELOPE__MSG_UPLOAD_CHUNK;
+		env.upload_chunk = &chunk;
+		client_send(c, call, &env);
+		call->sent += (uint64_t)got;
+		call->last_sent = last;
+	}
+}
+
+static void submit_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
+{
+	switch (env->msg_case) {
+	case SHOAL__ENVELOPE__MSG_SUBMITTED:
+		if (call->submitted)
+			break;
+		call->submitted = true;
+		call->job_id = env->submitted->job_id;
+		if (call->fd < 0) {
+			call_finish(c, call, SHOAL_OK, NULL);
+			break;
+		}
+		call->window = env->submitted->has_upload_window && env->submitted->upload_window
+		                   ? env->submitted->upload_window
+		                   : CLIENT_UPLOAD_WINDOW;
+		break;
+	case SHOAL__ENVELOPE__MSG_UPLOAD_ACK: {
+		const Shoal__UploadAck *ack = env->upload_ack;
+		if (!call->submitted || ack->job_id != call->job_id)
+			break;
+		if (ack->received > call->sent) {
+			call_protocol_error(c, call, "upload acknowledged beyond what was sent");
+			break;
+		}
+		if (ack->received > call->acked)
+			call->acked = ack->received;
+		call->window = ack->window;
+		if (call->last_sent && call->acked == call->sent)
+			call_finish(c, call, SHOAL_OK, NULL);
+		break;
+	}
+	case SHOAL__ENVELOPE__MSG_FAILURE:
+		if (call->submitted && !failure_matches(env->failure, call))
+			break;
+		call_fail_with(c, call, env->failure);
+		break;
+	default:
+		break;
+	}
+}
+
+static int strategy_parse(const char *s, Shoal__Strategy *out)
+{
+	if (!s) {
+		*out = SHOAL__STRATEGY__STRATEGY_DEFAULT;
+		return 0;
+	}
+	if (strcmp(s, "round-robin") == 0)
+		*out = SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN;
+	else if (strcmp(s, "dynamic") == 0)
+		*out = SHOAL__STRATEGY__STRATEGY_DYNAMIC;
+	else
+		return -1;
+	return 0;
+}
+
+/* Opens the upload input; fills call->fd/size. SHOAL_OK or SHOAL_EUSAGE. */
+static int upload_open(shoal_client *c, struct call *call, const char *path)
+{
+	struct stat st;
+	int e;
+
+	call->path = strcmp(path, "-") == 0 ? "(stdin)" : path;
+	if (strcmp(path, "-") == 0) {
+		call->fd = STDIN_FILENO;
+	} else {
+		call->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (call->fd < 0)
+			return client_fail(c, SHOAL_EUSAGE, "cannot read input %s: %s", path,
+			                   strerror(errno));
+	}
+	e = fstat(call->fd, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+	if (e) {
+		if (call->fd != STDIN_FILENO)
+			close(call->fd);
+		call->fd = -1;
+		return client_fail(c, SHOAL_EUSAGE, "cannot read input %s: %s", path, strerror(e));
+	}
+	if (S_ISREG(st.st_mode)) {
+		call->size_known = true;
+		call->size = (uint64_t)st.st_size;
+	}
+	return SHOAL_OK;
+}
+
+int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *job_id)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Submit submit = SHOAL__SUBMIT__INIT;
+	Shoal__JobSpec js = SHOAL__JOB_SPEC__INIT;
+	Shoal__Range range = SHOAL__RANGE__INIT;
+	Shoal__Arg *args = NULL, **argp = NULL;
+	Shoal__Strategy strategy;
+	struct call call = {0};
+	int rc;
+
+	call.fd = -1;
+	if (!spec || !spec->op || !spec->op[0])
+		return client_fail(c, SHOAL_EUSAGE, "a job needs an op");
+	if (strategy_parse(spec->strategy, &strategy) < 0)
+		return client_fail(c, SHOAL_EUSAGE,
+		                   "unknown strategy '%s' (known: round-robin, dynamic)",
+		                   spec->strategy);
+	if (spec->nargs && (!spec->arg_keys || !spec->arg_values))
+		return client_fail(c, SHOAL_EUSAGE, "job arguments without keys or values");
+	switch (spec->input) {
+	case SHOAL_INPUT_RANGE:
+		if (spec->lo > spec->hi)
+			return client_fail(c, SHOAL_EUSAGE,
+			                   "bad range %lld:%lld: LO is greater than HI",
+			                   (long long)spec->lo, (long long)spec->hi);
+		range.lo = spec->lo;
+		range.hi = spec->hi;
+		js.input_case = SHOAL__JOB_SPEC__INPUT_RANGE;
+		js.range = &range;
+		break;
+	case SHOAL_INPUT_FILE:
+		if (!spec->path || !spec->path[0])
+			return client_fail(c, SHOAL_EUSAGE, "no input file given");
+		break;
+	case SHOAL_INPUT_PATH:
+		if (!spec->path || !spec->path[0])
+			return client_fail(c, SHOAL_EUSAGE, "no input path given");
+		js.input_case = SHOAL__JOB_SPEC__INPUT_PATH;
+		js.path = (char *)spec->path;
+		break;
+	default:
+		return client_fail(c, SHOAL_EUSAGE, "unknown input kind %d", (int)spec->input);
+	}
+	/* Only after the local checks: an input must be readable before anything is submitted,
+	 * but a client whose master is gone still reports bad usage as usage. */
+	if ((rc = client_check(c)) != SHOAL_OK)
+		return rc;
+	if (spec->input == SHOAL_INPUT_FILE) {
+		if ((rc = upload_open(c, &call, spec->path)) != SHOAL_OK)
+			return rc;
+		js.input_case = SHOAL__JOB_SPEC__INPUT_UPLOAD;
+		js.upload = 1;
+		js.has_upload_size = call.size_known;
+		js.upload_size = call.size;
+		call.chunk = xmalloc(CLIENT_CHUNK);
+	}
+
+	js.op = (char *)spec->op;
+	if (spec->nargs) {
+		args = xcalloc(spec->nargs, sizeof(*args));
+		argp = xcalloc(spec->nargs, sizeof(*argp));
+		for (size_t i = 0; i < spec->nargs; i++) {
+			Shoal__Arg a = SHOAL__ARG__INIT;
+			args[i] = a;
+			args[i].key = (char *)spec->arg_keys[i];
+			args[i].value = (char *)spec->arg_values[i];
+			argp[i] = &args[i];
+		}
+	}
+	js.n_args = spec->nargs;
+	js.args = argp;
+	js.has_partitions = spec->partitions != 0;
+	js.partitions = spec->partitions;
+	js.has_partition_size = spec->partition_size != 0;
+	js.partition_size = spec->partition_size;
+	js.has_strategy = strategy != SHOAL__STRATEGY__STRATEGY_DEFAULT;
+	js.strategy = strategy;
+	js.has_priority = spec->priority != 0;
+	js.priority = spec->priority;
+	js.has_retries = spec->retries >= 0;
+	js.retries = spec->retries >= 0 ? (uint32_t)spec->retries : 0;
+	js.name = spec->name && spec->name[0] ? (char *)spec->name : NULL;
+	submit.spec = &js;
+	env.msg_case = SHOAL__ENVELOPE__MSG_SUBMIT;
+	env.submit = &submit;
+
+	call.on_message = submit_on_message;
+	call.pump = upload_pump;
+	client_send(c, &call, &env);
+	/* An upload has no overall deadline (it may be many GiB); waiting for Submitted does. */
+	rc = client_run(c, &call, call.fd < 0 ? CLIENT_REQUEST_TIMEOUT_MS : 0);
+
+	free(argp);
+	free(args);
+	free(call.chunk);
+	if (call.fd >= 0 && call.fd != STDIN_FILENO)
+		close(call.fd);
+	if (rc == SHOAL_OK)
+		*job_id = call.job_id;
+	return rc;
+}
+
+/* ---- status, wait, cancel ---- */
+
+static void job_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
+{
+	const Shoal__JobInfo *j;
+
+	switch (env->msg_case) {
+	case SHOAL__ENVELOPE__MSG_JOB_UPDATE:
+		j = env->job_update->job;
+		if (!j || j->job_id != call->job_id)
+			break; /* another job's news */
+		job_info_from(call->info, j);
+		if (!call->watching) {
+			call_finish(c, call, SHOAL_OK, NULL);
+			break;
+		}
+		if (call->progress)
+			call->progress(call->info, call->progress_arg);
+		if (!state_final(call->info->state))
+			break;
+		if (call->info->state == SHOAL_JOB_SUCCEEDED)
+			call_finish(c, call, SHOAL_OK, NULL);
+		else if (call->info->state == SHOAL_JOB_CANCELLED)
+			call_finish(c, call, SHOAL_EJOB, "job %llu was cancelled",
+			            (unsigned long long)call->job_id);
+		else
+			call_finish(c, call, SHOAL_EJOB, "job %llu failed: %s",
+			            (unsigned long long)call->job_id,
+			            call->info->error[0] ? call->info->error : "unknown error");
+		break;
+	case SHOAL__ENVELOPE__MSG_FAILURE:
+		if (failure_matches(env->failure, call))
+			call_fail_with(c, call, env->failure);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Sends a request naming job_id and waits for a JobUpdate about it. */
+static int job_request(shoal_client *c, uint64_t job_id, Shoal__Envelope *env, bool watching,
+                       shoal_progress_fn progress, void *arg, struct shoal_job_info *info)
+{
+	struct shoal_job_info tmp;
+	struct call call = {0};
+	int rc;
+
+	if ((rc = client_check(c)) != SHOAL_OK)
+		return rc;
+	call.on_message = job_on_message;
+	call.job_id = job_id;
+	call.info = info ? info : &tmp;
+	call.watching = watching;
+	call.progress = progress;
+	call.progress_arg = arg;
+	client_send(c, &call, env);
+	return client_run(c, &call, watching ? 0 : CLIENT_REQUEST_TIMEOUT_MS);
+}
+
+int shoal_wait(shoal_client *c, uint64_t job_id, shoal_progress_fn progress, void *arg,
+               struct shoal_job_info *info)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Watch watch = SHOAL__WATCH__INIT;
+
+	watch.job_id = job_id;
+	env.msg_case = SHOAL__ENVELOPE__MSG_WATCH;
+	env.watch = &watch;
+	return job_request(c, job_id, &env, true, progress, arg, info);
+}
+
+int shoal_status(shoal_client *c, uint64_t job_id, struct shoal_job_info *info)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__StatusRequest req = SHOAL__STATUS_REQUEST__INIT;
+
+	req.job_id = job_id;
+	env.msg_case = SHOAL__ENVELOPE__MSG_STATUS_REQUEST;
+	env.status_request = &req;
+	return job_request(c, job_id, &env, false, NULL, NULL, info);
+}
+
+int shoal_cancel(shoal_client *c, uint64_t job_id)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Cancel cancel = SHOAL__CANCEL__INIT;
+
+	cancel.job_id = job_id;
+	env.msg_case = SHOAL__ENVELOPE__MSG_CANCEL;
+	env.cancel = &cancel;
+	return job_request(c, job_id, &env, false, NULL, NULL, NULL);
+}
+
+/* ---- result ---- */
+
+static void result_ack(shoal_client *c, struct call *call)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__ResultAck ack = SHOAL__RESULT_ACK__INIT;
+
+	ack.job_id = call->job_id;
+	ack.consumed = call->written;
+	env.msg_case = SHOAL__ENVELOPE__MSG_RESULT_ACK;
+	env.result_ack = &ack;
+	client_send(c, call, &env);
+	call->ack_sent = call->written;
+}
+
+static void result_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
+{
+	const Shoal__ResultChunk *rc;
+	char what[128];
+
+	switch (env->msg_case) {
+	case SHOAL__ENVELOPE__MSG_RESULT_CHUNK:
+		rc = env->result_chunk;
+		if (rc->job_id != call->job_id)
+			break;
+		if (rc->offset != call->written) {
+			snprintf(what, sizeof(what),
+			         "result chunk at offset %llu, expected offset %llu",
+			         (unsigned long long)rc->offset, (unsigned long long)call->written);
+			call_protocol_error(c, call, what);
+			break;
+		}
+		if (rc->data.len && call->write(rc->data.data, rc->data.len, call->write_arg)) {
+			call_finish(c, call, SHOAL_EUSAGE, "writing the result of job %llu failed",
+			            (unsigned long long)call->job_id);
+			break;
+		}
+		call->written += rc->data.len;
+		if (rc->has_last && rc->last) {
+			result_ack(c, call);
+			call_finish(c, call, SHOAL_OK, NULL);
+		} else if (call->written - call->ack_sent >= CLIENT_ACK_STEP) {
+			result_ack(c, call);
+		}
+		break;
+	case SHOAL__ENVELOPE__MSG_FAILURE:
+		if (failure_matches(env->failure, call))
+			call_fail_with(c, call, env->failure);
+		break;
+	default:
+		break;
+	}
+}
+
+int shoal_result(shoal_client *c, uint64_t job_id, shoal_write_fn write, void *arg)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__FetchResult fetch = SHOAL__FETCH_RESULT__INIT;
+	struct call call = {0};
+	int rc;
+
+	if (!write)
+		return client_fail(c, SHOAL_EUSAGE, "no write callback");
+	if ((rc = client_check(c)) != SHOAL_OK)
+		return rc;
+	fetch.job_id = job_id;
+	fetch.has_offset = true;
+	fetch.offset = 0;
+	fetch.has_window = true;
+	fetch.window = CLIENT_RESULT_WINDOW;
+	env.msg_case = SHOAL__ENVELOPE__MSG_FETCH_RESULT;
+	env.fetch_result = &fetch;
+	call.on_message = result_on_message;
+	call.job_id = job_id;
+	call.write = write;
+	call.write_arg = arg;
+	client_send(c, &call, &env);
+	/* No overall deadline: results may be large and the writer slow. */
+	return client_run(c, &call, 0);
+}
+
+/* ---- lists ---- */
+
+static void list_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
+{
+	switch (env->msg_case) {
+	case SHOAL__ENVELOPE__MSG_JOB_LIST: {
+		const Shoal__JobList *l = env->job_list;
+		struct shoal_job_info *jobs = NULL;
+		if (call->list_kind != LIST_JOBS)
+			break;
+		if (l->n_jobs)
+			jobs = xcalloc(l->n_jobs, sizeof(*jobs));
+		for (size_t i = 0; i < l->n_jobs; i++)
+			job_info_from(&jobs[i], l->jobs[i]);
+		call->list = jobs;
+		call->nlist = l->n_jobs;
+		call_finish(c, call, SHOAL_OK, NULL);
+		break;
+	}
+	case SHOAL__ENVELOPE__MSG_WORKER_LIST: {
+		const Shoal__WorkerList *l = env->worker_list;
+		struct shoal_worker_info *ws = NULL;
+		if (call->list_kind != LIST_WORKERS)
+			break;
+		if (l->n_workers)
+			ws = xcalloc(l->n_workers, sizeof(*ws));
+		for (size_t i = 0; i < l->n_workers; i++)
+			worker_info_from(&ws[i], l->workers[i]);
+		call->list = ws;
+		call->nlist = l->n_workers;
+		call_finish(c, call, SHOAL_OK, NULL);
+		break;
+	}
+	case SHOAL__ENVELOPE__MSG_FAILURE:
+		if (!env->failure->has_job_id)
+			call_fail_with(c, call, env->failure);
+		break;
+	default:
+		break;
+	}
+}
+
+static int list_request(shoal_client *c, int kind, void **list, size_t *n)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__ListJobs lj = SHOAL__LIST_JOBS__INIT;
+	Shoal__ListWorkers lw = SHOAL__LIST_WORKERS__INIT;
+	struct call call = {0};
+	int rc;
+
+	if ((rc = client_check(c)) != SHOAL_OK)
+		return rc;
+	if (kind == LIST_JOBS) {
+		env.msg_case = SHOAL__ENVELOPE__MSG_LIST_JOBS;
+		env.list_jobs = &lj;
+	} else {
+		env.msg_case = SHOAL__ENVELOPE__MSG_LIST_WORKERS;
+		env.list_workers = &lw;
+	}
+	call.on_message = list_on_message;
+	call.list_kind = kind;
+	client_send(c, &call, &env);
+	rc = client_run(c, &call, CLIENT_REQUEST_TIMEOUT_MS);
+	if (rc != SHOAL_OK) {
+		free(call.list);
+		return rc;
+	}
+	*list = call.list;
+	*n = call.nlist;
+	return SHOAL_OK;
+}
+
+int shoal_jobs(shoal_client *c, struct shoal_job_info **jobs, size_t *n)
+{
+	void *list;
+	int rc = list_request(c, LIST_JOBS, &list, n);
+
+	if (rc == SHOAL_OK)
+		*jobs = list;
+	return rc;
+}
+
+int shoal_workers(shoal_client *c, struct shoal_worker_info **workers, size_t *n)
+{
+	void *list;
+	int rc = list_request(c, LIST_WORKERS, &list, n);
+
+	if (rc == SHOAL_OK)
+		*workers = list;
+	return rc;
+}
