@@ -1,0 +1,40 @@
+/* config.h: shoal-worker's command line, parsed once at startup and read-only afterwards.
+ *
+ * One table of options drives getopt_long and --help, so the two never disagree. Parsing is
+ * socket-free and loop-free (the unit tests call it directly). */
+#ifndef SHOAL_WORKER_CONFIG_H
+#define SHOAL_WORKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define WORKER_MAX_SLOTS 1024u /* libuv's thread pool has at most 1024 threads */
+#define WORKER_NAME_MAX  255u
+
+struct worker_config {
+	char master[300]; /* HOST:PORT as given, for logs */
+	char master_host[256];
+	uint16_t master_port;
+	uint32_t slots;
+	char name[WORKER_NAME_MAX + 1]; /* empty: the caller fills in "<hostname>-<pid>" */
+	bool allow_exec;
+	enum log_level log_level;
+};
+
+enum worker_config_result {
+	WORKER_CONFIG_RUN = 0,   /* cfg is complete: run the worker */
+	WORKER_CONFIG_EXIT = 1,  /* --help or --version was printed: exit 0 */
+	WORKER_CONFIG_USAGE = 2, /* a usage error was printed to err: exit 2 */
+};
+
+/* Parses argv (and SHOAL_MASTER from env_master, which may be NULL) into cfg. default_slots
+ * is used without --slots. Help and version go to out, errors to err. Resets getopt's state
+ * first, so it may be called more than once. */
+enum worker_config_result worker_config_parse(struct worker_config *cfg, int argc, char **argv,
+                                              const char *env_master, uint32_t default_slots,
+                                              FILE *out, FILE *err);
+
+#endif

@@ -1,0 +1,132 @@
+/* main.c: shoal-worker's entry point: flags, signals, the loop.
+ *
+ * Everything runs on one libuv loop; tasks run on libuv's thread pool (runner.c). The first
+ * SIGINT/SIGTERM drains (running tasks finish and report, then every handle closes and the
+ * loop closes cleanly); a second one exits at once. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "session.h"
+
+#define SUBSYS "worker"
+
+struct worker_main {
+	uv_loop_t loop;
+	uv_signal_t sigint;
+	uv_signal_t sigterm;
+	struct worker_session *session;
+	int signals;
+	int status;
+};
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct worker_main *m = h->data;
+	if (++m->signals > 1) {
+		/* Running tasks cannot be interrupted, so this is the only way out of a long one.
+		 * _exit: pool threads are still running, atexit handlers are no place for them. */
+		log_warn(SUBSYS, "second signal (%s): exiting now", strsignal(signum));
+		_exit(1);
+	}
+	log_info(SUBSYS, "%s: finishing running tasks, then exiting (signal again to exit now)",
+	         strsignal(signum));
+	worker_session_stop(m->session);
+}
+
+static void on_session_stopped(void *arg, int status)
+{
+	struct worker_main *m = arg;
+	m->status = status;
+	/* The signal handles are the last thing keeping the loop alive. */
+	uv_close((uv_handle_t *)&m->sigint, NULL);
+	uv_close((uv_handle_t *)&m->sigterm, NULL);
+}
+
+/* The pool runs the tasks, and resolving the master's name (reconnects) needs it too: one
+ * thread more than the slots keeps a resolve from waiting behind long tasks. The pool reads
+ * the variable once, on first use, so this must run before anything queues work. */
+static void worker_size_threadpool(uint32_t slots)
+{
+	unsigned want = slots + 1 > 4 ? slots + 1 : 4;
+	if (want > WORKER_MAX_SLOTS)
+		want = WORKER_MAX_SLOTS;
+	const char *cur = getenv("UV_THREADPOOL_SIZE");
+	if (cur != NULL && strtoul(cur, NULL, 10) >= want)
+		return;
+	char buf[16];
+	snprintf(buf, sizeof(buf), "%u", want);
+	setenv("UV_THREADPOOL_SIZE", buf, 1);
+}
+
+int main(int argc, char **argv)
+{
+	struct worker_config cfg;
+	unsigned ncpu = uv_available_parallelism();
+	switch (
+	    worker_config_parse(&cfg, argc, argv, getenv("SHOAL_MASTER"), ncpu, stdout, stderr)) {
+	case WORKER_CONFIG_RUN:
+		break;
+	case WORKER_CONFIG_EXIT:
+		return 0;
+	default:
+		return 2;
+	}
+	log_set_level(cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	worker_size_threadpool(cfg.slots);
+
+	char host[256];
+	size_t hostlen = sizeof(host);
+	if (uv_os_gethostname(host, &hostlen) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	char name[sizeof(cfg.name) + 32];
+	if (cfg.name[0] != '\0')
+		snprintf(name, sizeof(name), "%s", cfg.name);
+	else
+		snprintf(name, sizeof(name), "%s-%ld", host, (long)getpid());
+
+	struct worker_main m;
+	memset(&m, 0, sizeof(m));
+	int rc = uv_loop_init(&m.loop);
+	if (rc != 0) {
+		log_error(SUBSYS, "cannot create the event loop: %s", uv_strerror(rc));
+		return 1;
+	}
+	const struct worker_session_config scfg = {
+	    .master = cfg.master,
+	    .master_host = cfg.master_host,
+	    .master_port = cfg.master_port,
+	    .name = name,
+	    .host = host,
+	    .slots = cfg.slots,
+	    .allow_exec = cfg.allow_exec,
+	};
+	m.session = worker_session_create(&m.loop, &scfg, on_session_stopped, &m);
+
+	uv_signal_init(&m.loop, &m.sigint);
+	uv_signal_init(&m.loop, &m.sigterm);
+	m.sigint.data = m.sigterm.data = &m;
+	uv_signal_start(&m.sigint, on_signal, SIGINT);
+	uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+
+	log_info(SUBSYS, "starting name=%s master=%s slots=%u allow_exec=%s pid=%ld", name,
+	         cfg.master, cfg.slots, cfg.allow_exec ? "yes" : "no", (long)getpid());
+	worker_session_start(m.session);
+
+	uv_run(&m.loop, UV_RUN_DEFAULT);
+
+	worker_session_destroy(&m.session);
+	rc = uv_loop_close(&m.loop);
+	if (rc != 0) {
+		log_error(SUBSYS, "event loop not closed cleanly: %s", uv_strerror(rc));
+		return 1;
+	}
+	log_info(SUBSYS, "stopped status=%d", m.status);
+	return m.status;
+}

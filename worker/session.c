@@ -1,0 +1,599 @@
+/* session.c: the worker's master session (see session.h). */
+#include "session.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "codec.h"
+#include "conn.h"
+#include "log.h"
+#include "runner.h"
+#include "util.h"
+
+#define SUBSYS "session"
+
+/* How long connect + handshake may take before the attempt counts as failed. */
+#define SESSION_HANDSHAKE_MS         10000u
+#define SESSION_DEFAULT_HEARTBEAT_MS 1000u
+/* A ResultBatch goes out at the end of each loop iteration, or at once when it is this big:
+ * small enough to keep frames and latency modest, big enough to amortise framing. */
+#define SESSION_BATCH_RESULTS 1024u
+#define SESSION_BATCH_BYTES   (1u << 20)
+/* Generous bound on a TaskResult's encoding beyond its data and error text. */
+#define SESSION_RESULT_OVERHEAD 64u
+#define SESSION_FRAME_SLACK     1024u
+/* Shutting down: how long the last results may take to reach the kernel. */
+#define SESSION_GOODBYE_MS      5000u
+#define SESSION_GOODBYE_POLL_MS 10u
+
+enum session_state {
+	SESSION_IDLE,       /* no connection; maybe waiting for the backoff timer */
+	SESSION_CONNECTING, /* conn_connect issued */
+	SESSION_HELLO_SENT, /* waiting for Welcome or Refusal */
+	SESSION_REGISTERED,
+};
+
+struct worker_session {
+	uv_loop_t *loop;
+	char *master;
+	char *master_host;
+	uint16_t master_port;
+	char *name;
+	char *host;
+	uint32_t slots;
+	bool allow_exec;
+	worker_session_stopped_fn on_stopped;
+	void *arg;
+
+	struct runner *runner;
+	struct conn *conn; /* NULL while disconnected */
+	struct conn_limits limits;
+	enum session_state state;
+	uint64_t worker_id;
+
+	uv_timer_t heartbeat;
+	uv_timer_t
+	    timer; /* IDLE: backoff before the next attempt; otherwise the handshake deadline */
+	uv_check_t flush; /* sends the pending ResultBatch at the end of the loop iteration */
+	int open_handles;
+
+	struct backoff backoff;
+	uint64_t rand_state;
+	uint64_t attempts; /* connection attempts since the last registration */
+	bool warned;       /* the "cannot reach" warning was logged for this run of failures */
+	char last_error[256];
+	uint64_t goodbye_deadline_us;
+
+	/* Results waiting to be sent. results[i] points into owned[i]'s buffers. */
+	Shoal__TaskResult *results;
+	Shoal__TaskResult **result_ptrs;
+	struct runner_result **owned;
+	size_t nresults;
+	size_t cap;
+	size_t bytes;
+
+	bool started;
+	bool stopping;
+	bool runner_stopped;
+	bool finished;
+	bool fatal;
+	int status;
+};
+
+static void session_connect(struct worker_session *s);
+static void session_maybe_finish(struct worker_session *s);
+
+static uint64_t session_conn_id(const struct worker_session *s)
+{
+	return s->conn != NULL ? conn_id(s->conn) : 0;
+}
+
+static const char *session_peer(const struct worker_session *s)
+{
+	return s->conn != NULL ? conn_peer(s->conn) : "-";
+}
+
+/* ---- results ---- */
+
+static void session_drop_results(struct worker_session *s)
+{
+	for (size_t i = 0; i < s->nresults; i++)
+		runner_result_free(&s->owned[i]);
+	s->nresults = 0;
+	s->bytes = 0;
+	uv_check_stop(&s->flush);
+}
+
+/* Sends the pending results as one ResultBatch, then frees them: conn_send has packed the
+ * bytes by the time it returns, so the result buffers are no longer needed. */
+static void session_flush(struct worker_session *s)
+{
+	uv_check_stop(&s->flush);
+	if (s->nresults == 0)
+		return;
+	if (s->conn == NULL || s->state != SESSION_REGISTERED) {
+		session_drop_results(s);
+		return;
+	}
+	for (size_t i = 0; i < s->nresults; i++)
+		s->result_ptrs[i] = &s->results[i];
+	Shoal__ResultBatch batch = SHOAL__RESULT_BATCH__INIT;
+	batch.n_results = s->nresults;
+	batch.results = s->result_ptrs;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_RESULT_BATCH;
+	env.result_batch = &batch;
+	int rc = conn_send(s->conn, &env);
+	if (rc < 0)
+		log_warn(
+		    SUBSYS, "conn=%" PRIu64 " peer=%s: cannot send %zu results (%zu bytes): %s",
+		    session_conn_id(s), session_peer(s), s->nresults, s->bytes, uv_strerror(rc));
+	else
+		log_debug(SUBSYS, "conn=%" PRIu64 " sent %zu results (%zu bytes)",
+		          session_conn_id(s), s->nresults, s->bytes);
+	session_drop_results(s);
+
+	/* Back-pressure: a master that does not read our results gets no new work from us
+	 * until the queue drains (on_drain resumes). */
+	if (s->conn != NULL && !conn_writable(s->conn))
+		runner_set_paused(s->runner, true);
+}
+
+static void on_flush(uv_check_t *h)
+{
+	session_flush(h->data);
+}
+
+static void session_result_reserve(struct worker_session *s)
+{
+	if (s->nresults < s->cap)
+		return;
+	size_t cap = s->cap ? s->cap * 2 : 64;
+	s->results = xrealloc(s->results, cap * sizeof(*s->results));
+	s->result_ptrs = xrealloc(s->result_ptrs, cap * sizeof(*s->result_ptrs));
+	s->owned = xrealloc(s->owned, cap * sizeof(*s->owned));
+	s->cap = cap;
+}
+
+static size_t session_result_size(const struct runner_result *res)
+{
+	return SESSION_RESULT_OVERHEAD + res->out.len + (res->error ? strlen(res->error) : 0);
+}
+
+/* Takes res: appends it to the pending batch. */
+static void on_task_done(void *arg, struct runner_result *res)
+{
+	struct worker_session *s = arg;
+	if (s->conn == NULL || s->state != SESSION_REGISTERED) {
+		runner_result_free(&res);
+		return;
+	}
+
+	size_t limit = s->limits.max_frame > SESSION_FRAME_SLACK
+	                   ? s->limits.max_frame - SESSION_FRAME_SLACK
+	                   : s->limits.max_frame;
+	size_t size = session_result_size(res);
+	if (size > limit) {
+		/* It can never be sent; the same partition would produce it again. */
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+		         "partition result of %zu bytes exceeds the %" PRIu32
+		         "-byte frame limit; use smaller partitions",
+		         res->out.len, s->limits.max_frame);
+		buf_free(&res->out);
+		free(res->error);
+		res->error = xstrdup(msg);
+		res->ok = false;
+		res->permanent = true;
+		size = session_result_size(res);
+	}
+	if (s->bytes + size > limit)
+		session_flush(s);
+
+	session_result_reserve(s);
+	Shoal__TaskResult *tr = &s->results[s->nresults];
+	shoal__task_result__init(tr);
+	tr->job_id = res->ref.job_id;
+	tr->task_id = res->ref.task_id;
+	tr->attempt = res->ref.attempt;
+	tr->ok = res->ok;
+	if (res->ok) {
+		static uint8_t empty[1];
+		tr->has_data = true;
+		tr->data.data = res->out.data != NULL ? res->out.data : empty;
+		tr->data.len = res->out.len;
+	} else {
+		tr->error = res->error != NULL ? res->error : "failed";
+		tr->has_permanent = true;
+		tr->permanent = res->permanent;
+	}
+	tr->has_records = true;
+	tr->records = res->records;
+	tr->has_elapsed_us = true;
+	tr->elapsed_us = res->elapsed_us;
+	s->owned[s->nresults++] = res;
+	s->bytes += size;
+
+	if (s->nresults >= SESSION_BATCH_RESULTS || s->bytes >= SESSION_BATCH_BYTES)
+		session_flush(s);
+	else
+		uv_check_start(&s->flush, on_flush);
+}
+
+/* ---- messages from the master ---- */
+
+static void session_send_heartbeat(struct worker_session *s)
+{
+	if (s->conn == NULL || s->state != SESSION_REGISTERED)
+		return;
+	Shoal__Heartbeat hb = SHOAL__HEARTBEAT__INIT;
+	hb.has_running = true;
+	hb.running = runner_running(s->runner);
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_HEARTBEAT;
+	env.heartbeat = &hb;
+	int rc = conn_send(s->conn, &env);
+	if (rc < 0)
+		log_warn(SUBSYS, "conn=%" PRIu64 " peer=%s: cannot send heartbeat: %s",
+		         session_conn_id(s), session_peer(s), uv_strerror(rc));
+}
+
+static void on_heartbeat(uv_timer_t *h)
+{
+	session_send_heartbeat(h->data);
+}
+
+static void session_on_welcome(struct worker_session *s, const Shoal__Welcome *w)
+{
+	if (s->state != SESSION_HELLO_SENT) {
+		log_warn(SUBSYS, "conn=%" PRIu64 " peer=%s: unexpected welcome; ignored",
+		         session_conn_id(s), session_peer(s));
+		return;
+	}
+	uint32_t hb_ms = w->has_heartbeat_ms && w->heartbeat_ms > 0 ? w->heartbeat_ms
+	                                                            : SESSION_DEFAULT_HEARTBEAT_MS;
+	s->worker_id = w->has_worker_id ? w->worker_id : 0;
+	s->state = SESSION_REGISTERED;
+	uv_timer_stop(&s->timer);
+	backoff_reset(&s->backoff);
+	s->attempts = 0;
+	s->warned = false;
+	log_info(SUBSYS,
+	         "registered worker_id=%" PRIu64 " master=%s conn=%" PRIu64
+	         " peer=%s name=%s slots=%" PRIu32 " heartbeat_ms=%" PRIu32,
+	         s->worker_id, s->master, session_conn_id(s), session_peer(s), s->name, s->slots,
+	         hb_ms);
+	uv_timer_start(&s->heartbeat, on_heartbeat, hb_ms, hb_ms);
+}
+
+static void session_on_refusal(struct worker_session *s, const Shoal__Refusal *r)
+{
+	const char *reason = r->reason != NULL ? r->reason : "";
+	log_error(SUBSYS, "conn=%" PRIu64 " peer=%s: master=%s refused this worker: %s",
+	          session_conn_id(s), session_peer(s), s->master, reason);
+	/* A version mismatch will not fix itself by retrying: give up. */
+	if (strcasestr(reason, "version") != NULL) {
+		s->fatal = true;
+		s->status = 1;
+	}
+	snprintf(s->last_error, sizeof(s->last_error), "refused: %s", reason);
+	conn_close(s->conn, "refused by master");
+}
+
+static void session_on_task_batch(struct worker_session *s, const Shoal__TaskBatch *b)
+{
+	if (s->state != SESSION_REGISTERED) {
+		log_warn(SUBSYS, "conn=%" PRIu64 " peer=%s: tasks before welcome; ignored",
+		         session_conn_id(s), session_peer(s));
+		return;
+	}
+	if (s->stopping) {
+		/* The master re-runs them when we disconnect. */
+		log_debug(SUBSYS, "conn=%" PRIu64 " shutting down; %zu tasks ignored",
+		          session_conn_id(s), b->n_tasks);
+		return;
+	}
+	for (size_t i = 0; i < b->n_tasks; i++) {
+		if (b->tasks[i] != NULL)
+			runner_submit(s->runner, b->tasks[i]);
+	}
+}
+
+static void session_on_cancel(struct worker_session *s, const Shoal__CancelTasks *c)
+{
+	if (c->n_tasks == 0)
+		return;
+	struct runner_ref *refs = xcalloc(c->n_tasks, sizeof(*refs));
+	size_t n = 0;
+	for (size_t i = 0; i < c->n_tasks; i++) {
+		const Shoal__TaskRef *r = c->tasks[i];
+		if (r == NULL)
+			continue;
+		refs[n++] = (struct runner_ref){r->job_id, r->task_id, r->attempt};
+	}
+	size_t found = runner_cancel(s->runner, refs, n);
+	log_debug(SUBSYS, "conn=%" PRIu64 " cancel: %zu asked, %zu found", session_conn_id(s), n,
+	          found);
+	free(refs);
+}
+
+static void on_message(struct conn *c, Shoal__Envelope *env)
+{
+	struct worker_session *s = conn_data(c);
+	switch (env->msg_case) {
+	case SHOAL__ENVELOPE__MSG_WELCOME:
+		session_on_welcome(s, env->welcome);
+		break;
+	case SHOAL__ENVELOPE__MSG_REFUSAL:
+		session_on_refusal(s, env->refusal);
+		break;
+	case SHOAL__ENVELOPE__MSG_TASK_BATCH:
+		session_on_task_batch(s, env->task_batch);
+		break;
+	case SHOAL__ENVELOPE__MSG_CANCEL_TASKS:
+		session_on_cancel(s, env->cancel_tasks);
+		break;
+	default:
+		/* Not for workers; harmless to ignore, and a newer master may send more kinds. */
+		log_warn(SUBSYS, "conn=%" PRIu64 " peer=%s: unexpected %s from master; ignored",
+		         conn_id(c), conn_peer(c), codec_kind_name(env));
+		break;
+	}
+}
+
+/* ---- connection lifecycle ---- */
+
+static void session_send_hello(struct worker_session *s)
+{
+	Shoal__Hello hello = SHOAL__HELLO__INIT;
+	hello.version = SHOAL_PROTOCOL_VERSION;
+	hello.role = SHOAL__ROLE__ROLE_WORKER;
+	hello.name = s->name;
+	hello.has_slots = true;
+	hello.slots = s->slots;
+	hello.host = s->host;
+	hello.has_allow_exec = true;
+	hello.allow_exec = s->allow_exec;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_HELLO;
+	env.hello = &hello;
+	int rc = conn_send(s->conn, &env);
+	if (rc < 0) {
+		snprintf(s->last_error, sizeof(s->last_error), "cannot send hello: %s",
+		         uv_strerror(rc));
+		conn_close(s->conn, s->last_error);
+		return;
+	}
+	s->state = SESSION_HELLO_SENT;
+}
+
+static void on_connect(struct conn *c, int status)
+{
+	struct worker_session *s = conn_data(c);
+	/* On failure conn closes itself with a reason naming the target; on_close reports. */
+	if (status < 0)
+		return;
+	log_debug(SUBSYS, "conn=%" PRIu64 " peer=%s: connected, sending hello", conn_id(c),
+	          conn_peer(c));
+	session_send_hello(s);
+}
+
+static void on_drain(struct conn *c)
+{
+	struct worker_session *s = conn_data(c);
+	runner_set_paused(s->runner, false);
+}
+
+static void on_retry(uv_timer_t *h);
+
+static void session_schedule_retry(struct worker_session *s)
+{
+	uint64_t delay = backoff_next(&s->backoff, backoff_rand(&s->rand_state));
+	log_debug(SUBSYS, "next attempt to reach master=%s in %" PRIu64 " ms", s->master, delay);
+	uv_timer_start(&s->timer, on_retry, delay, 0);
+}
+
+static void on_close(struct conn *c, const char *reason)
+{
+	struct worker_session *s = conn_data(c);
+	enum session_state was = s->state;
+	uint64_t id = conn_id(c);
+
+	s->conn = NULL;
+	s->state = SESSION_IDLE;
+	uv_timer_stop(&s->heartbeat);
+	uv_timer_stop(&s->timer);
+	/* Whatever this master gave us it will run elsewhere; unsent results are void. */
+	session_drop_results(s);
+	runner_drop(s->runner);
+	runner_set_paused(s->runner, false);
+
+	if (s->last_error[0] == '\0' || was == SESSION_REGISTERED)
+		snprintf(s->last_error, sizeof(s->last_error), "%s", reason ? reason : "closed");
+
+	if (s->stopping && !s->fatal) {
+		log_info(SUBSYS, "conn=%" PRIu64 " disconnected from master=%s: %s", id, s->master,
+		         s->last_error);
+	} else if (was == SESSION_REGISTERED) {
+		log_warn(SUBSYS,
+		         "conn=%" PRIu64 " lost master=%s worker_id=%" PRIu64 ": %s; reconnecting",
+		         id, s->master, s->worker_id, s->last_error);
+	} else if (!s->fatal) {
+		if (!s->warned) {
+			log_warn(SUBSYS,
+			         "cannot register with master=%s: %s; retrying with backoff",
+			         s->master, s->last_error);
+			s->warned = true;
+		} else {
+			log_debug(SUBSYS, "attempt %" PRIu64 " to reach master=%s failed: %s",
+			          s->attempts, s->master, s->last_error);
+		}
+	}
+	s->last_error[0] = '\0';
+
+	if (s->fatal && !s->stopping)
+		worker_session_stop(s);
+	else if (s->stopping)
+		session_maybe_finish(s);
+	else
+		session_schedule_retry(s);
+}
+
+static const struct conn_callbacks session_callbacks = {
+    .on_message = on_message,
+    .on_drain = on_drain,
+    .on_connect = on_connect,
+    .on_close = on_close,
+};
+
+static void on_retry(uv_timer_t *h)
+{
+	struct worker_session *s = h->data;
+	if (s->state == SESSION_IDLE) {
+		if (!s->stopping)
+			session_connect(s);
+		return;
+	}
+	/* Still connecting or waiting for Welcome: give this attempt up. */
+	if (s->conn != NULL && !conn_closing(s->conn)) {
+		snprintf(s->last_error, sizeof(s->last_error), "no welcome within %u ms",
+		         SESSION_HANDSHAKE_MS);
+		conn_close(s->conn, s->last_error);
+	}
+}
+
+static void session_connect(struct worker_session *s)
+{
+	s->attempts++;
+	s->last_error[0] = '\0';
+	log_debug(SUBSYS, "connecting to master=%s attempt=%" PRIu64, s->master, s->attempts);
+	s->conn = conn_create(s->loop, &s->limits, &session_callbacks, s);
+	s->state = SESSION_CONNECTING;
+	uv_timer_start(&s->timer, on_retry, SESSION_HANDSHAKE_MS, 0);
+	int rc = conn_connect(s->conn, s->master_host, s->master_port);
+	if (rc < 0) {
+		snprintf(s->last_error, sizeof(s->last_error), "%s", uv_strerror(rc));
+		conn_close(s->conn, s->last_error);
+	}
+}
+
+/* ---- stopping ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct worker_session *s = h->data;
+	if (--s->open_handles == 0 && s->on_stopped != NULL)
+		s->on_stopped(s->arg, s->status);
+}
+
+static void session_maybe_finish(struct worker_session *s)
+{
+	if (!s->stopping || !s->runner_stopped || s->conn != NULL || s->finished)
+		return;
+	s->finished = true;
+	uv_close((uv_handle_t *)&s->heartbeat, on_handle_closed);
+	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&s->flush, on_handle_closed);
+}
+
+/* Closes once every queued byte is in the kernel (conn_close would drop the rest), polling
+ * briefly; a master that stops reading gets SESSION_GOODBYE_MS, then the close anyway. */
+static void on_goodbye(uv_timer_t *h)
+{
+	struct worker_session *s = h->data;
+	if (s->conn == NULL)
+		return;
+	if (conn_pending(s->conn) > 0 && mono_us() < s->goodbye_deadline_us) {
+		uv_timer_start(&s->timer, on_goodbye, SESSION_GOODBYE_POLL_MS, 0);
+		return;
+	}
+	if (!conn_closing(s->conn))
+		conn_close(s->conn, "worker shutting down");
+}
+
+static void on_runner_stopped(void *arg)
+{
+	struct worker_session *s = arg;
+	s->runner_stopped = true;
+	if (s->conn != NULL) {
+		/* Every result is in: send them, then say goodbye. */
+		session_flush(s);
+		if (!conn_closing(s->conn))
+			conn_flush(s->conn);
+		s->goodbye_deadline_us = mono_us() + SESSION_GOODBYE_MS * 1000u;
+		on_goodbye(&s->timer);
+		return;
+	}
+	session_maybe_finish(s);
+}
+
+void worker_session_stop(struct worker_session *s)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	uv_timer_stop(&s->timer);
+	/* Before registration nothing we run is wanted: no reason to keep the line open. */
+	if (s->conn != NULL && s->state != SESSION_REGISTERED && !conn_closing(s->conn))
+		conn_close(s->conn, "worker shutting down");
+	runner_stop(s->runner, on_runner_stopped, s);
+}
+
+/* ---- create / start / destroy ---- */
+
+struct worker_session *worker_session_create(uv_loop_t *loop,
+                                             const struct worker_session_config *cfg,
+                                             worker_session_stopped_fn on_stopped, void *arg)
+{
+	struct worker_session *s = xcalloc(1, sizeof(*s));
+	s->loop = loop;
+	s->master = xstrdup(cfg->master);
+	s->master_host = xstrdup(cfg->master_host);
+	s->master_port = cfg->master_port;
+	s->name = xstrdup(cfg->name);
+	s->host = xstrdup(cfg->host);
+	s->slots = cfg->slots;
+	s->allow_exec = cfg->allow_exec;
+	s->on_stopped = on_stopped;
+	s->arg = arg;
+	conn_limits_default(&s->limits);
+	s->runner = runner_create(loop, cfg->slots, on_task_done, s);
+	backoff_init(&s->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS, BACKOFF_JITTER);
+	s->rand_state = mono_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
+
+	uv_timer_init(loop, &s->heartbeat);
+	uv_timer_init(loop, &s->timer);
+	uv_check_init(loop, &s->flush);
+	s->heartbeat.data = s->timer.data = s->flush.data = s;
+	s->open_handles = 3;
+	return s;
+}
+
+void worker_session_start(struct worker_session *s)
+{
+	if (s->started || s->stopping)
+		return;
+	s->started = true;
+	session_connect(s);
+}
+
+void worker_session_destroy(struct worker_session **sp)
+{
+	struct worker_session *s = *sp;
+	if (s == NULL)
+		return;
+	session_drop_results(s);
+	runner_destroy(&s->runner);
+	free(s->results);
+	free(s->result_ptrs);
+	free(s->owned);
+	free(s->master);
+	free(s->master_host);
+	free(s->name);
+	free(s->host);
+	free(s);
+	*sp = NULL;
+}

@@ -1,0 +1,49 @@
+/* session.h: the worker's session with its master.
+ *
+ * Connects, registers (Hello -> Welcome), heartbeats, feeds TaskBatch and CancelTasks to the
+ * runner, and sends finished tasks back as one ResultBatch per loop iteration. When the
+ * master goes away, the tasks it gave are forgotten (it re-runs them elsewhere) and the
+ * session reconnects with capped exponential backoff and jitter, forever, then registers
+ * again. A Refusal that names a protocol version mismatch stops the session for good.
+ *
+ *   IDLE --timer--> CONNECTING --connected, Hello sent--> HELLO_SENT --Welcome--> REGISTERED
+ *     ^                 |                                    |                      |
+ *     +---- backoff ----+------------------------------------+------ closed --------+
+ *
+ * Stopping (worker_session_stop) takes no new tasks, lets running ones finish and report,
+ * closes the connection and every handle, then calls on_stopped with the exit status. */
+#ifndef SHOAL_WORKER_SESSION_H
+#define SHOAL_WORKER_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct worker_session;
+
+struct worker_session_config {
+	const char *master;      /* HOST:PORT as configured, for logs */
+	const char *master_host; /* to connect to */
+	uint16_t master_port;
+	const char *name; /* reported in Hello */
+	const char *host; /* this host's name, reported in Hello */
+	uint32_t slots;
+	bool allow_exec;
+};
+
+/* The session is fully stopped: no handle open, no connection, no task in a thread.
+ * status: 0 after worker_session_stop, 1 if the master refused this worker for good. */
+typedef void (*worker_session_stopped_fn)(void *arg, int status);
+
+/* Returns an owned session; copies cfg's strings. Does not connect yet. */
+struct worker_session *worker_session_create(uv_loop_t *loop,
+                                             const struct worker_session_config *cfg,
+                                             worker_session_stopped_fn on_stopped, void *arg);
+/* Starts the first connection attempt. */
+void worker_session_start(struct worker_session *s);
+/* Begins a graceful stop (idempotent); on_stopped follows, from the loop. */
+void worker_session_stop(struct worker_session *s);
+/* Frees a session after on_stopped ran. Sets *s to NULL. */
+void worker_session_destroy(struct worker_session **s);
+
+#endif
