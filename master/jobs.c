@@ -376,8 +376,7 @@ void jobs_fail(struct job *j, Shoal__JobState state, const char *fmt, ...)
 		 jobs_state_name(state), reason);
 	upload_destroy(j);
 	spill_destroy(j);
-	job_free_tasks(j);
-	j->ntasks = 0;
+	job_free_tasks(j); /* ntasks stays for display; nothing indexes tasks of an ended job */
 	watch_job_changed(j);
 	sched_kick(j->m);
 }
@@ -392,6 +391,9 @@ void jobs_succeed(struct job *j, uint64_t result_size)
 		 (unsigned long long)result_size,
 		 (unsigned long long)(j->finished_ms - j->submitted_ms));
 	upload_destroy(j);
+	/* Only CONCAT results are read back through the tasks (their place in the spill). */
+	if (j->op->combine != OP_COMBINE_CONCAT)
+		job_free_tasks(j);
 	watch_job_changed(j);
 }
 

@@ -190,6 +190,13 @@ static void start_write(struct upload *u)
 void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChunk *ch)
 {
 	struct job *j = jobs_find(m, ch->job_id);
+	if (j && jobs_finished(j)) {
+		/* Cancelled or failed while the client was still sending: tell it, drop the bytes. */
+		server_send_failure(cl->conn, j->id, 1, "job %llu %s during its upload: %s",
+				    (unsigned long long)j->id, jobs_state_name(j->state),
+				    j->error ? j->error : "");
+		return;
+	}
 	if (!j || cl->uploading != j || !j->upload || j->upload->last) {
 		conn_close(cl->conn, "upload chunk for a job this connection is not uploading");
 		return;
