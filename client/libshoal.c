@@ -405,6 +405,11 @@ int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, c
 		         "cannot reach the master at %s: the connection closed during the "
 		         "handshake (%s)",
 		         c->addr, c->lost_reason);
+	else if (timeout_ms % 1000 == 0)
+		snprintf(err, errlen,
+		         "cannot reach the master at %s: no answer within %u s (is shoal-master "
+		         "running? set --master or SHOAL_MASTER)",
+		         c->addr, timeout_ms / 1000);
 	else
 		snprintf(err, errlen,
 		         "cannot reach the master at %s: no answer within %u ms (is shoal-master "
@@ -600,6 +605,20 @@ static void upload_pump(shoal_client *c, struct call *call)
 	}
 }
 
+/* Watches the job while it uploads: if the master fails it meanwhile (its spool disk is
+ * full, another client cancels it), no UploadAck may ever come, and the JobUpdate is how the
+ * client learns why. shoal_wait's own Watch later is harmless (the master keeps one watch). */
+static void upload_watch(shoal_client *c, struct call *call)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Watch watch = SHOAL__WATCH__INIT;
+
+	watch.job_id = call->job_id;
+	env.msg_case = SHOAL__ENVELOPE__MSG_WATCH;
+	env.watch = &watch;
+	client_send(c, call, &env);
+}
+
 static void submit_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
 {
 	switch (env->msg_case) {
@@ -615,7 +634,21 @@ static void submit_on_message(shoal_client *c, struct call *call, const Shoal__E
 		call->window = env->submitted->has_upload_window && env->submitted->upload_window
 		                   ? env->submitted->upload_window
 		                   : CLIENT_UPLOAD_WINDOW;
+		upload_watch(c, call);
 		break;
+	case SHOAL__ENVELOPE__MSG_JOB_UPDATE: {
+		const Shoal__JobInfo *j = env->job_update->job;
+		if (!call->submitted || !j || j->job_id != call->job_id)
+			break;
+		if (j->state == SHOAL__JOB_STATE__JOB_FAILED)
+			call_finish(c, call, SHOAL_EJOB, "job %llu failed during its upload: %s",
+			            (unsigned long long)call->job_id,
+			            j->error && j->error[0] ? j->error : "unknown error");
+		else if (j->state == SHOAL__JOB_STATE__JOB_CANCELLED)
+			call_finish(c, call, SHOAL_EJOB, "job %llu was cancelled during its upload",
+			            (unsigned long long)call->job_id);
+		break;
+	}
 	case SHOAL__ENVELOPE__MSG_UPLOAD_ACK: {
 		const Shoal__UploadAck *ack = env->upload_ack;
 		if (!call->submitted || ack->job_id != call->job_id)
