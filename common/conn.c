@@ -1,11 +1,17 @@
 /* conn.c: one framed connection on a libuv TCP stream.
  *
- * Output: conn_send packs each envelope straight into `out`; a prepare handle flushes it once
+ * Output: conn_send packs each envelope straight into `out`; a flush handle writes it once
  * per loop iteration (uv_try_write first, the remainder handed to uv_write with the buffer
- * owned by the request). Input: the frame decoder lends its own buffer to libuv, and every
- * complete frame is unpacked, validated and handed to on_message.
+ * owned by the request). The flush handle is a uv_idle_t rather than a uv_prepare_t: both run
+ * just before the loop polls, but a prepare handle started during the prepare phase (say by an
+ * on_drain that sends on another conn) would wait for the *next* iteration while the loop
+ * blocks in poll; an active idle handle makes that poll non-blocking, so no bytes are ever
+ * left waiting for unrelated I/O.
  *
- * Lifetime: the conn owns up to three handles (tcp, prepare, optional idle timer) and up to
+ * Input: the frame decoder lends its own buffer to libuv, and every complete frame is
+ * unpacked, validated and handed to on_message.
+ *
+ * Lifetime: the conn owns up to three handles (tcp, flush, optional idle timer) and up to
  * a few requests (getaddrinfo, connect, writes). conn_close closes the handles; on_close runs
  * when the last handle's close callback has run, and the memory is freed once no request
  * still points at it (a getaddrinfo running in the thread pool cannot be cancelled). */
@@ -37,7 +43,7 @@ enum conn_state {
 
 struct conn {
 	uv_tcp_t tcp;
-	uv_prepare_t prepare;
+	uv_idle_t flush; /* active while `out` holds bytes to write */
 	uv_timer_t idle;
 	uv_loop_t *loop;
 	struct conn_limits limits;
@@ -139,8 +145,8 @@ void conn_close(struct conn *c, const char *reason)
 	if (c->reading)
 		uv_read_stop((uv_stream_t *)&c->tcp);
 	c->reading = false;
-	uv_prepare_stop(&c->prepare);
-	uv_close((uv_handle_t *)&c->prepare, conn_on_handle_close);
+	uv_idle_stop(&c->flush);
+	uv_close((uv_handle_t *)&c->flush, conn_on_handle_close);
 	if (c->has_idle) {
 		uv_timer_stop(&c->idle);
 		uv_close((uv_handle_t *)&c->idle, conn_on_handle_close);
@@ -184,8 +190,8 @@ struct conn *conn_create(uv_loop_t *loop, const struct conn_limits *limits,
 	}
 	c->tcp.data = c;
 	c->handles++;
-	uv_prepare_init(loop, &c->prepare);
-	c->prepare.data = c;
+	uv_idle_init(loop, &c->flush);
+	c->flush.data = c;
 	c->handles++;
 	if (c->limits.idle_ms > 0) {
 		uv_timer_init(loop, &c->idle);
@@ -375,7 +381,7 @@ static void conn_on_write(uv_write_t *req, int status)
 
 static void conn_flush_now(struct conn *c)
 {
-	uv_prepare_stop(&c->prepare);
+	uv_idle_stop(&c->flush);
 	if (c->closing || c->state != CONN_OPEN || c->out.len == 0)
 		return;
 
@@ -421,11 +427,11 @@ static void conn_flush_now(struct conn *c)
 	conn_check_drain(c);
 }
 
-static void conn_on_prepare(uv_prepare_t *p)
+static void conn_on_flush(uv_idle_t *h)
 {
-	struct conn *c = p->data;
+	struct conn *c = h->data;
 	if (c->closing) {
-		uv_prepare_stop(p);
+		uv_idle_stop(h);
 		return;
 	}
 	conn_flush_now(c);
@@ -458,8 +464,8 @@ int conn_send(struct conn *c, const Shoal__Envelope *env)
 		c->above_high = true;
 		conn_update_reading(c);
 	}
-	if (c->state == CONN_OPEN && !uv_is_active((uv_handle_t *)&c->prepare))
-		uv_prepare_start(&c->prepare, conn_on_prepare);
+	if (c->state == CONN_OPEN && !uv_is_active((uv_handle_t *)&c->flush))
+		uv_idle_start(&c->flush, conn_on_flush);
 	return 0;
 }
 
@@ -498,7 +504,7 @@ static int conn_open(struct conn *c)
 	conn_idle_restart(c);
 	/* Sends queued before the connection existed go out this iteration. */
 	if (c->out.len > 0)
-		uv_prepare_start(&c->prepare, conn_on_prepare);
+		uv_idle_start(&c->flush, conn_on_flush);
 	/* A queue already above the high mark keeps reading stopped. */
 	conn_update_reading(c);
 	return 0;

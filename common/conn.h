@@ -2,11 +2,11 @@
  * touches the loop.
  *
  * Sending packs the envelope into the connection's output buffer; everything sent during one
- * loop iteration goes out in one write at the end of it (a uv_prepare handle), so many small
- * messages cost one syscall. The write queue is bounded: above `write_high` the connection
- * stops reading from its peer (back-pressure) and callers should stop producing (conn_writable
- * says so; on_drain says when to resume); above `write_max` the peer is too slow and the
- * connection is closed.
+ * loop iteration goes out in one write at the end of it (a uv_idle handle, run just before the
+ * loop polls; conn.c says why not uv_prepare), so many small messages cost one syscall. The
+ * write queue is bounded: above `write_high` the connection stops reading from its peer
+ * (back-pressure) and callers should stop producing (conn_writable says so; on_drain says when
+ * to resume); above `write_max` the peer is too slow and the connection is closed.
  *
  * Lifetime: conn_create returns an owned conn; after conn_close (or a peer/IO error) the
  * on_close callback runs exactly once, from the loop, and the conn is freed after it

@@ -3,6 +3,7 @@
  * timeout, connect failures, and a clean uv_loop_close() after every test. */
 #include <check.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -56,6 +57,7 @@ struct test_ctx {
 
 	uv_timer_t timer;
 	bool timer_open;
+	uv_prepare_t app_prepare;
 	int send_rc;
 	long sent;
 	bool got_before_drain;
@@ -795,6 +797,64 @@ START_TEST(test_conn_close_flushes_queued)
 }
 END_TEST
 
+/* ---- a send made during the prepare phase must not wait for unrelated I/O ---- */
+
+static void phase_on_guard(uv_timer_t *timer)
+{
+	(void)timer;
+	ck_abort_msg("a message sent from a prepare callback was not flushed until a timer fired");
+}
+
+static void phase_on_app_prepare(uv_prepare_t *p)
+{
+	struct test_ctx *t = p->data;
+	uv_prepare_stop(p);
+	/* Nothing else is pending: if this send waited for the next iteration's flush, the loop
+	 * would block in poll until the guard timer. */
+	ck_assert_int_eq(test_send_heartbeat(t->client, 0), 0);
+}
+
+static void phase_client_on_connect(struct conn *c, int status)
+{
+	struct test_ctx *t = conn_data(c);
+	ck_assert_int_eq(status, 0);
+	uv_prepare_start(&t->app_prepare, phase_on_app_prepare);
+}
+
+static void phase_client_on_close(struct conn *c, const char *reason)
+{
+	struct test_ctx *t = conn_data(c);
+	t->client_closes++;
+	snprintf(t->client_reason, sizeof(t->client_reason), "%s", reason);
+	test_close_timer(t);
+	test_close_listener(t);
+	uv_close((uv_handle_t *)&t->app_prepare, test_on_handle_closed);
+}
+
+START_TEST(test_conn_send_from_prepare_phase)
+{
+	struct test_ctx t;
+	test_ctx_init(&t);
+	t.server_cb.on_message = stop_server_on_message; /* closes after the first message */
+	t.server_cb.on_close = stop_server_on_close;
+	test_listen(&t);
+	uv_prepare_init(&t.loop, &t.app_prepare);
+	t.app_prepare.data = &t;
+	uv_timer_init(&t.loop, &t.timer);
+	t.timer.data = &t;
+	t.timer_open = true;
+	uv_timer_start(&t.timer, phase_on_guard, 5000, 0);
+	struct conn_callbacks cb = {
+	    .on_connect = phase_client_on_connect,
+	    .on_close = phase_client_on_close,
+	};
+	test_connect(&t, &cb);
+	test_finish(&t);
+	ck_assert_int_eq(t.server_got, 1);
+	ck_assert_str_eq(t.client_reason, "peer closed");
+}
+END_TEST
+
 static Suite *conn_suite(void)
 {
 	Suite *s = suite_create("conn");
@@ -812,12 +872,16 @@ static Suite *conn_suite(void)
 	tcase_add_test(tc, test_conn_send_limits_unconnected);
 	tcase_add_test(tc, test_conn_close_in_on_message);
 	tcase_add_test(tc, test_conn_close_flushes_queued);
+	tcase_add_test(tc, test_conn_send_from_prepare_phase);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
+	/* A write to a peer that just closed must be an error, not a fatal signal (the daemons
+	 * ignore SIGPIPE the same way). */
+	signal(SIGPIPE, SIG_IGN);
 	SRunner *sr = srunner_create(conn_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
