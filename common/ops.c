@@ -1,0 +1,1259 @@
+/* ops.c: the built-in ops. Map sides turn one partition into a partial; FOLD partials are
+ * folded here, MERGE partials are checked here and merged by merge.c.
+ *
+ * FOLD partials are one text line each, tagged with the op so that a partial of one op is
+ * never folded into another, with integers in canonical decimal form (no sign on zero, no
+ * leading zeros, no '+', no '_'):
+ *
+ *   sum N            count N          min N | min none      max N | max none
+ *   mean SUM COUNT
+ *
+ * Every map side produces the same bytes whichever way its input is cut, which is what makes
+ * a job's result independent of its partitioning. */
+#include "ops.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "num.h"
+#include "records.h"
+#include "util.h"
+
+/* Order matches op_table. */
+enum ops_kind {
+	OPS_SQUARE,
+	OPS_SUM,
+	OPS_COUNT,
+	OPS_MIN,
+	OPS_MAX,
+	OPS_MEAN,
+	OPS_WORDCOUNT,
+	OPS_GREP,
+	OPS_SORT,
+};
+
+static const struct op_desc op_table[] = {
+    {"square", OP_COMBINE_CONCAT, false, "x^2 of each integer record, in input order", ""},
+    {"sum", OP_COMBINE_FOLD, false, "exact sum of the integer records", ""},
+    {"count", OP_COMBINE_FOLD, false, "number of records", ""},
+    {"min", OP_COMBINE_FOLD, false, "smallest integer record", ""},
+    {"max", OP_COMBINE_FOLD, false, "largest integer record", ""},
+    {"mean", OP_COMBINE_FOLD, false, "mean of the integer records, as Python's sum/count", ""},
+    {"wordcount", OP_COMBINE_MERGE, true, "WORD<TAB>COUNT per distinct word, sorted bytewise", ""},
+    {"grep", OP_COMBINE_CONCAT, false,
+     "records containing --arg pattern=TEXT (fixed bytes), in input order", "pattern"},
+    {"sort", OP_COMBINE_MERGE, false, "records sorted bytewise (as LC_ALL=C sort)", ""},
+};
+
+#define OPS_N (sizeof(op_table) / sizeof(op_table[0]))
+
+const struct op_desc *op_find(const char *name)
+{
+	if (name == NULL)
+		return NULL;
+	for (size_t i = 0; i < OPS_N; i++)
+		if (strcmp(op_table[i].name, name) == 0)
+			return &op_table[i];
+	return NULL;
+}
+
+size_t op_count(void)
+{
+	return OPS_N;
+}
+
+const struct op_desc *op_at(size_t i)
+{
+	return i < OPS_N ? &op_table[i] : NULL;
+}
+
+/* -1 for a descriptor that is not ours (callers get an error, not a crash). */
+static int ops_kind_of(const struct op_desc *op)
+{
+	for (size_t i = 0; i < OPS_N; i++)
+		if (op == &op_table[i])
+			return (int)i;
+	return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers */
+
+/* Quotes at most ~80 bytes of untrusted text for an error message: "..." with C escapes for
+ * anything not printable ASCII, and ... when cut. out must hold at least 400 bytes. */
+static const char *ops_quote(const uint8_t *p, size_t n, char *out, size_t outlen)
+{
+	size_t k = 0;
+	size_t shown = n > 80 ? 80 : n;
+	out[k++] = '"';
+	for (size_t i = 0; i < shown && k + 8 < outlen; i++) {
+		uint8_t c = p[i];
+		if (c == '"' || c == '\\') {
+			out[k++] = '\\';
+			out[k++] = (char)c;
+		} else if (c == '\t') {
+			out[k++] = '\\';
+			out[k++] = 't';
+		} else if (c == '\r') {
+			out[k++] = '\\';
+			out[k++] = 'r';
+		} else if (c == '\n') {
+			out[k++] = '\\';
+			out[k++] = 'n';
+		} else if (c < 0x20 || c >= 0x7f) {
+			k += (size_t)snprintf(out + k, outlen - k, "\\x%02x", c);
+		} else {
+			out[k++] = (char)c;
+		}
+	}
+	out[k++] = '"';
+	if (shown < n && k + 4 < outlen) {
+		memcpy(out + k, "...", 3);
+		k += 3;
+	}
+	out[k] = '\0';
+	return out;
+}
+
+static bool ops_is_space(uint8_t c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+static const char ops_digits2[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* Writes exactly 8 digits of v < 10^8 (leading zeros kept), with 32-bit arithmetic. */
+static void ops_put8(uint8_t *dst, uint32_t v)
+{
+	uint32_t hi = v / 10000, lo = v % 10000;
+	memcpy(dst, ops_digits2 + 2 * (hi / 100), 2);
+	memcpy(dst + 2, ops_digits2 + 2 * (hi % 100), 2);
+	memcpy(dst + 4, ops_digits2 + 2 * (lo / 100), 2);
+	memcpy(dst + 6, ops_digits2 + 2 * (lo % 100), 2);
+}
+
+/* Writes v < 10^8 without leading zeros; returns the length. */
+static size_t ops_put_small(uint8_t *dst, uint32_t v)
+{
+	size_t n = v < 10000 ? (v < 100 ? (v < 10 ? 1 : 2) : (v < 1000 ? 3 : 4))
+	                     : (v < 1000000 ? (v < 100000 ? 5 : 6) : (v < 10000000 ? 7 : 8));
+	uint8_t *p = dst + n;
+	while (v >= 100) {
+		p -= 2;
+		memcpy(p, ops_digits2 + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10)
+		memcpy(p - 2, ops_digits2 + 2 * v, 2);
+	else
+		p[-1] = (uint8_t)('0' + v);
+	return n;
+}
+
+/* The hot path of square over a range: digits written in place with no intermediate copy.
+ * The number is cut into 8-digit groups that are converted with 32-bit operations, which
+ * are cheaper and less serial than one long chain of 64-bit divisions. Returns the length
+ * (at most 20). */
+static size_t ops_put_u64(uint8_t *dst, uint64_t v)
+{
+	if (v < 100000000)
+		return ops_put_small(dst, (uint32_t)v);
+	if (v < 10000000000000000u) {
+		size_t n = ops_put_small(dst, (uint32_t)(v / 100000000));
+		ops_put8(dst + n, (uint32_t)(v % 100000000));
+		return n + 8;
+	}
+	uint64_t top = v / 100000000;
+	size_t n = ops_put_small(dst, (uint32_t)(top / 100000000));
+	ops_put8(dst + n, (uint32_t)(top % 100000000));
+	ops_put8(dst + n + 8, (uint32_t)(v % 100000000));
+	return n + 16;
+}
+
+static size_t ops_put_i64(uint8_t *dst, int64_t v)
+{
+	if (v >= 0)
+		return ops_put_u64(dst, (uint64_t)v);
+	dst[0] = '-';
+	return 1 + ops_put_u64(dst + 1, 0 - (uint64_t)v);
+}
+
+static void ops_append_i128(struct buf *out, i128 v)
+{
+	uint8_t *dst = buf_reserve(out, NUM_I128_MAXLEN);
+	out->len += num_format_i128(v, (char *)dst);
+}
+
+/* Records in a buffer: what `wc -l` counts, plus a final line without '\n'. */
+static uint64_t ops_count_records(const uint8_t *p, size_t len)
+{
+	uint64_t n = 0;
+	const uint8_t *end = p + len, *q = p;
+	while (q < end) {
+		const uint8_t *nl = memchr(q, '\n', (size_t)(end - q));
+		if (nl == NULL) {
+			n++;
+			break;
+		}
+		n++;
+		q = nl + 1;
+	}
+	return n;
+}
+
+/* Records of a range, lo..hi-1; hi - lo can reach 2^64 - 1, hence the unsigned difference. */
+static uint64_t ops_range_size(const struct op_input *in)
+{
+	return in->hi > in->lo ? (uint64_t)in->hi - (uint64_t)in->lo : 0;
+}
+
+/* Appends the range's records as text lines "x\n" for x in [lo, hi). */
+static void ops_range_text(int64_t lo, int64_t hi, struct buf *out)
+{
+	for (int64_t x = lo; x < hi;) {
+		uint8_t *dst = buf_reserve(out, 4096 * 21);
+		size_t k = 0;
+		for (int i = 0; i < 4096 && x < hi; i++, x++) {
+			k += ops_put_i64(dst + k, x);
+			dst[k++] = '\n';
+		}
+		out->len += k;
+	}
+}
+
+static int ops_fail(struct op_error *err, bool permanent, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int ops_fail(struct op_error *err, bool permanent, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	err->permanent = permanent;
+	return -1;
+}
+
+static int ops_not_integer(struct op_error *err, uint32_t partition, uint64_t recno,
+                           const uint8_t *rec, size_t len)
+{
+	char q[400];
+	return ops_fail(err, true, "partition %u: record %llu is not an integer: %s", partition,
+	                (unsigned long long)recno, ops_quote(rec, len, q, sizeof(q)));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Arguments */
+
+static const char *ops_arg_value(Shoal__Arg *const *args, size_t nargs, const char *key)
+{
+	for (size_t i = 0; i < nargs; i++)
+		if (args[i] != NULL && args[i]->key != NULL && strcmp(args[i]->key, key) == 0)
+			return args[i]->value != NULL ? args[i]->value : "";
+	return NULL;
+}
+
+/* Whether key is one of the space-separated words of list. */
+static bool ops_arg_known(const char *list, const char *key)
+{
+	size_t klen = strlen(key);
+	if (klen == 0)
+		return false;
+	for (const char *p = list; *p != '\0';) {
+		while (*p == ' ')
+			p++;
+		size_t n = strcspn(p, " ");
+		if (n == klen && memcmp(p, key, n) == 0)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+int op_args_check(const struct op_desc *op, Shoal__Arg *const *args, size_t nargs, char *err,
+                  size_t errlen)
+{
+	char q[400];
+	int kind = ops_kind_of(op);
+	if (kind < 0) {
+		snprintf(err, errlen, "unknown op");
+		return -1;
+	}
+	for (size_t i = 0; i < nargs; i++) {
+		const char *key = args[i] != NULL && args[i]->key != NULL ? args[i]->key : "";
+		if (!ops_arg_known(op->args, key)) {
+			ops_quote((const uint8_t *)key, strlen(key), q, sizeof(q));
+			if (op->args[0] == '\0')
+				snprintf(err, errlen, "op %s takes no --arg (got %s)", op->name, q);
+			else
+				snprintf(err, errlen, "op %s has no --arg %s (it takes: %s)",
+				         op->name, q, op->args);
+			return -1;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(args[j]->key, key) == 0) {
+				snprintf(err, errlen, "op %s: --arg %s given twice", op->name, key);
+				return -1;
+			}
+		}
+	}
+	if (kind == OPS_GREP) {
+		const char *pat = ops_arg_value(args, nargs, "pattern");
+		if (pat == NULL) {
+			snprintf(err, errlen, "grep needs --arg pattern=TEXT");
+			return -1;
+		}
+		if (pat[0] == '\0') {
+			snprintf(err, errlen, "grep needs a non-empty --arg pattern=TEXT");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* square */
+
+static int ops_square_record(const uint8_t *rec, size_t len, uint32_t partition, uint64_t recno,
+                             struct buf *out, struct op_error *err)
+{
+	i128 x, sq;
+	if (num_parse_i128(rec, len, &x) < 0)
+		return ops_not_integer(err, partition, recno, rec, len);
+	if (__builtin_mul_overflow(x, x, &sq)) {
+		char num[NUM_I128_MAXLEN + 1];
+		num[num_format_i128(x, num)] = '\0';
+		return ops_fail(err, true,
+		                "partition %u: record %llu: square of %s does not fit in 128 bits",
+		                partition, (unsigned long long)recno, num);
+	}
+	uint8_t *dst = buf_reserve(out, NUM_I128_MAXLEN + 1);
+	size_t n = num_format_i128(sq, (char *)dst);
+	dst[n] = '\n';
+	out->len += n + 1;
+	return 0;
+}
+
+static void ops_square_range(int64_t lo, int64_t hi, struct buf *out)
+{
+	/* |x| < 2^32 squares in 64 bits (the usual case, printed by the fast routine); beyond,
+	 * x^2 < 2^126 always fits in i128. Output is produced in batches so that the buffer is
+	 * grown once per batch, not once per number. */
+	for (int64_t x = lo; x < hi;) {
+		const int batch = 4096;
+		uint8_t *dst = buf_reserve(out, (size_t)batch * (NUM_I128_MAXLEN + 1));
+		size_t k = 0;
+		for (int i = 0; i < batch && x < hi; i++, x++) {
+			uint64_t a = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+			if (a <= UINT32_MAX) {
+				k += ops_put_u64(dst + k, a * a);
+			} else {
+				i128 sq = (i128)x * x;
+				k += num_format_i128(sq, (char *)dst + k);
+			}
+			dst[k++] = '\n';
+		}
+		out->len += k;
+	}
+}
+
+static int ops_square(const struct op_input *in, uint32_t partition, struct buf *out,
+                      uint64_t *records, struct op_error *err)
+{
+	if (in->is_range) {
+		ops_square_range(in->lo, in->hi, out);
+		*records = ops_range_size(in);
+		return 0;
+	}
+	struct record_iter it;
+	const uint8_t *rec;
+	size_t len;
+	uint64_t n = 0;
+	record_iter_init(&it, in->data, in->len);
+	while (record_iter_next(&it, &rec, &len)) {
+		if (ops_square_record(rec, len, partition, ++n, out, err) < 0)
+			return -1;
+	}
+	*records = n;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* grep */
+
+static void ops_grep_buffer(const uint8_t *p, size_t len, const char *pat, struct buf *out)
+{
+	size_t plen = strlen(pat);
+	/* A record never holds '\n', so such a pattern matches nothing; without '\n' in the
+	 * pattern every match lies inside one record, and searching the whole buffer at once
+	 * is much faster than one search per record. */
+	if (memchr(pat, '\n', plen) != NULL)
+		return;
+	size_t pos = 0;
+	while (pos < len) {
+		const uint8_t *hit = memmem(p + pos, len - pos, pat, plen);
+		if (hit == NULL)
+			break;
+		size_t h = (size_t)(hit - p);
+		const uint8_t *prev_nl = h > pos ? memrchr(p + pos, '\n', h - pos) : NULL;
+		size_t start = prev_nl != NULL ? (size_t)(prev_nl - p) + 1 : pos;
+		const uint8_t *nl = memchr(hit, '\n', len - h);
+		size_t end = nl != NULL ? (size_t)(nl - p) : len;
+		buf_append(out, p + start, end - start);
+		buf_append_byte(out, '\n');
+		pos = end + 1;
+	}
+}
+
+static int ops_grep(Shoal__Arg *const *args, size_t nargs, const struct op_input *in,
+                    struct buf *out, uint64_t *records)
+{
+	const char *pat = ops_arg_value(args, nargs, "pattern");
+	if (in->is_range) {
+		/* Records are the decimal integers; render them a slice at a time. */
+		struct buf text = BUF_INIT;
+		int64_t x = in->lo;
+		while (x < in->hi) {
+			int64_t stop = in->hi - x > 65536 ? x + 65536 : in->hi;
+			buf_reset(&text);
+			ops_range_text(x, stop, &text);
+			ops_grep_buffer(text.data, text.len, pat, out);
+			x = stop;
+		}
+		buf_free(&text);
+		*records = ops_range_size(in);
+		return 0;
+	}
+	ops_grep_buffer(in->data, in->len, pat, out);
+	*records = ops_count_records(in->data, in->len);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* sum, count, min, max, mean: map side */
+
+struct ops_acc {
+	i128 sum;
+	i128 lo, hi;
+	uint64_t count;
+};
+
+static int ops_fold_scan(int kind, const struct op_input *in, uint32_t partition,
+                         struct ops_acc *acc, struct op_error *err)
+{
+	acc->sum = 0;
+	acc->lo = 0;
+	acc->hi = 0;
+	acc->count = 0;
+	if (in->is_range) {
+		uint64_t n = ops_range_size(in);
+		acc->count = n;
+		if (n > 0) {
+			/* lo + ... + hi-1 = n (lo + hi - 1) / 2; one factor is even, and the
+			 * product stays below 2^126 for int64 bounds. */
+			i128 s = (i128)in->lo + (i128)in->hi - 1;
+			i128 prod;
+			if (__builtin_mul_overflow(s, (i128)n, &prod))
+				return ops_fail(err, true, "partition %u: sum overflows 128 bits",
+				                partition);
+			acc->sum = prod / 2;
+			acc->lo = in->lo;
+			acc->hi = (i128)in->hi - 1;
+		}
+		return 0;
+	}
+	bool need_sum = kind == OPS_SUM || kind == OPS_MEAN;
+	struct record_iter it;
+	const uint8_t *rec;
+	size_t len;
+	record_iter_init(&it, in->data, in->len);
+	while (record_iter_next(&it, &rec, &len)) {
+		i128 x;
+		acc->count++;
+		if (num_parse_i128(rec, len, &x) < 0)
+			return ops_not_integer(err, partition, acc->count, rec, len);
+		if (need_sum && __builtin_add_overflow(acc->sum, x, &acc->sum))
+			return ops_fail(err, true,
+			                "partition %u: record %llu: sum overflows 128 bits",
+			                partition, (unsigned long long)acc->count);
+		if (acc->count == 1 || x < acc->lo)
+			acc->lo = x;
+		if (acc->count == 1 || x > acc->hi)
+			acc->hi = x;
+	}
+	return 0;
+}
+
+static int ops_fold_map(int kind, const struct op_input *in, uint32_t partition, struct buf *out,
+                        uint64_t *records, struct op_error *err)
+{
+	struct ops_acc acc;
+	if (kind == OPS_COUNT) {
+		acc.count =
+		    in->is_range ? ops_range_size(in) : ops_count_records(in->data, in->len);
+		buf_printf(out, "count %llu\n", (unsigned long long)acc.count);
+		*records = acc.count;
+		return 0;
+	}
+	if (ops_fold_scan(kind, in, partition, &acc, err) < 0)
+		return -1;
+	const char *name = op_table[kind].name;
+	buf_printf(out, "%s ", name);
+	switch (kind) {
+	case OPS_SUM:
+		ops_append_i128(out, acc.sum);
+		break;
+	case OPS_MIN:
+	case OPS_MAX:
+		if (acc.count == 0)
+			buf_append(out, "none", 4);
+		else
+			ops_append_i128(out, kind == OPS_MIN ? acc.lo : acc.hi);
+		break;
+	default: /* OPS_MEAN */
+		ops_append_i128(out, acc.sum);
+		buf_printf(out, " %llu", (unsigned long long)acc.count);
+		break;
+	}
+	buf_append_byte(out, '\n');
+	*records = acc.count;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sorting byte strings: multikey quicksort (Bentley & Sedgewick), which looks at each byte of
+ * a common prefix once per level instead of once per comparison. Recursion goes into the two
+ * smaller of the three parts and loops on the largest, so the stack depth is at most
+ * log2(n) whatever the data (long shared prefixes included). */
+
+struct ops_item {
+	const uint8_t *p;
+	size_t len;
+	uint64_t aux; /* wordcount: the count */
+};
+
+static inline int ops_ch(const struct ops_item *it, size_t d)
+{
+	return d < it->len ? it->p[d] : -1;
+}
+
+static inline void ops_swap(struct ops_item *a, size_t i, size_t j)
+{
+	struct ops_item t = a[i];
+	a[i] = a[j];
+	a[j] = t;
+}
+
+/* Bytewise order of the suffixes from d (every item here has len >= d). */
+static int ops_cmp_from(const struct ops_item *x, const struct ops_item *y, size_t d)
+{
+	size_t lx = x->len - d, ly = y->len - d;
+	int c = memcmp(x->p + d, y->p + d, lx < ly ? lx : ly);
+	if (c != 0)
+		return c;
+	return lx < ly ? -1 : lx > ly;
+}
+
+static void ops_isort(struct ops_item *a, size_t n, size_t d)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct ops_item t = a[i];
+		size_t j = i;
+		while (j > 0 && ops_cmp_from(&t, &a[j - 1], d) < 0) {
+			a[j] = a[j - 1];
+			j--;
+		}
+		a[j] = t;
+	}
+}
+
+static int ops_med3(int a, int b, int c)
+{
+	if (a < b)
+		return b < c ? b : (a < c ? c : a);
+	return a < c ? a : (b < c ? c : b);
+}
+
+static void ops_mkqsort(struct ops_item *a, size_t n, size_t d)
+{
+	while (n > 1) {
+		if (n < 16) {
+			ops_isort(a, n, d);
+			return;
+		}
+		int v = ops_med3(ops_ch(&a[0], d), ops_ch(&a[n / 2], d), ops_ch(&a[n - 1], d));
+		size_t lt = 0, i = 0, gt = n;
+		while (i < gt) {
+			int c = ops_ch(&a[i], d);
+			if (c < v)
+				ops_swap(a, lt++, i++);
+			else if (c > v)
+				ops_swap(a, i, --gt);
+			else
+				i++;
+		}
+		size_t nl = lt, ng = n - gt;
+		/* Items that end at d (v == -1) are equal: that part is done. */
+		size_t ne = v < 0 ? 0 : gt - lt;
+		struct ops_item *eq = a + lt, *gtp = a + gt;
+		if (nl >= ne && nl >= ng) {
+			ops_mkqsort(eq, ne, d + 1);
+			ops_mkqsort(gtp, ng, d);
+			/* loop on a[0..nl) */
+			n = nl;
+		} else if (ng >= ne) {
+			ops_mkqsort(a, nl, d);
+			ops_mkqsort(eq, ne, d + 1);
+			a = gtp;
+			n = ng;
+		} else {
+			ops_mkqsort(a, nl, d);
+			ops_mkqsort(gtp, ng, d);
+			a = eq;
+			n = ne;
+			d++;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* sort */
+
+static void ops_sort_buffer(const uint8_t *p, size_t len, struct buf *out, uint64_t *records)
+{
+	uint64_t n = ops_count_records(p, len);
+	struct ops_item *items = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(*items));
+	struct record_iter it;
+	const uint8_t *rec;
+	size_t rlen, k = 0;
+	record_iter_init(&it, p, len);
+	while (record_iter_next(&it, &rec, &rlen)) {
+		items[k].p = rec;
+		items[k].len = rlen;
+		k++;
+	}
+	ops_mkqsort(items, k, 0);
+	/* Each record gets its '\n' back, including a last one that had none. */
+	uint8_t *dst = buf_reserve(out, len + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < k; i++) {
+		memcpy(dst + o, items[i].p, items[i].len);
+		o += items[i].len;
+		dst[o++] = '\n';
+	}
+	out->len += o;
+	free(items);
+	*records = k;
+}
+
+static int ops_sort(const struct op_input *in, struct buf *out, uint64_t *records)
+{
+	if (in->is_range) {
+		struct buf text = BUF_INIT;
+		ops_range_text(in->lo, in->hi, &text);
+		ops_sort_buffer(text.data, text.len, out, records);
+		buf_free(&text);
+		return 0;
+	}
+	ops_sort_buffer(in->data, in->len, out, records);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* wordcount: an open-addressing hash table (linear probing) whose slots hold the entries
+ * themselves, with each word's hash and first 8 bytes, so that a lookup usually costs one
+ * cache miss and never touches the text for words of up to 8 bytes. Words stay in the input
+ * (no copies). The distinct words are then sorted. */
+
+struct ops_wc_slot {
+	const uint8_t *p;
+	size_t len;
+	uint64_t head; /* the first min(len, 8) bytes, zero-padded */
+	uint64_t hash;
+	uint64_t count; /* 0: empty slot */
+};
+
+struct ops_wc {
+	struct ops_wc_slot *slots;
+	size_t mask, n;
+};
+
+static uint64_t ops_hash(const uint8_t *p, size_t n, uint64_t head)
+{
+	uint64_t h = 0x9e3779b97f4a7c15u ^ (n * 0xff51afd7ed558ccdu);
+	while (n > 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdu;
+		h ^= h >> 32;
+		p += 8;
+		n -= 8;
+	}
+	/* The last 1..8 bytes; for short words these are the head. */
+	uint64_t w = head;
+	if (n < 8 && p != NULL) {
+		w = 0;
+		memcpy(&w, p, n);
+	}
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
+	h ^= h >> 29;
+	h *= 0x9e3779b97f4a7c15u;
+	h ^= h >> 32;
+	return h;
+}
+
+static void ops_wc_grow(struct ops_wc *t)
+{
+	size_t old_n = t->mask + 1;
+	struct ops_wc_slot *old = t->slots;
+	t->mask = old_n * 2 - 1;
+	t->slots = xcalloc(t->mask + 1, sizeof(*t->slots));
+	for (size_t i = 0; i < old_n; i++) {
+		if (old[i].count == 0)
+			continue;
+		size_t s = (size_t)old[i].hash & t->mask;
+		while (t->slots[s].count != 0)
+			s = (s + 1) & t->mask;
+		t->slots[s] = old[i];
+	}
+	free(old);
+}
+
+static void ops_wc_add(struct ops_wc *t, const uint8_t *w, size_t len)
+{
+	uint64_t head = 0;
+	memcpy(&head, w, len < 8 ? len : 8);
+	uint64_t h = len <= 8 ? ops_hash(NULL, len, head) : ops_hash(w, len, head);
+	size_t s = (size_t)h & t->mask;
+	for (;;) {
+		struct ops_wc_slot *e = &t->slots[s];
+		if (e->count == 0)
+			break;
+		if (e->hash == h && e->len == len && e->head == head &&
+		    (len <= 8 || memcmp(e->p + 8, w + 8, len - 8) == 0)) {
+			e->count++;
+			return;
+		}
+		s = (s + 1) & t->mask;
+	}
+	t->slots[s] = (struct ops_wc_slot){w, len, head, h, 1};
+	t->n++;
+	/* Load factor at most 1/2 keeps probe runs short. */
+	if (t->n * 2 > t->mask + 1)
+		ops_wc_grow(t);
+}
+
+static void ops_wordcount_buffer(const uint8_t *p, size_t len, struct buf *out)
+{
+	struct ops_wc t = {0};
+	t.mask = 4095;
+	t.slots = xcalloc(t.mask + 1, sizeof(*t.slots));
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && ops_is_space(p[i]))
+			i++;
+		if (i == len)
+			break;
+		size_t s = i;
+		while (i < len && !ops_is_space(p[i]))
+			i++;
+		ops_wc_add(&t, p + s, i - s);
+	}
+	struct ops_item *items = xmalloc((t.n > 0 ? t.n : 1) * sizeof(*items));
+	size_t n = 0;
+	for (size_t k = 0; k <= t.mask; k++)
+		if (t.slots[k].count != 0)
+			items[n++] =
+			    (struct ops_item){t.slots[k].p, t.slots[k].len, t.slots[k].count};
+	free(t.slots);
+	ops_mkqsort(items, n, 0);
+	for (size_t k = 0; k < n; k++) {
+		uint8_t *dst = buf_reserve(out, items[k].len + 22);
+		memcpy(dst, items[k].p, items[k].len);
+		size_t o = items[k].len;
+		dst[o++] = '\t';
+		o += ops_put_u64(dst + o, items[k].aux);
+		dst[o++] = '\n';
+		out->len += o;
+	}
+	free(items);
+}
+
+static void ops_wordcount(const struct op_input *in, struct buf *out, uint64_t *records)
+{
+	if (in->is_range) {
+		struct buf text = BUF_INIT;
+		ops_range_text(in->lo, in->hi, &text);
+		ops_wordcount_buffer(text.data, text.len, out);
+		buf_free(&text);
+		*records = ops_range_size(in);
+		return;
+	}
+	*records = ops_count_records(in->data, in->len);
+	ops_wordcount_buffer(in->data, in->len, out);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* op_run */
+
+int op_run(const struct op_desc *op, Shoal__Arg *const *args, size_t nargs,
+           const struct op_input *in, uint32_t partition, struct buf *out, uint64_t *records,
+           struct op_error *err)
+{
+	err->msg[0] = '\0';
+	err->permanent = false;
+	int kind = ops_kind_of(op);
+	if (kind < 0)
+		return ops_fail(err, true, "unknown op");
+	/* The arguments are part of the job: if they are wrong, no retry can help. */
+	if (op_args_check(op, args, nargs, err->msg, sizeof(err->msg)) < 0) {
+		err->permanent = true;
+		return -1;
+	}
+	struct op_input empty = {0};
+	if (!in->is_range && in->data == NULL) {
+		empty.data = (const uint8_t *)"";
+		in = &empty;
+	}
+
+	size_t orig = out->len;
+	uint64_t n = 0;
+	int rc;
+	switch (kind) {
+	case OPS_SQUARE:
+		rc = ops_square(in, partition, out, &n, err);
+		break;
+	case OPS_GREP:
+		rc = ops_grep(args, nargs, in, out, &n);
+		break;
+	case OPS_SORT:
+		rc = ops_sort(in, out, &n);
+		break;
+	case OPS_WORDCOUNT:
+		ops_wordcount(in, out, &n);
+		rc = 0;
+		break;
+	default:
+		rc = ops_fold_map(kind, in, partition, out, &n, err);
+		break;
+	}
+	if (rc < 0) {
+		/* Leave no half partial behind. */
+		out->len = orig;
+		return -1;
+	}
+	if (records != NULL)
+		*records = n;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* FOLD combine side */
+
+struct op_fold {
+	int kind;
+	bool have; /* min/max: a value was seen */
+	i128 sum;
+	i128 count;
+	i128 val;
+};
+
+struct op_fold *op_fold_create(const struct op_desc *op)
+{
+	int kind = ops_kind_of(op);
+	if (kind < 0 || op->combine != OP_COMBINE_FOLD)
+		return NULL;
+	struct op_fold *f = xcalloc(1, sizeof(*f));
+	f->kind = kind;
+	return f;
+}
+
+void op_fold_destroy(struct op_fold **f)
+{
+	if (f == NULL || *f == NULL)
+		return;
+	free(*f);
+	*f = NULL;
+}
+
+/* Accepts only the canonical decimal form that the map side prints: what num_format_i128
+ * gives back byte for byte. */
+static bool ops_parse_canonical(const uint8_t *p, size_t n, i128 *out)
+{
+	char back[NUM_I128_MAXLEN];
+	i128 v;
+	if (n == 0 || n > NUM_I128_MAXLEN - 1 || num_parse_i128(p, n, &v) < 0)
+		return false;
+	if (num_format_i128(v, back) != n || memcmp(back, p, n) != 0)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Splits "NAME F1 F2...\n" into up to max fields after NAME; returns how many, or -1. */
+static int ops_partial_fields(const uint8_t *p, size_t len, const char *name, const uint8_t **fp,
+                              size_t *fl, int max)
+{
+	size_t nlen = strlen(name);
+	if (len < nlen + 3 || memcmp(p, name, nlen) != 0 || p[nlen] != ' ' || p[len - 1] != '\n')
+		return -1;
+	size_t i = nlen + 1, end = len - 1;
+	int nf = 0;
+	while (i <= end) {
+		size_t j = i;
+		while (j < end && p[j] != ' ')
+			j++;
+		if (j == i || nf == max)
+			return -1;
+		fp[nf] = p + i;
+		fl[nf] = j - i;
+		nf++;
+		i = j + 1;
+	}
+	return nf;
+}
+
+int op_fold_add(struct op_fold *f, const uint8_t *partial, size_t len, char *err, size_t errlen)
+{
+	char q[400];
+	const char *name = op_table[f->kind].name;
+	const uint8_t *fp[2];
+	size_t fl[2];
+	int want = f->kind == OPS_MEAN ? 2 : 1;
+	if (partial == NULL)
+		partial = (const uint8_t *)"";
+	int nf = ops_partial_fields(partial, len, name, fp, fl, 2);
+	i128 a = 0, b = 0;
+	bool none = false;
+	if (nf != want)
+		goto bad;
+	if ((f->kind == OPS_MIN || f->kind == OPS_MAX) && fl[0] == 4 &&
+	    memcmp(fp[0], "none", 4) == 0)
+		none = true;
+	else if (!ops_parse_canonical(fp[0], fl[0], &a))
+		goto bad;
+	if (want == 2 && !ops_parse_canonical(fp[1], fl[1], &b))
+		goto bad;
+
+	switch (f->kind) {
+	/* A refused partial leaves the fold as it was: results go through temporaries. */
+	case OPS_SUM:
+		if (__builtin_add_overflow(f->sum, a, &b)) {
+			snprintf(err, errlen, "sum overflows 128 bits");
+			return -1;
+		}
+		f->sum = b;
+		return 0;
+	case OPS_COUNT:
+		if (a < 0)
+			goto bad;
+		if (__builtin_add_overflow(f->count, a, &b)) {
+			snprintf(err, errlen, "count overflows 128 bits");
+			return -1;
+		}
+		f->count = b;
+		return 0;
+	case OPS_MIN:
+	case OPS_MAX:
+		if (none)
+			return 0;
+		if (!f->have || (f->kind == OPS_MIN ? a < f->val : a > f->val))
+			f->val = a;
+		f->have = true;
+		return 0;
+	default: /* OPS_MEAN: the sum and the count, kept apart until the end */
+		if (b < 0 || (b == 0 && a != 0))
+			goto bad;
+		i128 sum, count;
+		if (__builtin_add_overflow(f->sum, a, &sum)) {
+			snprintf(err, errlen, "sum overflows 128 bits");
+			return -1;
+		}
+		if (__builtin_add_overflow(f->count, b, &count)) {
+			snprintf(err, errlen, "count overflows 128 bits");
+			return -1;
+		}
+		f->sum = sum;
+		f->count = count;
+		return 0;
+	}
+bad:
+	snprintf(err, errlen, "malformed %s partial: %s", name,
+	         ops_quote(partial, len, q, sizeof(q)));
+	return -1;
+}
+
+/* The double nearest to n/d (ties to even), for 0 < d, computed exactly: long division gives
+ * 64 significant quotient bits plus a sticky bit for the remainder, which is all that
+ * round-to-nearest needs. Every i128 quotient lies far inside the normal double range, so
+ * there is no inexactness left: the result is what Python's int/int gives. */
+static double ops_div_exact(i128 num, i128 den)
+{
+	bool neg = num < 0;
+	u128 n = neg ? 0 - (u128)num : (u128)num;
+	u128 d = (u128)den;
+	if (n == 0)
+		return 0.0;
+	u128 q = n / d, r = n % d;
+	uint64_t m;
+	int e;
+	bool sticky;
+	if ((q >> 64) != 0) {
+		int bits = 128 - __builtin_clzll((uint64_t)(q >> 64));
+		int sh = bits - 64;
+		m = (uint64_t)(q >> sh);
+		sticky = (q & (((u128)1 << sh) - 1)) != 0 || r != 0;
+		e = sh;
+	} else {
+		/* Shift quotient bits in until the top bit of m is set. r < d < 2^127, so
+		 * 2r never overflows. */
+		m = (uint64_t)q;
+		e = 0;
+		while (m < ((uint64_t)1 << 63)) {
+			r <<= 1;
+			m <<= 1;
+			if (r >= d) {
+				r -= d;
+				m |= 1;
+			}
+			e--;
+		}
+		sticky = r != 0;
+	}
+	/* 64 bits down to 53: the low 11 bits and the sticky bit decide the rounding. */
+	uint64_t mant = m >> 11, rest = m & 0x7ff;
+	if (rest > 0x400 || (rest == 0x400 && (sticky || (mant & 1))))
+		mant++;
+	double x = ldexp((double)mant, e + 11);
+	return neg ? -x : x;
+}
+
+/* Parses snprintf's "%.*e" output into its digits (no point) and decimal exponent. */
+static void ops_sci_parse(const char *s, char *digits, int *ndig, int *exp10)
+{
+	int n = 0;
+	for (; *s != 'e'; s++)
+		if (*s >= '0' && *s <= '9')
+			digits[n++] = *s;
+	*ndig = n;
+	*exp10 = atoi(s + 1);
+}
+
+static bool ops_sci_roundtrips(const char *digits, int n, int exp10, double x)
+{
+	char s[64];
+	int k = 0;
+	s[k++] = digits[0];
+	s[k++] = '.';
+	memcpy(s + k, digits + 1, (size_t)(n - 1));
+	k += n - 1;
+	snprintf(s + k, sizeof(s) - (size_t)k, "e%d", exp10);
+	return strtod(s, NULL) == x;
+}
+
+/* The shortest digits that read back as x, and among those the nearest to x: what Python's
+ * repr picks (David Gay's mode 0). For each length p, the nearest p-digit decimal is tried,
+ * then its two p-digit neighbours: when the rounding interval of x holds any p-digit decimal
+ * it holds one of those three (the interval is convex and contains x), which matters only
+ * at powers of two, where the interval is lopsided. x > 0. */
+static void ops_shortest(double x, char *digits, int *ndig, int *decpt)
+{
+	char s[64], d[32];
+	int n = 0, e = 0;
+	for (int p = 1; p <= 17; p++) {
+		snprintf(s, sizeof(s), "%.*e", p - 1, x);
+		ops_sci_parse(s, d, &n, &e);
+		if (ops_sci_roundtrips(d, n, e, x))
+			goto found;
+		char up[32], dn[32];
+		int eu = e, ed = e;
+		memcpy(up, d, (size_t)n);
+		memcpy(dn, d, (size_t)n);
+		int i = n - 1;
+		while (i >= 0 && up[i] == '9')
+			up[i--] = '0';
+		if (i >= 0) {
+			up[i]++;
+		} else {
+			/* 99..9 + 1 = 100..0: one digit longer, written with the next exponent. */
+			up[0] = '1';
+			eu++;
+		}
+		if (ops_sci_roundtrips(up, n, eu, x)) {
+			memcpy(d, up, (size_t)n);
+			e = eu;
+			goto found;
+		}
+		i = n - 1;
+		while (i >= 0 && dn[i] == '0')
+			dn[i--] = '9';
+		dn[i]--; /* the leading digit is not 0, so i >= 0 */
+		if (dn[0] == '0') {
+			/* 10..0 - 1 = 9..9 on the finer grid below the power of ten. */
+			memmove(dn, dn + 1, (size_t)(n - 1));
+			dn[n - 1] = '9';
+			ed--;
+		}
+		if (ops_sci_roundtrips(dn, n, ed, x)) {
+			memcpy(d, dn, (size_t)n);
+			e = ed;
+			goto found;
+		}
+	}
+found:
+	while (n > 1 && d[n - 1] == '0')
+		n--;
+	memcpy(digits, d, (size_t)n);
+	*ndig = n;
+	*decpt = e + 1;
+}
+
+/* Python's repr(float) for a finite double. */
+static void ops_float_repr(double x, struct buf *out)
+{
+	if (x == 0) {
+		buf_printf(out, "%s", signbit(x) ? "-0.0" : "0.0");
+		return;
+	}
+	if (x < 0) {
+		buf_append_byte(out, '-');
+		x = -x;
+	}
+	char d[32];
+	int n, decpt;
+	ops_shortest(x, d, &n, &decpt);
+	if (decpt <= -4 || decpt > 16) {
+		/* 1e+16, 1.5e-05: at least two exponent digits. */
+		buf_append_byte(out, (uint8_t)d[0]);
+		if (n > 1) {
+			buf_append_byte(out, '.');
+			buf_append(out, d + 1, (size_t)(n - 1));
+		}
+		int x10 = decpt - 1;
+		buf_printf(out, "e%c%02d", x10 < 0 ? '-' : '+', x10 < 0 ? -x10 : x10);
+	} else if (decpt <= 0) {
+		buf_append(out, "0.", 2);
+		for (int i = 0; i < -decpt; i++)
+			buf_append_byte(out, '0');
+		buf_append(out, d, (size_t)n);
+	} else if (decpt < n) {
+		buf_append(out, d, (size_t)decpt);
+		buf_append_byte(out, '.');
+		buf_append(out, d + decpt, (size_t)(n - decpt));
+	} else {
+		buf_append(out, d, (size_t)n);
+		for (int i = n; i < decpt; i++)
+			buf_append_byte(out, '0');
+		buf_append(out, ".0", 2);
+	}
+}
+
+int op_fold_finish(struct op_fold *f, struct buf *out, char *err, size_t errlen)
+{
+	const char *name = op_table[f->kind].name;
+	switch (f->kind) {
+	case OPS_SUM:
+		ops_append_i128(out, f->sum);
+		break;
+	case OPS_COUNT:
+		ops_append_i128(out, f->count);
+		break;
+	case OPS_MIN:
+	case OPS_MAX:
+		if (!f->have) {
+			snprintf(err, errlen, "%s of an empty input", name);
+			return -1;
+		}
+		ops_append_i128(out, f->val);
+		break;
+	default: /* OPS_MEAN */
+		if (f->count == 0) {
+			snprintf(err, errlen, "%s of an empty input", name);
+			return -1;
+		}
+		ops_float_repr(ops_div_exact(f->sum, f->count), out);
+		break;
+	}
+	buf_append_byte(out, '\n');
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* MERGE partials */
+
+static int ops_line_cmp(const uint8_t *a, size_t la, const uint8_t *b, size_t lb)
+{
+	int c = memcmp(a, b, la < lb ? la : lb);
+	if (c != 0)
+		return c;
+	return la < lb ? -1 : la > lb;
+}
+
+int op_run_check(const struct op_desc *op, const uint8_t *partial, size_t len, char *err,
+                 size_t errlen)
+{
+	char q[400];
+	int kind = ops_kind_of(op);
+	if (kind < 0 || op->combine != OP_COMBINE_MERGE) {
+		snprintf(err, errlen, "op %s has no sorted partials", kind < 0 ? "?" : op->name);
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	if (partial[len - 1] != '\n') {
+		snprintf(err, errlen, "%s partial does not end with a newline", op->name);
+		return -1;
+	}
+	const uint8_t *prev = NULL;
+	size_t prevlen = 0;
+	uint64_t line = 0;
+	size_t pos = 0;
+	while (pos < len) {
+		const uint8_t *p = partial + pos;
+		const uint8_t *nl = memchr(p, '\n', len - pos);
+		size_t n = (size_t)(nl - p); /* found: the buffer ends with '\n' */
+		size_t keylen = n;
+		line++;
+		if (op->sum_keys) {
+			const uint8_t *tab = memchr(p, '\t', n);
+			bool ok = tab != NULL && tab > p;
+			keylen = ok ? (size_t)(tab - p) : 0;
+			for (size_t i = 0; ok && i < keylen; i++)
+				ok = !ops_is_space(p[i]);
+			/* COUNT: canonical and positive. */
+			i128 c;
+			ok = ok && ops_parse_canonical(tab + 1, n - keylen - 1, &c) && c > 0;
+			if (!ok) {
+				snprintf(err, errlen,
+				         "%s partial: line %llu is not KEY<TAB>COUNT: %s", op->name,
+				         (unsigned long long)line, ops_quote(p, n, q, sizeof(q)));
+				return -1;
+			}
+		}
+		if (prev != NULL) {
+			int c = ops_line_cmp(prev, prevlen, p, keylen);
+			if (c > 0 || (c == 0 && op->sum_keys)) {
+				snprintf(err, errlen, "%s partial: line %llu is out of order: %s",
+				         op->name, (unsigned long long)line,
+				         ops_quote(p, n, q, sizeof(q)));
+				return -1;
+			}
+		}
+		prev = p;
+		prevlen = keylen;
+		pos += n + 1;
+	}
+	return 0;
+}
