@@ -616,7 +616,10 @@ static void print_job_status(const struct shoal_job_info *i)
 	snprintf(tasks, sizeof(tasks),
 	         "%" PRIu32 "/%" PRIu32 " done, %" PRIu32 " running, %" PRIu32 " failures",
 	         i->tasks_done, i->tasks_total, i->tasks_running, i->task_failures);
-	fmt_bytes(i->input_bytes, in, sizeof(in));
+	if (i->input_bytes)
+		fmt_bytes(i->input_bytes, in, sizeof(in));
+	else
+		snprintf(in, sizeof(in), "-"); /* range inputs have no bytes */
 	snprintf(rec, sizeof(rec), "%" PRIu64, i->records);
 	if (i->state == SHOAL_JOB_SUCCEEDED)
 		fmt_bytes(i->result_size, res, sizeof(res));

@@ -57,8 +57,9 @@ void progress_fmt_line(const char *state, uint32_t done, uint32_t total, double 
 		snprintf(out, outlen, "[%s] %s", bar, state);
 		return;
 	}
-	progress_fmt_thousands(done, d, sizeof(d));
-	progress_fmt_thousands(total, t, sizeof(t));
+	/* Counts plain, as `123/1000`; only the rate gets separators. */
+	snprintf(d, sizeof(d), "%" PRIu32, done);
+	snprintf(t, sizeof(t), "%" PRIu32, total);
 	if (rate > 0) {
 		char rates[40], eta[32];
 		double left = (double)(total - done) / rate;

@@ -2,7 +2,7 @@
  *
  * The line is drawn on a terminal only, redrawn in place with '\r' at most every 100 ms, and
  * erased by progress_clear so the result (or an error) starts on a clean line:
- *   [######..............] 123/1000 tasks  4,321 tasks/s  ETA 0:12
+ *   [##..................] 123/1000 tasks  4,321 tasks/s  ETA 0:12
  * The formatting helpers are pure, for the unit tests. */
 #ifndef SHOAL_CLIENT_PROGRESS_H
 #define SHOAL_CLIENT_PROGRESS_H

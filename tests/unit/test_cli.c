@@ -318,11 +318,11 @@ START_TEST(test_progress_fmt)
 	ck_assert_str_eq(s, "1:02:03");
 
 	progress_fmt_line("running", 123, 1000, 4321, s, sizeof(s));
-	ck_assert_str_eq(s, "[##..................] 123/1,000 tasks  4,321 tasks/s  ETA 0:00");
+	ck_assert_str_eq(s, "[##..................] 123/1000 tasks  4,321 tasks/s  ETA 0:00");
 	progress_fmt_line("running", 500, 1000, 50, s, sizeof(s));
-	ck_assert_str_eq(s, "[##########..........] 500/1,000 tasks  50 tasks/s  ETA 0:10");
+	ck_assert_str_eq(s, "[##########..........] 500/1000 tasks  50 tasks/s  ETA 0:10");
 	progress_fmt_line("running", 1000, 1000, 50, s, sizeof(s));
-	ck_assert_str_eq(s, "[####################] 1,000/1,000 tasks  50 tasks/s  ETA 0:00");
+	ck_assert_str_eq(s, "[####################] 1000/1000 tasks  50 tasks/s  ETA 0:00");
 	progress_fmt_line("running", 3, 10, 0, s, sizeof(s));
 	ck_assert_str_eq(s, "[######..............] 3/10 tasks  running");
 	progress_fmt_line("queued", 0, 0, 0, s, sizeof(s));
