@@ -9,13 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "balance.h"
 #include "log.h"
+#include "plan.h"
 #include "master.h"
 #include "util.h"
 
 #define MAX_TASKS_PER_JOB 10000000u
-/* Default partitions per slot: enough that a slow worker does not decide the job's end. */
-#define DEFAULT_TASKS_PER_SLOT 4u
 #define MIN_DEFAULT_FILE_PART (1u << 20)
 #define MAX_DEFAULT_FILE_PART (256u << 20)
 #define MAX_DEFAULT_UPLOAD_PART (16u << 20)
@@ -58,29 +58,19 @@ const char *jobs_state_name(Shoal__JobState s)
 	}
 }
 
-static uint64_t div_ceil(uint64_t a, uint64_t b)
-{
-	return a / b + (a % b != 0);
-}
-
-/* Partition size for `count` units (integers or bytes): --partitions wins, then
- * --partition-size, then a default of a few tasks per slot within [min_part, max_part]. */
+/* Partition size for `count` units; see plan.h for the rules. */
 static uint64_t choose_part_size(struct master *m, const Shoal__JobSpec *spec, uint64_t count,
-				 uint64_t min_part, uint64_t max_part)
+				 uint64_t min_part, uint64_t max_part, uint64_t *ntasks)
 {
-	if (count == 0)
-		return 1;
-	if (spec->has_partitions && spec->partitions > 0)
-		return div_ceil(count, spec->partitions);
-	if (spec->has_partition_size && spec->partition_size > 0)
-		return spec->partition_size;
-	uint32_t slots = m->total_slots > 2 ? m->total_slots : 2;
-	uint64_t size = div_ceil(count, (uint64_t)slots * DEFAULT_TASKS_PER_SLOT);
-	if (size < min_part)
-		size = min_part;
-	if (size > max_part)
-		size = max_part;
-	return size;
+	struct plan_request req = {
+		.count = count,
+		.partitions = spec->has_partitions ? spec->partitions : 0,
+		.partition_size = spec->has_partition_size ? spec->partition_size : 0,
+		.total_slots = m->total_slots,
+		.min_part = min_part,
+		.max_part = max_part,
+	};
+	return plan_part_size(&req, ntasks);
 }
 
 static struct job *job_new(struct master *m, const Shoal__JobSpec *spec, const struct op_desc *op)
@@ -135,10 +125,7 @@ static void job_create_tasks(struct job *j, uint32_t ntasks, const uint64_t *par
 		t->state = TASK_READY;
 		list_node_init(&t->link);
 		if (j->input == INPUT_PATH) {
-			t->in_off = (uint64_t)i * j->part_size;
-			t->in_len = j->input_bytes - t->in_off < j->part_size
-					    ? j->input_bytes - t->in_off
-					    : j->part_size;
+			plan_split_task(j->input_bytes, j->part_size, i, &t->in_off, &t->in_len);
 		} else if (parts) {
 			t->in_off = parts[2 * i];
 			t->in_len = parts[2 * i + 1];
@@ -211,7 +198,7 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		server_send_failure(c, 0, 2, "%s", err);
 		return;
 	}
-	uint64_t count = 0, part_size = 1, path_size = 0;
+	uint64_t count = 0, part_size = 1, path_size = 0, ntasks = 0;
 	switch (spec->input_case) {
 	case SHOAL__JOB_SPEC__INPUT_RANGE:
 		if (spec->range->lo > spec->range->hi) {
@@ -220,7 +207,7 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 			return;
 		}
 		count = (uint64_t)spec->range->hi - (uint64_t)spec->range->lo;
-		part_size = choose_part_size(m, spec, count, 1, UINT64_MAX);
+		part_size = choose_part_size(m, spec, count, 1, UINT64_MAX, &ntasks);
 		break;
 	case SHOAL__JOB_SPEC__INPUT_PATH: {
 		struct stat st;
@@ -234,14 +221,15 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		}
 		path_size = count = (uint64_t)st.st_size;
 		part_size = choose_part_size(m, spec, count, MIN_DEFAULT_FILE_PART,
-					     MAX_DEFAULT_FILE_PART);
+					     MAX_DEFAULT_FILE_PART, &ntasks);
 		break;
 	}
 	case SHOAL__JOB_SPEC__INPUT_UPLOAD:
 		/* Uploaded partitions pass through the master's memory: keep them modest. */
 		if (spec->has_upload_size)
 			part_size = choose_part_size(m, spec, spec->upload_size,
-						     MIN_DEFAULT_FILE_PART, MAX_DEFAULT_UPLOAD_PART);
+						     MIN_DEFAULT_FILE_PART, MAX_DEFAULT_UPLOAD_PART,
+						     &ntasks);
 		else if (spec->has_partition_size && spec->partition_size > 0)
 			part_size = spec->partition_size;
 		else
@@ -251,7 +239,6 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		server_send_failure(c, 0, 2, "job has no input");
 		return;
 	}
-	uint64_t ntasks = count ? div_ceil(count, part_size) : 0;
 	if (ntasks > MAX_TASKS_PER_JOB) {
 		server_send_failure(c, 0, 2, "%llu partitions is more than the %u a job may have",
 				    (unsigned long long)ntasks, MAX_TASKS_PER_JOB);
@@ -435,10 +422,8 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 			  (unsigned long long)w->id, (unsigned long long)j->id, t->id, r->attempt);
 		return;
 	}
-	if (r->has_elapsed_us) {
-		double us = (double)r->elapsed_us + 1.0;
-		w->ewma_task_us = w->ewma_task_us > 0 ? 0.8 * w->ewma_task_us + 0.2 * us : us;
-	}
+	if (r->has_elapsed_us)
+		w->ewma_task_us = balance_ewma(w->ewma_task_us, (double)r->elapsed_us + 1.0);
 	if (!r->ok) {
 		on_task_failed(j, t, w, r->error ? r->error : "no reason given",
 			       r->has_permanent && r->permanent);

@@ -16,13 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "balance.h"
 #include "log.h"
+#include "plan.h"
 #include "master.h"
 #include "util.h"
-
-/* Prefetch aims to cover this much work beyond the running tasks. */
-#define PREFETCH_TARGET_US 2000.0
-#define PREFETCH_MAX_PER_SLOT 32
 
 void sched_kick(struct master *m)
 {
@@ -34,18 +32,7 @@ void sched_kick(struct master *m)
 
 uint32_t sched_window(const struct worker *w)
 {
-	uint32_t prefetch;
-	if (w->ewma_task_us <= 0.0) {
-		prefetch = w->slots; /* nothing measured yet */
-	} else {
-		double per_slot = PREFETCH_TARGET_US / w->ewma_task_us;
-		if (per_slot > PREFETCH_MAX_PER_SLOT)
-			per_slot = PREFETCH_MAX_PER_SLOT;
-		prefetch = (uint32_t)(per_slot * w->slots + 0.999);
-		if (prefetch < 1)
-			prefetch = 1;
-	}
-	return w->slots + prefetch;
+	return balance_window(w->slots, w->ewma_task_us);
 }
 
 void sched_rebuild_ring(struct master *m)
@@ -53,28 +40,27 @@ void sched_rebuild_ring(struct master *m)
 	free(m->ring);
 	m->ring = NULL;
 	m->ring_len = 0;
+	m->rr_epoch++;
 	if (!m->total_slots)
 		return;
-	m->ring = xcalloc(m->total_slots, sizeof(*m->ring));
-	/* Interleave slots (w1 w2 w1 w2 ...) so that consecutive tasks go to different workers. */
-	uint32_t round = 0;
-	bool any = true;
-	while (any) {
-		any = false;
-		for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
-			struct worker *w = list_entry(n, struct worker, link);
-			if (round < w->slots) {
-				m->ring[m->ring_len++] = w;
-				any = true;
-			}
-		}
-		round++;
+	uint32_t *slots = xcalloc(m->nworkers, sizeof(*slots));
+	struct worker **byindex = xcalloc(m->nworkers, sizeof(*byindex));
+	size_t nw = 0;
+	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
+		byindex[nw] = list_entry(n, struct worker, link);
+		slots[nw] = byindex[nw]->slots;
+		nw++;
 	}
-	m->rr_epoch++;
+	uint32_t *ring = xcalloc(m->total_slots, sizeof(*ring));
+	m->ring_len = balance_ring(slots, nw, ring);
+	m->ring = xcalloc(m->ring_len, sizeof(*m->ring));
+	for (size_t i = 0; i < m->ring_len; i++)
+		m->ring[i] = byindex[ring[i]];
+	free(ring);
+	free(byindex);
+	free(slots);
 }
 
-/* Uploaded partitions travel through the master's memory, so a worker holds at most one
- * beyond its slots of those; other tasks are small and use the whole window. */
 static bool worker_has_room(const struct worker *w, const struct job *j)
 {
 	if (conn_closing(w->conn) || !conn_writable(w->conn))
@@ -116,10 +102,7 @@ static Shoal__Task *task_message(const struct task *t)
 	switch (j->input) {
 	case INPUT_RANGE: {
 		shoal__range__init(&tm->range);
-		int64_t lo = j->lo + (int64_t)((uint64_t)t->id * j->part_size);
-		int64_t hi = (uint64_t)(j->hi - lo) > j->part_size ? lo + (int64_t)j->part_size : j->hi;
-		tm->range.lo = lo;
-		tm->range.hi = hi;
+		plan_range_task(j->lo, j->hi, j->part_size, t->id, &tm->range.lo, &tm->range.hi);
 		tm->task.input_case = SHOAL__TASK__INPUT_RANGE;
 		tm->task.range = &tm->range;
 		break;
