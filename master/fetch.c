@@ -117,11 +117,8 @@ static void pump(struct fetch *f)
 void fetch_on_request(struct master *m, struct client *cl, const Shoal__FetchResult *fr)
 {
 	struct job *j = jobs_find(m, fr->job_id);
-	if (cl->fetch) {
-		server_send_failure(cl->conn, fr->job_id, 2,
-				    "this connection is already fetching a result");
-		return;
-	}
+	/* A new request replaces a fetch the client abandoned (its writer stopped early). */
+	fetch_abort(cl);
 	if (!j) {
 		server_send_failure(cl->conn, fr->job_id, 1, "no job %llu",
 				    (unsigned long long)fr->job_id);

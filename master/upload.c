@@ -314,6 +314,10 @@ void upload_destroy(struct job *j)
 		return;
 	j->upload = NULL;
 	if (u->client) {
+		/* The job ended before its upload did: the uploader may be waiting for an ack. */
+		server_send_failure(u->client->conn, j->id, 1, "job %llu %s during its upload: %s",
+				    (unsigned long long)j->id, jobs_state_name(j->state),
+				    j->error ? j->error : "");
 		u->client->uploading = NULL;
 		u->client = NULL;
 	}
