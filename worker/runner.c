@@ -16,6 +16,11 @@
 #include "records.h"
 #include "util.h"
 
+/* Chunking of small tasks (see runner_pump). */
+#define RUNNER_CHUNK_MAX   64u
+#define RUNNER_SMALL_RANGE 4096u
+#define RUNNER_SMALL_DATA  (16u * 1024u)
+
 enum runner_input { RUNNER_INPUT_NONE, RUNNER_INPUT_RANGE, RUNNER_INPUT_DATA, RUNNER_INPUT_SPLIT };
 
 struct runner_task {
@@ -23,7 +28,9 @@ struct runner_task {
 	uv_work_t work;
 	struct runner *runner;
 	struct runner_task *prev, *next; /* in the queue or the running list */
+	struct runner_task *chunk_next;  /* running: the next task of the same work request */
 	bool dropped;                    /* running, but nobody wants the result any more */
+	bool small;                      /* cheap enough to share a work request (see pump) */
 
 	char *op;
 	Shoal__Arg *argv;  /* nargs args, strings owned */
@@ -51,6 +58,7 @@ struct runner {
 	struct runner_list queue;
 	struct runner_list running; /* in threads, dropped ones included */
 	uint32_t live;              /* running and not dropped */
+	uint32_t busy;              /* work requests in the pool: slots in use */
 	bool paused;
 	bool stopping;
 	runner_stopped_fn on_stopped;
@@ -192,67 +200,115 @@ static void runner_task_execute(struct runner_task *t)
 	buf_free(&split);
 }
 
+/* Runs in a pool thread: every task of the chunk, one after the other. */
 static void on_work(uv_work_t *req)
 {
-	struct runner_task *t = req->data;
-	uint64_t start = mono_us();
-	runner_task_execute(t);
-	/* The input is not needed any more: free it here so big inputs do not wait for the
-	 * loop to get around to this task. */
-	free(t->data);
-	t->data = NULL;
-	t->res.elapsed_us = mono_us() - start;
+	for (struct runner_task *t = req->data; t != NULL; t = t->chunk_next) {
+		uint64_t start = mono_us();
+		runner_task_execute(t);
+		/* The input is not needed any more: free it here so big inputs do not wait for
+		 * the loop to get around to this task. */
+		free(t->data);
+		t->data = NULL;
+		t->res.elapsed_us = mono_us() - start;
+	}
 }
 
 static void runner_pump(struct runner *r);
 
 static void runner_check_stopped(struct runner *r)
 {
-	if (!r->stopping || r->running.n > 0 || r->on_stopped == NULL)
+	if (!r->stopping || r->busy > 0 || r->on_stopped == NULL)
 		return;
 	runner_stopped_fn cb = r->on_stopped;
 	r->on_stopped = NULL;
 	cb(r->stopped_arg);
 }
 
-static void on_after_work(uv_work_t *req, int status)
+/* Takes the task out of the running list; the caller then frees it or hands it on. */
+static void runner_task_finish(struct runner *r, struct runner_task *t, int status)
 {
-	struct runner_task *t = req->data;
-	struct runner *r = t->runner;
-
 	runner_list_unlink(&r->running, t);
 	if (!t->dropped)
 		r->live--;
 	runner_task_free_input(t);
 	if (status != 0 && !t->dropped)
 		runner_task_fail(t, false, "task was not run: %s", uv_strerror(status));
+}
 
-	/* Refill the slot before anything else, so the pool never waits on the loop. */
-	runner_pump(r);
-
+static void runner_task_deliver(struct runner *r, struct runner_task *t)
+{
 	if (t->dropped)
 		runner_task_free(t);
 	else
 		r->on_done(r->arg, &t->res);
+}
+
+static void on_after_work(uv_work_t *req, int status)
+{
+	struct runner_task *lead = req->data;
+	struct runner *r = lead->runner;
+
+	r->busy--;
+	for (struct runner_task *t = lead; t != NULL; t = t->chunk_next)
+		runner_task_finish(r, t, status);
+
+	/* Refill the slot before anything else, so the pool never waits on the loop. */
+	runner_pump(r);
+
+	struct runner_task *next;
+	for (struct runner_task *t = lead; t != NULL; t = next) {
+		next = t->chunk_next;
+		t->chunk_next = NULL;
+		runner_task_deliver(r, t);
+	}
 	runner_check_stopped(r);
 }
 
+static struct runner_task *runner_take(struct runner *r)
+{
+	struct runner_task *t = r->queue.head;
+	runner_list_unlink(&r->queue, t);
+	runner_list_push(&r->running, t);
+	t->chunk_next = NULL;
+	r->live++;
+	return t;
+}
+
+/* Starts queued tasks while slots are free. A thread hand-off costs a few microseconds,
+ * as much as a small task itself, so when the queue is deep, small tasks travel in chunks
+ * (the queue spread evenly over the free slots, at most RUNNER_CHUNK_MAX per chunk); a
+ * shallow queue still gets one task per slot, and big tasks always go alone. */
 static void runner_pump(struct runner *r)
 {
-	while (!r->paused && !r->stopping && r->running.n < r->slots && r->queue.head != NULL) {
-		struct runner_task *t = r->queue.head;
-		runner_list_unlink(&r->queue, t);
-		t->work.data = t;
-		int rc = uv_queue_work(r->loop, &t->work, on_work, on_after_work);
+	while (!r->paused && !r->stopping && r->busy < r->slots && r->queue.head != NULL) {
+		uint32_t free_slots = r->slots - r->busy;
+		size_t per = (r->queue.n + free_slots - 1) / free_slots;
+		if (per > RUNNER_CHUNK_MAX)
+			per = RUNNER_CHUNK_MAX;
+
+		struct runner_task *lead = runner_take(r);
+		struct runner_task *tail = lead;
+		for (size_t k = 1;
+		     lead->small && k < per && r->queue.head != NULL && r->queue.head->small; k++) {
+			tail->chunk_next = runner_take(r);
+			tail = tail->chunk_next;
+		}
+
+		lead->work.data = lead;
+		int rc = uv_queue_work(r->loop, &lead->work, on_work, on_after_work);
 		if (rc != 0) {
-			/* Cannot happen with valid arguments; report rather than lose the task. */
-			runner_task_free_input(t);
-			runner_task_fail(t, false, "cannot queue task: %s", uv_strerror(rc));
-			r->on_done(r->arg, &t->res);
+			/* Cannot happen with valid arguments; report rather than lose the tasks. */
+			struct runner_task *next;
+			for (struct runner_task *t = lead; t != NULL; t = next) {
+				next = t->chunk_next;
+				t->chunk_next = NULL;
+				runner_task_finish(r, t, rc);
+				runner_task_deliver(r, t);
+			}
 			continue;
 		}
-		runner_list_push(&r->running, t);
-		r->live++;
+		r->busy++;
 	}
 }
 
@@ -281,7 +337,7 @@ void runner_destroy(struct runner **rp)
 	if (r == NULL)
 		return;
 	runner_clear_queue(r);
-	if (r->running.n > 0) {
+	if (r->busy > 0) {
 		/* Threads still hold these tasks and their after-work callbacks will look at r:
 		 * freeing either would be a use-after-free, so leak them, loudly. */
 		log_error("runner", "destroyed with %zu tasks in threads; leaking them",
@@ -307,6 +363,21 @@ static void runner_copy_args(struct runner_task *t, const Shoal__Task *task)
 		t->argv[i].key = xstrdup(a != NULL && a->key != NULL ? a->key : "");
 		t->argv[i].value = xstrdup(a != NULL && a->value != NULL ? a->value : "");
 		t->args[i] = &t->argv[i];
+	}
+}
+
+/* Small by input size, the only cost known in advance; file splits do I/O and go alone. */
+static bool runner_task_is_small(const struct runner_task *t)
+{
+	switch (t->input) {
+	case RUNNER_INPUT_RANGE:
+		return t->hi <= t->lo || (uint64_t)t->hi - (uint64_t)t->lo <= RUNNER_SMALL_RANGE;
+	case RUNNER_INPUT_DATA:
+		return t->len <= RUNNER_SMALL_DATA;
+	case RUNNER_INPUT_NONE:
+		return true;
+	default:
+		return false;
 	}
 }
 
@@ -349,6 +420,7 @@ void runner_submit(struct runner *r, const Shoal__Task *task)
 	default:
 		break;
 	}
+	t->small = runner_task_is_small(t);
 	runner_list_push(&r->queue, t);
 	runner_pump(r);
 }

@@ -114,7 +114,8 @@ static void session_flush(struct worker_session *s)
 	uv_check_stop(&s->flush);
 	if (s->nresults == 0)
 		return;
-	if (s->conn == NULL || s->state != SESSION_REGISTERED) {
+	/* A closing connection is about to report itself; these results die with it. */
+	if (s->conn == NULL || s->state != SESSION_REGISTERED || conn_closing(s->conn)) {
 		session_drop_results(s);
 		return;
 	}

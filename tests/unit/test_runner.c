@@ -456,6 +456,43 @@ START_TEST(test_runner_stop)
 }
 END_TEST
 
+START_TEST(test_runner_chunks)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	static struct collect c; /* big: many results */
+	memset(&c, 0, sizeof(c));
+	struct runner *r = runner_create(&loop, 1, on_done, &c);
+	/* A big task holds the only slot while small ones pile up; they then travel in chunks
+	 * and still come back complete and in order. */
+	submit_range(r, "sum", 0, 0, 1000000);
+	for (uint32_t i = 1; i < MAX_RESULTS; i++)
+		submit_range(r, "square", i, i, i + 1);
+	ck_assert_uint_eq(runner_running(r), 1);
+	/* Cancel some queued ones: chunks must skip them. */
+	struct runner_ref refs[] = {{7, 5, 1}, {7, 6, 1}};
+	ck_assert_uint_eq(runner_cancel(r, refs, 2), 2);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_uint_eq(c.n, MAX_RESULTS - 2);
+	uint32_t prev = 0;
+	for (size_t i = 0; i < c.n; i++) {
+		const struct runner_result *res = c.res[i];
+		ck_assert(res->ok);
+		if (i > 0)
+			ck_assert_uint_gt(res->ref.task_id, prev);
+		prev = res->ref.task_id;
+		if (res->ref.task_id > 0) {
+			char want[32];
+			snprintf(want, sizeof(want), "%u\n", res->ref.task_id * res->ref.task_id);
+			ck_assert(result_is(res, want));
+		}
+	}
+	collect_free(&c);
+	runner_destroy(&r);
+	close_loop(&loop);
+}
+END_TEST
+
 static Suite *runner_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -476,6 +513,7 @@ static Suite *runner_suite(void)
 	tcase_add_test(tc, test_runner_split);
 	tcase_add_test(tc, test_runner_cancel_drop);
 	tcase_add_test(tc, test_runner_stop);
+	tcase_add_test(tc, test_runner_chunks);
 	suite_add_tcase(s, tc);
 	return s;
 }
