@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # lib.sh: shared harness for integration tests. Each test starts real shoal-master and
 # shoal-worker processes on 127.0.0.1 with ephemeral ports and drives them with the real
 # `shoal` client. Every process a test starts is recorded by PID and stopped at exit; the
@@ -84,7 +85,8 @@ wait_workers() {
 	fail "expected $want workers, master lists $n"
 }
 
-shoal() { "$SHOAL_CLIENT_BIN" "$@"; }
+# shoal ARGS...: the real client, bounded by SHOAL_CMD_TIMEOUT seconds (exit 124 if it hangs).
+shoal() { timeout -k 5 "${SHOAL_CMD_TIMEOUT:-120}" "$SHOAL_CLIENT_BIN" "$@"; }
 
 # expect_exit CODE CMD...: runs CMD, fails unless it exits with CODE; its stderr is in $T/err.
 expect_exit() {
@@ -102,3 +104,68 @@ same_files() {
 		fail "$3: result differs from the reference ($(wc -c <"$1") vs $(wc -c <"$2") bytes)"
 	}
 }
+
+# The directory of the tests (refs.py lives there).
+TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# refs ARGS...: the reference/data generator (python3, never shoal); see refs.py.
+refs() { python3 "$TESTS_DIR/refs.py" "$@"; }
+
+# free_port: a TCP port on 127.0.0.1 that nobody listens on at the moment.
+free_port() { refs freeport; }
+
+# run_ok OUT ARGS...: `shoal ARGS...` with stdout to OUT; fails the test (with the client's
+# stderr) unless it exits 0.
+run_ok() {
+	local out=$1 rc=0
+	shift
+	shoal "$@" >"$out" 2>"$T/run_ok.err" || rc=$?
+	[ "$rc" = 0 ] || fail "'shoal $*' exited $rc: $(head -c 2000 "$T/run_ok.err")"
+}
+
+# proc_kb PID FIELD: a /proc/PID/status field in kB (VmRSS, VmHWM), or empty if gone.
+proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+
+# wait_for TRIES DESC CMD...: retries CMD (0.1 s apart) until it succeeds, TRIES times at most.
+wait_for() {
+	local tries=$1 desc=$2
+	shift 2
+	for _ in $(seq "$tries"); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	fail "timed out waiting for: $desc"
+}
+
+# job_json ID: `shoal status ID --json`.
+job_json() { shoal status "$1" --json; }
+
+# stop_pid PID [SECONDS]: SIGTERM, then waits (bounded) and prints the exit status
+# (124 if it did not exit in time, in which case it is killed).
+stop_pid() {
+	local pid=$1 secs=${2:-10} rc=0
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq $((secs * 20))); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		echo 124
+		return 0
+	fi
+	wait "$pid" 2>/dev/null || rc=$?
+	echo "$rc"
+}
+
+# alive PID: the process is still running (and not a zombie).
+alive() {
+	kill -0 "$1" 2>/dev/null || return 1
+	local st
+	st=$(awk '$1 == "State:" { print $2 }' "/proc/$1/status" 2>/dev/null || true)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
+# elapsed_ms START_NS: milliseconds since START_NS (from `date +%s%N`).
+elapsed_ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
