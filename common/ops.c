@@ -82,16 +82,17 @@ static int ops_kind_of(const struct op_desc *op)
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers */
 
-/* Quotes at most ~80 bytes of untrusted text for an error message: "..." with C escapes for
- * anything not printable ASCII, and ... when cut. out must hold at least 400 bytes. */
-static const char *ops_quote(const uint8_t *p, size_t n, char *out, size_t outlen)
+/* Quotes at most ~80 bytes of untrusted text for an error message, between `quote`
+ * characters, with C escapes for anything not printable ASCII, and ... when cut. out must
+ * hold at least 400 bytes. */
+static const char *ops_quote_with(char quote, const uint8_t *p, size_t n, char *out, size_t outlen)
 {
 	size_t k = 0;
 	size_t shown = n > 80 ? 80 : n;
-	out[k++] = '"';
+	out[k++] = quote;
 	for (size_t i = 0; i < shown && k + 8 < outlen; i++) {
 		uint8_t c = p[i];
-		if (c == '"' || c == '\\') {
+		if (c == (uint8_t)quote || c == '\\') {
 			out[k++] = '\\';
 			out[k++] = (char)c;
 		} else if (c == '\t') {
@@ -109,13 +110,19 @@ static const char *ops_quote(const uint8_t *p, size_t n, char *out, size_t outle
 			out[k++] = (char)c;
 		}
 	}
-	out[k++] = '"';
+	out[k++] = quote;
 	if (shown < n && k + 4 < outlen) {
 		memcpy(out + k, "...", 3);
 		k += 3;
 	}
 	out[k] = '\0';
 	return out;
+}
+
+/* Record text and partials: "...". */
+static const char *ops_quote(const uint8_t *p, size_t n, char *out, size_t outlen)
+{
+	return ops_quote_with('"', p, n, out, outlen);
 }
 
 static bool ops_is_space(uint8_t c)
@@ -294,7 +301,7 @@ int op_args_check(const struct op_desc *op, Shoal__Arg *const *args, size_t narg
 	for (size_t i = 0; i < nargs; i++) {
 		const char *key = args[i] != NULL && args[i]->key != NULL ? args[i]->key : "";
 		if (!ops_arg_known(op->args, key)) {
-			ops_quote((const uint8_t *)key, strlen(key), q, sizeof(q));
+			ops_quote_with('\'', (const uint8_t *)key, strlen(key), q, sizeof(q));
 			if (op->args[0] == '\0')
 				snprintf(err, errlen, "op %s takes no --arg (got %s)", op->name, q);
 			else
@@ -304,7 +311,9 @@ int op_args_check(const struct op_desc *op, Shoal__Arg *const *args, size_t narg
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(args[j]->key, key) == 0) {
-				snprintf(err, errlen, "op %s: --arg %s given twice", op->name, key);
+				snprintf(err, errlen, "op %s: --arg %s given twice", op->name,
+				         ops_quote_with('\'', (const uint8_t *)key, strlen(key), q,
+				                        sizeof(q)));
 				return -1;
 			}
 		}

@@ -72,33 +72,13 @@ END_TEST
 
 START_TEST(test_parse_invalid)
 {
+	/* Python's int() also takes Unicode spaces and digits (NBSP, fullwidth and Arabic-Indic
+	 * digits); records are bytes, and only ASCII counts here, by design. */
 	static const char *const cases[] = {
-	    "",
-	    " ",
-	    "+",
-	    "-",
-	    "1_",
-	    "_1",
-	    "1__2",
-	    "+_1",
-	    "-_1",
-	    "_",
-	    "+-1",
-	    "--1",
-	    "- 1",
-	    "1 2",
-	    "1.0",
-	    "1e3",
-	    "0x10",
-	    "abc",
-	    "12a",
-	    "a12",
-	    "\xc2\xa0"
-	    "1",
-	    "1,000",
-	    "１",
-	    "1\x01",
-	    "٣",
+	    "",         " ",   "+",   "-",   "1_",           "_1",    "1__2",         "+_1",
+	    "-_1",      "_",   "+-1", "--1", "- 1",          "1 2",   "1.0",          "1e3",
+	    "0x10",     "abc", "12a", "a12", "\xc2\xa0\x31", "1,000", "\xef\xbc\x91", "1\x01",
+	    "\xd9\xa3",
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		i128 v = 77;
@@ -106,12 +86,10 @@ START_TEST(test_parse_invalid)
 		ck_assert_msg(v == 77, "'%s' changed the output on failure", cases[i]);
 	}
 	/* NUL is not whitespace. */
+	static const uint8_t nul_after[] = {'1', 0}, nul_before[] = {0, '1'};
 	i128 v;
-	ck_assert_int_eq(num_parse_i128((const uint8_t *)"1\0", 2, &v), -1);
-	ck_assert_int_eq(num_parse_i128((const uint8_t *)"\0"
-	                                                 "1",
-	                                2, &v),
-	                 -1);
+	ck_assert_int_eq(num_parse_i128(nul_after, 2, &v), -1);
+	ck_assert_int_eq(num_parse_i128(nul_before, 2, &v), -1);
 	ck_assert_int_eq(num_parse_i128(NULL, 0, &v), -1);
 }
 END_TEST

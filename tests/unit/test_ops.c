@@ -548,7 +548,7 @@ START_TEST(test_args)
 	size_t n;
 	Shoal__Arg **a = make_args(&n, "x", "1", NULL);
 	ck_assert_int_eq(op_args_check(op("square"), a, n, err, sizeof(err)), -1);
-	ck_assert_str_eq(err, "op square takes no --arg (got \"x\")");
+	ck_assert_str_eq(err, "op square takes no --arg (got 'x')");
 	a = make_args(&n, NULL);
 	ck_assert_int_eq(op_args_check(op("square"), a, n, err, sizeof(err)), 0);
 	ck_assert_int_eq(op_args_check(op("grep"), a, n, err, sizeof(err)), -1);
@@ -560,15 +560,15 @@ START_TEST(test_args)
 	ck_assert_int_eq(op_args_check(op("grep"), a, n, err, sizeof(err)), 0);
 	a = make_args(&n, "pattern", "ab", "patern", "x", NULL);
 	ck_assert_int_eq(op_args_check(op("grep"), a, n, err, sizeof(err)), -1);
-	ck_assert_str_eq(err, "op grep has no --arg \"patern\" (it takes: pattern)");
+	ck_assert_str_eq(err, "op grep has no --arg 'patern' (it takes: pattern)");
 	a = make_args(&n, "pattern", "ab", "pattern", "cd", NULL);
 	ck_assert_int_eq(op_args_check(op("grep"), a, n, err, sizeof(err)), -1);
-	ck_assert_str_eq(err, "op grep: --arg pattern given twice");
+	ck_assert_str_eq(err, "op grep: --arg 'pattern' given twice");
 	a = make_args(&n, "", "v", NULL);
 	ck_assert_int_eq(op_args_check(op("sum"), a, n, err, sizeof(err)), -1);
 	a = make_args(&n, "a\x01", "v", NULL);
 	ck_assert_int_eq(op_args_check(op("sort"), a, n, err, sizeof(err)), -1);
-	ck_assert_str_eq(err, "op sort takes no --arg (got \"a\\x01\")");
+	ck_assert_str_eq(err, "op sort takes no --arg (got 'a\\x01')");
 
 	/* op_run refuses bad args with a permanent error and writes nothing. */
 	struct op_error e;
