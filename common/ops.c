@@ -684,7 +684,12 @@ static int ops_sort(const struct op_input *in, struct buf *out, uint64_t *record
 /* wordcount: an open-addressing hash table (linear probing) whose slots hold the entries
  * themselves, with each word's hash and first 8 bytes, so that a lookup usually costs one
  * cache miss and never touches the text for words of up to 8 bytes. Words stay in the input
- * (no copies). The distinct words are then sorted. */
+ * (no copies). The distinct words are then sorted.
+ *
+ * A word is a maximal run of bytes other than space \t \n \v \f \r. This is `wc -w` for
+ * text whose words all hold a printable character; GNU wc in the C locale additionally skips
+ * runs made only of non-printable bytes (control bytes, or bytes >= 0x80 such as UTF-8 "é"),
+ * which would drop every non-ASCII word, so that rule is deliberately not followed. */
 
 struct ops_wc_slot {
 	const uint8_t *p;
