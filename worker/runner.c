@@ -19,7 +19,7 @@
 /* Chunking of small tasks (see runner_pump). */
 #define RUNNER_CHUNK_MAX   64u
 #define RUNNER_SMALL_RANGE 4096u
-#define RUNNER_SMALL_DATA  (16u * 1024u)
+#define RUNNER_SMALL_DATA  ((size_t)16 * 1024)
 
 enum runner_input { RUNNER_INPUT_NONE, RUNNER_INPUT_RANGE, RUNNER_INPUT_DATA, RUNNER_INPUT_SPLIT };
 

@@ -23,7 +23,7 @@
 #define SESSION_BATCH_RESULTS 1024u
 #define SESSION_BATCH_BYTES   (1u << 20)
 /* Generous bound on a TaskResult's encoding beyond its data and error text. */
-#define SESSION_RESULT_OVERHEAD 64u
+#define SESSION_RESULT_OVERHEAD 128u
 #define SESSION_FRAME_SLACK     1024u
 /* Shutting down: how long the last results may take to reach the kernel. */
 #define SESSION_GOODBYE_MS      5000u
@@ -524,7 +524,7 @@ static void on_runner_stopped(void *arg)
 		session_flush(s);
 		if (!conn_closing(s->conn))
 			conn_flush(s->conn);
-		s->goodbye_deadline_us = mono_us() + SESSION_GOODBYE_MS * 1000u;
+		s->goodbye_deadline_us = mono_us() + (uint64_t)SESSION_GOODBYE_MS * 1000u;
 		on_goodbye(&s->timer);
 		return;
 	}
