@@ -1,5 +1,6 @@
 /* addr.c: HOST:PORT parsing for flags and config files. */
 #include "addr.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -10,36 +11,22 @@
 
 #define ADDR_DEFAULT_HOST "127.0.0.1"
 
-static int addr_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int addr_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err != NULL && errlen > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 /* Parses the decimal port in [p, p+n): digits only (no sign, no spaces), 0..65535. Port 0 is
  * allowed because listeners use it to ask for an ephemeral port. */
 static int addr_parse_port(const char *p, size_t n, uint16_t *out, char *err, size_t errlen)
 {
 	if (n == 0)
-		return addr_fail(err, errlen, "missing port after ':'");
+		return errorf(err, errlen, "missing port after ':'");
 	unsigned long v = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!isdigit((unsigned char)p[i]))
-			return addr_fail(err, errlen, "port '%.*s' is not a number", (int)n, p);
+			return errorf(err, errlen, "port '%.*s' is not a number", (int)n, p);
 		/* Saturate instead of overflowing so a long digit run still reports its text. */
 		if (v <= 65535)
 			v = v * 10 + (unsigned long)(p[i] - '0');
 	}
 	if (v > 65535)
-		return addr_fail(err, errlen, "port %.*s out of range (0-65535)", (int)n, p);
+		return errorf(err, errlen, "port %.*s out of range (0-65535)", (int)n, p);
 	*out = (uint16_t)v;
 	return 0;
 }
@@ -49,11 +36,11 @@ static int addr_copy_host(const char *h, size_t n, char *host, size_t hostlen, c
 {
 	for (size_t i = 0; i < n; i++) {
 		if (isspace((unsigned char)h[i]) || h[i] == '[' || h[i] == ']')
-			return addr_fail(err, errlen, "invalid character in host '%.*s'", (int)n,
+			return errorf(err, errlen, "invalid character in host '%.*s'", (int)n,
 			                 h);
 	}
 	if (n + 1 > hostlen)
-		return addr_fail(err, errlen, "host too long (%zu bytes)", n);
+		return errorf(err, errlen, "host too long (%zu bytes)", n);
 	memcpy(host, h, n);
 	host[n] = '\0';
 	return 0;
@@ -67,21 +54,21 @@ int addr_parse(const char *s, uint16_t default_port, char *host, size_t hostlen,
 	uint16_t p = default_port;
 
 	if (s == NULL || *s == '\0')
-		return addr_fail(err, errlen, "empty address");
+		return errorf(err, errlen, "empty address");
 
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 		if (close == NULL)
-			return addr_fail(err, errlen, "missing ']' in '%s'", s);
+			return errorf(err, errlen, "missing ']' in '%s'", s);
 		h = s + 1;
 		hn = (size_t)(close - h);
 		if (hn == 0)
-			return addr_fail(err, errlen, "empty host in '[]'");
+			return errorf(err, errlen, "empty host in '[]'");
 		if (close[1] == ':') {
 			if (addr_parse_port(close + 2, strlen(close + 2), &p, err, errlen) < 0)
 				return -1;
 		} else if (close[1] != '\0') {
-			return addr_fail(err, errlen, "unexpected '%s' after ']'", close + 1);
+			return errorf(err, errlen, "unexpected '%s' after ']'", close + 1);
 		}
 	} else {
 		const char *colon = strchr(s, ':');
@@ -89,7 +76,7 @@ int addr_parse(const char *s, uint16_t default_port, char *host, size_t hostlen,
 			/* Several colons: only a bare IPv6 address makes sense (no port). */
 			struct in6_addr a6;
 			if (inet_pton(AF_INET6, s, &a6) != 1)
-				return addr_fail(err, errlen,
+				return errorf(err, errlen,
 				                 "'%s': write IPv6 addresses as [ADDR]:PORT", s);
 			h = s;
 			hn = strlen(s);

@@ -51,20 +51,6 @@ static void codec_budget_free(void *data, void *p)
 	free(p);
 }
 
-static int codec_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int codec_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err != NULL && errlen > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 Shoal__Envelope *codec_unpack(const uint8_t *payload, size_t len, char *err, size_t errlen)
 {
 	struct codec_budget budget;
@@ -82,18 +68,18 @@ Shoal__Envelope *codec_unpack(const uint8_t *payload, size_t len, char *err, siz
 	Shoal__Envelope *env = shoal__envelope__unpack(&alloc, len, payload);
 	if (env == NULL) {
 		if (budget.exceeded)
-			codec_fail(err, errlen,
+			errorf(err, errlen,
 			           "message of %zu bytes expands beyond its memory budget of %zu "
 			           "bytes",
 			           len, budget.limit);
 		else
-			codec_fail(err, errlen, "malformed message (%zu bytes do not unpack)", len);
+			errorf(err, errlen, "malformed message (%zu bytes do not unpack)", len);
 		return NULL;
 	}
 	if (env->msg_case == SHOAL__ENVELOPE__MSG__NOT_SET) {
 		/* Both allocators are malloc/free, so the default one can free it. */
 		shoal__envelope__free_unpacked(env, NULL);
-		codec_fail(err, errlen, "unknown or missing message kind");
+		errorf(err, errlen, "unknown or missing message kind");
 		return NULL;
 	}
 	return env;
@@ -126,7 +112,7 @@ void codec_pack_frame(const Shoal__Envelope *env, uint8_t *out)
 	frame_put_header(out, (uint32_t)n);
 }
 
-/* ---- validators: one per message kind; each returns 0 or codec_fail(...) ---- */
+/* ---- validators: one per message kind; each returns 0 or fail(...) ---- */
 
 /* strnlen with a bound so a huge string costs at most max+1 bytes of scanning. */
 static size_t codec_len(const char *s, size_t max)
@@ -139,9 +125,9 @@ static int codec_check_str(const char *what, const char *s, size_t max, int requ
 {
 	size_t n = codec_len(s, max);
 	if (required && n == 0)
-		return codec_fail(err, errlen, "%s is empty", what);
+		return errorf(err, errlen, "%s is empty", what);
 	if (n > max)
-		return codec_fail(err, errlen, "%s is longer than %zu bytes", what, max);
+		return errorf(err, errlen, "%s is longer than %zu bytes", what, max);
 	return 0;
 }
 
@@ -149,17 +135,17 @@ static int codec_check_args(const char *kind, Shoal__Arg *const *args, size_t n,
                             size_t errlen)
 {
 	if (n > CODEC_ARGS_MAX)
-		return codec_fail(err, errlen, "%s: %zu args (at most %u)", kind, n,
+		return errorf(err, errlen, "%s: %zu args (at most %u)", kind, n,
 		                  CODEC_ARGS_MAX);
 	for (size_t i = 0; i < n; i++) {
 		const Shoal__Arg *a = args[i];
 		if (a == NULL || codec_len(a->key, 0) == 0)
-			return codec_fail(err, errlen, "%s: arg %zu has an empty key", kind, i);
+			return errorf(err, errlen, "%s: arg %zu has an empty key", kind, i);
 		if (codec_len(a->key, CODEC_ARG_KEY_MAX) > CODEC_ARG_KEY_MAX)
-			return codec_fail(err, errlen, "%s: arg %zu key is longer than %u bytes",
+			return errorf(err, errlen, "%s: arg %zu key is longer than %u bytes",
 			                  kind, i, CODEC_ARG_KEY_MAX);
 		if (codec_len(a->value, CODEC_ARG_VALUE_MAX) > CODEC_ARG_VALUE_MAX)
-			return codec_fail(err, errlen, "%s: arg '%s' value is longer than %u bytes",
+			return errorf(err, errlen, "%s: arg '%s' value is longer than %u bytes",
 			                  kind, a->key, CODEC_ARG_VALUE_MAX);
 	}
 	return 0;
@@ -169,9 +155,9 @@ static int codec_check_op(const char *kind, const char *op, char *err, size_t er
 {
 	size_t n = codec_len(op, CODEC_OP_MAX);
 	if (n == 0)
-		return codec_fail(err, errlen, "%s: empty op name", kind);
+		return errorf(err, errlen, "%s: empty op name", kind);
 	if (n > CODEC_OP_MAX)
-		return codec_fail(err, errlen, "%s: op name longer than %u bytes", kind,
+		return errorf(err, errlen, "%s: op name longer than %u bytes", kind,
 		                  CODEC_OP_MAX);
 	return 0;
 }
@@ -179,9 +165,9 @@ static int codec_check_op(const char *kind, const char *op, char *err, size_t er
 static int codec_check_range(const char *kind, const Shoal__Range *r, char *err, size_t errlen)
 {
 	if (r == NULL)
-		return codec_fail(err, errlen, "%s: missing range", kind);
+		return errorf(err, errlen, "%s: missing range", kind);
 	if (r->lo > r->hi)
-		return codec_fail(err, errlen, "%s: range %lld:%lld has lo > hi", kind,
+		return errorf(err, errlen, "%s: range %lld:%lld has lo > hi", kind,
 		                  (long long)r->lo, (long long)r->hi);
 	return 0;
 }
@@ -194,7 +180,7 @@ static int codec_check_strategy(const char *kind, Shoal__Strategy s, char *err, 
 	case SHOAL__STRATEGY__STRATEGY_DYNAMIC:
 		return 0;
 	default:
-		return codec_fail(err, errlen, "%s: unknown strategy %d", kind, (int)s);
+		return errorf(err, errlen, "%s: unknown strategy %d", kind, (int)s);
 	}
 }
 
@@ -202,9 +188,9 @@ static int codec_check_task(size_t i, const Shoal__Task *t, char *err, size_t er
 {
 	char what[64];
 	if (t == NULL)
-		return codec_fail(err, errlen, "task_batch: task %zu missing", i);
+		return errorf(err, errlen, "task_batch: task %zu missing", i);
 	if (t->attempt < 1)
-		return codec_fail(err, errlen, "task_batch: task %u has attempt 0", t->task_id);
+		return errorf(err, errlen, "task_batch: task %u has attempt 0", t->task_id);
 	if (codec_check_op("task_batch", t->op, err, errlen) < 0)
 		return -1;
 	if (codec_check_args("task_batch", t->args, t->n_args, err, errlen) < 0)
@@ -216,17 +202,17 @@ static int codec_check_task(size_t i, const Shoal__Task *t, char *err, size_t er
 		return 0;
 	case SHOAL__TASK__INPUT_SPLIT:
 		if (t->split == NULL)
-			return codec_fail(err, errlen, "task_batch: task %u missing split",
+			return errorf(err, errlen, "task_batch: task %u missing split",
 			                  t->task_id);
 		snprintf(what, sizeof(what), "task_batch: task %u split path", t->task_id);
 		if (codec_check_str(what, t->split->path, CODEC_PATH_MAX, 1, err, errlen) < 0)
 			return -1;
 		if (t->split->length > UINT64_MAX - t->split->offset)
-			return codec_fail(err, errlen, "task_batch: task %u split overflows",
+			return errorf(err, errlen, "task_batch: task %u split overflows",
 			                  t->task_id);
 		return 0;
 	default:
-		return codec_fail(err, errlen, "task_batch: task %u has no input", t->task_id);
+		return errorf(err, errlen, "task_batch: task %u has no input", t->task_id);
 	}
 }
 
@@ -234,10 +220,10 @@ static int codec_check_job_info(const char *kind, const Shoal__JobInfo *j, char 
 {
 	char what[64];
 	if (j == NULL)
-		return codec_fail(err, errlen, "%s: missing job", kind);
+		return errorf(err, errlen, "%s: missing job", kind);
 	if ((int)j->state < SHOAL__JOB_STATE__JOB_UNKNOWN ||
 	    (int)j->state > SHOAL__JOB_STATE__JOB_CANCELLED)
-		return codec_fail(err, errlen, "%s: job %llu has unknown state %d", kind,
+		return errorf(err, errlen, "%s: job %llu has unknown state %d", kind,
 		                  (unsigned long long)j->job_id, (int)j->state);
 	snprintf(what, sizeof(what), "%s: job op", kind);
 	if (codec_check_str(what, j->op, CODEC_OP_MAX, 0, err, errlen) < 0)
@@ -257,7 +243,7 @@ static int codec_validate_hello(const Shoal__Envelope *env, char *err, size_t er
 {
 	const Shoal__Hello *m = env->hello;
 	if (m->role != SHOAL__ROLE__ROLE_WORKER && m->role != SHOAL__ROLE__ROLE_CLIENT)
-		return codec_fail(err, errlen, "hello: role %d is neither worker nor client",
+		return errorf(err, errlen, "hello: role %d is neither worker nor client",
 		                  (int)m->role);
 	/* name may be absent (the master picks one); when given it must be sane. */
 	if (codec_check_str("hello: name", m->name, CODEC_STR_MAX, 0, err, errlen) < 0)
@@ -265,7 +251,7 @@ static int codec_validate_hello(const Shoal__Envelope *env, char *err, size_t er
 	if (codec_check_str("hello: host", m->host, CODEC_STR_MAX, 0, err, errlen) < 0)
 		return -1;
 	if (m->has_slots && (m->slots < 1 || m->slots > CODEC_SLOTS_MAX))
-		return codec_fail(err, errlen, "hello: slots %u out of range 1-%u", m->slots,
+		return errorf(err, errlen, "hello: slots %u out of range 1-%u", m->slots,
 		                  CODEC_SLOTS_MAX);
 	return 0;
 }
@@ -276,7 +262,7 @@ static int codec_validate_welcome(const Shoal__Envelope *env, char *err, size_t 
 	/* The worker arms a timer with this period; 0 would spin. */
 	if (m->has_heartbeat_ms &&
 	    (m->heartbeat_ms < 1 || m->heartbeat_ms > CODEC_HEARTBEAT_MS_MAX))
-		return codec_fail(err, errlen, "welcome: heartbeat_ms %u out of range 1-%u",
+		return errorf(err, errlen, "welcome: heartbeat_ms %u out of range 1-%u",
 		                  m->heartbeat_ms, CODEC_HEARTBEAT_MS_MAX);
 	return 0;
 }
@@ -291,7 +277,7 @@ static int codec_validate_heartbeat(const Shoal__Envelope *env, char *err, size_
 {
 	const Shoal__Heartbeat *m = env->heartbeat;
 	if (m->has_running && m->running > CODEC_BATCH_MAX)
-		return codec_fail(err, errlen, "heartbeat: running %u is implausible", m->running);
+		return errorf(err, errlen, "heartbeat: running %u is implausible", m->running);
 	return 0;
 }
 
@@ -299,7 +285,7 @@ static int codec_validate_task_batch(const Shoal__Envelope *env, char *err, size
 {
 	const Shoal__TaskBatch *m = env->task_batch;
 	if (m->n_tasks > CODEC_BATCH_MAX)
-		return codec_fail(err, errlen, "task_batch: %zu tasks (at most %u)", m->n_tasks,
+		return errorf(err, errlen, "task_batch: %zu tasks (at most %u)", m->n_tasks,
 		                  CODEC_BATCH_MAX);
 	for (size_t i = 0; i < m->n_tasks; i++) {
 		if (codec_check_task(i, m->tasks[i], err, errlen) < 0)
@@ -312,22 +298,22 @@ static int codec_validate_result_batch(const Shoal__Envelope *env, char *err, si
 {
 	const Shoal__ResultBatch *m = env->result_batch;
 	if (m->n_results > CODEC_BATCH_MAX)
-		return codec_fail(err, errlen, "result_batch: %zu results (at most %u)",
+		return errorf(err, errlen, "result_batch: %zu results (at most %u)",
 		                  m->n_results, CODEC_BATCH_MAX);
 	for (size_t i = 0; i < m->n_results; i++) {
 		const Shoal__TaskResult *r = m->results[i];
 		if (r == NULL)
-			return codec_fail(err, errlen, "result_batch: result %zu missing", i);
+			return errorf(err, errlen, "result_batch: result %zu missing", i);
 		if (r->attempt < 1)
-			return codec_fail(err, errlen, "result_batch: task %u has attempt 0",
+			return errorf(err, errlen, "result_batch: task %u has attempt 0",
 			                  r->task_id);
 		if (codec_len(r->error, CODEC_TEXT_MAX) > CODEC_TEXT_MAX)
-			return codec_fail(err, errlen,
+			return errorf(err, errlen,
 			                  "result_batch: task %u error is longer than %u bytes",
 			                  r->task_id, CODEC_TEXT_MAX);
 		/* A failure without a reason would fail a job with nothing to show the user. */
 		if (!r->ok && codec_len(r->error, 1) == 0)
-			return codec_fail(err, errlen,
+			return errorf(err, errlen,
 			                  "result_batch: task %u failed without an error",
 			                  r->task_id);
 	}
@@ -338,13 +324,13 @@ static int codec_validate_cancel_tasks(const Shoal__Envelope *env, char *err, si
 {
 	const Shoal__CancelTasks *m = env->cancel_tasks;
 	if (m->n_tasks > CODEC_BATCH_MAX)
-		return codec_fail(err, errlen, "cancel_tasks: %zu tasks (at most %u)", m->n_tasks,
+		return errorf(err, errlen, "cancel_tasks: %zu tasks (at most %u)", m->n_tasks,
 		                  CODEC_BATCH_MAX);
 	for (size_t i = 0; i < m->n_tasks; i++) {
 		if (m->tasks[i] == NULL)
-			return codec_fail(err, errlen, "cancel_tasks: task %zu missing", i);
+			return errorf(err, errlen, "cancel_tasks: task %zu missing", i);
 		if (m->tasks[i]->attempt < 1)
-			return codec_fail(err, errlen, "cancel_tasks: task %u has attempt 0",
+			return errorf(err, errlen, "cancel_tasks: task %u has attempt 0",
 			                  m->tasks[i]->task_id);
 	}
 	return 0;
@@ -354,7 +340,7 @@ static int codec_validate_submit(const Shoal__Envelope *env, char *err, size_t e
 {
 	const Shoal__JobSpec *s = env->submit->spec;
 	if (s == NULL)
-		return codec_fail(err, errlen, "submit: missing spec");
+		return errorf(err, errlen, "submit: missing spec");
 	if (codec_check_op("submit", s->op, err, errlen) < 0)
 		return -1;
 	if (codec_check_args("submit", s->args, s->n_args, err, errlen) < 0)
@@ -366,7 +352,7 @@ static int codec_validate_submit(const Shoal__Envelope *env, char *err, size_t e
 		break;
 	case SHOAL__JOB_SPEC__INPUT_UPLOAD:
 		if (!s->upload)
-			return codec_fail(err, errlen, "submit: upload input set to false");
+			return errorf(err, errlen, "submit: upload input set to false");
 		break;
 	case SHOAL__JOB_SPEC__INPUT_PATH:
 		if (codec_check_str("submit: input path", s->path, CODEC_PATH_MAX, 1, err, errlen) <
@@ -374,15 +360,15 @@ static int codec_validate_submit(const Shoal__Envelope *env, char *err, size_t e
 			return -1;
 		break;
 	default:
-		return codec_fail(err, errlen, "submit: spec has no input");
+		return errorf(err, errlen, "submit: spec has no input");
 	}
 	if (s->has_partitions && s->partitions > CODEC_PARTITIONS_MAX)
-		return codec_fail(err, errlen, "submit: %u partitions (at most %u)", s->partitions,
+		return errorf(err, errlen, "submit: %u partitions (at most %u)", s->partitions,
 		                  CODEC_PARTITIONS_MAX);
 	if (s->has_strategy && codec_check_strategy("submit", s->strategy, err, errlen) < 0)
 		return -1;
 	if (s->has_retries && s->retries > CODEC_RETRIES_MAX)
-		return codec_fail(err, errlen, "submit: %u retries (at most %u)", s->retries,
+		return errorf(err, errlen, "submit: %u retries (at most %u)", s->retries,
 		                  CODEC_RETRIES_MAX);
 	return codec_check_str("submit: name", s->name, CODEC_STR_MAX, 0, err, errlen);
 }
@@ -396,7 +382,7 @@ static int codec_validate_job_list(const Shoal__Envelope *env, char *err, size_t
 {
 	const Shoal__JobList *m = env->job_list;
 	if (m->n_jobs > CODEC_BATCH_MAX)
-		return codec_fail(err, errlen, "job_list: %zu jobs (at most %u)", m->n_jobs,
+		return errorf(err, errlen, "job_list: %zu jobs (at most %u)", m->n_jobs,
 		                  CODEC_BATCH_MAX);
 	for (size_t i = 0; i < m->n_jobs; i++) {
 		if (codec_check_job_info("job_list", m->jobs[i], err, errlen) < 0)
@@ -409,12 +395,12 @@ static int codec_validate_worker_list(const Shoal__Envelope *env, char *err, siz
 {
 	const Shoal__WorkerList *m = env->worker_list;
 	if (m->n_workers > CODEC_BATCH_MAX)
-		return codec_fail(err, errlen, "worker_list: %zu workers (at most %u)",
+		return errorf(err, errlen, "worker_list: %zu workers (at most %u)",
 		                  m->n_workers, CODEC_BATCH_MAX);
 	for (size_t i = 0; i < m->n_workers; i++) {
 		const Shoal__WorkerInfo *w = m->workers[i];
 		if (w == NULL)
-			return codec_fail(err, errlen, "worker_list: worker %zu missing", i);
+			return errorf(err, errlen, "worker_list: worker %zu missing", i);
 		if (codec_check_str("worker_list: name", w->name, CODEC_STR_MAX, 0, err, errlen) <
 		        0 ||
 		    codec_check_str("worker_list: host", w->host, CODEC_STR_MAX, 0, err, errlen) <
@@ -423,7 +409,7 @@ static int codec_validate_worker_list(const Shoal__Envelope *env, char *err, siz
 		                    errlen) < 0)
 			return -1;
 		if (w->slots > CODEC_SLOTS_MAX)
-			return codec_fail(err, errlen, "worker_list: worker %llu has %u slots",
+			return errorf(err, errlen, "worker_list: worker %llu has %u slots",
 			                  (unsigned long long)w->worker_id, w->slots);
 	}
 	return 0;
@@ -436,7 +422,7 @@ static int codec_validate_failure(const Shoal__Envelope *env, char *err, size_t 
 		return -1;
 	/* The client exits with this code: only 1 (job), 2 (usage) or 3 (master) make sense. */
 	if (m->has_code && (m->code < 1 || m->code > 3))
-		return codec_fail(err, errlen, "failure: exit code %u out of range 1-3", m->code);
+		return errorf(err, errlen, "failure: exit code %u out of range 1-3", m->code);
 	return 0;
 }
 
@@ -480,13 +466,13 @@ static codec_validator *const codec_validators[] = {
 int codec_validate(const Shoal__Envelope *env, char *err, size_t errlen)
 {
 	if (env == NULL)
-		return codec_fail(err, errlen, "no message");
+		return errorf(err, errlen, "no message");
 	size_t kind = (size_t)env->msg_case;
 	if (env->msg_case == SHOAL__ENVELOPE__MSG__NOT_SET ||
 	    kind >= ARRAY_SIZE(codec_validators) || codec_validators[kind] == NULL)
-		return codec_fail(err, errlen, "unknown or missing message kind");
+		return errorf(err, errlen, "unknown or missing message kind");
 	/* protobuf-c always sets the member of a present oneof; be defensive anyway. */
 	if (env->hello == NULL)
-		return codec_fail(err, errlen, "%s: missing body", codec_kind_name(env));
+		return errorf(err, errlen, "%s: missing body", codec_kind_name(env));
 	return codec_validators[kind](env, err, errlen);
 }

@@ -15,6 +15,10 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+/* Writes a reason into err (if err and errlen are non-zero) and returns -1, so that error
+ * paths read `return errorf(err, errlen, "...", ...);`. */
+int errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Wall clock, unix milliseconds (for display and timestamps). */
 uint64_t wall_ms(void);
 /* Monotonic clock in microseconds (for durations). */
