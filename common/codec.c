@@ -264,6 +264,9 @@ static int codec_validate_welcome(const Shoal__Envelope *env, char *err, size_t 
 	    (m->heartbeat_ms < 1 || m->heartbeat_ms > CODEC_HEARTBEAT_MS_MAX))
 		return errorf(err, errlen, "welcome: heartbeat_ms %u out of range 1-%u",
 		                  m->heartbeat_ms, CODEC_HEARTBEAT_MS_MAX);
+	/* The worker sizes its result batches by this; a tiny limit would fail every task. */
+	if (m->has_max_frame && m->max_frame < 4096)
+		return errorf(err, errlen, "welcome: max_frame %u is below 4096", m->max_frame);
 	return 0;
 }
 

@@ -83,6 +83,8 @@ static void on_hello(struct peer *p, struct conn *c, const Shoal__Hello *h)
 	}
 	Shoal__Welcome w = SHOAL__WELCOME__INIT;
 	w.version = SHOAL_PROTOCOL_VERSION;
+	w.has_max_frame = true;
+	w.max_frame = m->cfg.max_frame;
 	switch (h->role) {
 	case SHOAL__ROLE__ROLE_WORKER:
 		if (m->stopping) {

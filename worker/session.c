@@ -257,6 +257,9 @@ static void session_on_welcome(struct worker_session *s, const Shoal__Welcome *w
 	uint32_t hb_ms = w->has_heartbeat_ms && w->heartbeat_ms > 0 ? w->heartbeat_ms
 	                                                            : SESSION_DEFAULT_HEARTBEAT_MS;
 	s->worker_id = w->has_worker_id ? w->worker_id : 0;
+	/* Results must fit the master's frame limit, which may be below ours. */
+	if (w->has_max_frame && w->max_frame < s->limits.max_frame)
+		s->limits.max_frame = w->max_frame;
 	s->state = SESSION_REGISTERED;
 	uv_timer_stop(&s->timer);
 	backoff_reset(&s->backoff);
