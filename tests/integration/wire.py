@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Raw-socket peers for the malformed-input tests: hand-encoded protobuf, no shoal code.
+
+  wire.py case NAME PORT LOG PID     send one malformed thing to the master, then check that the
+                                     master closed (or refused) that connection, logged why
+                                     (a line naming our peer address) and is still alive
+  wire.py hold PORT N CLAIM SECS     open N connections that each announce a frame of CLAIM
+                                     bytes, send 1 KiB of it and stay open SECS seconds
+  wire.py fakeworker PORT MODE SECS  register as a worker and answer every task with a bad
+                                     result (MODE: garbage | unsorted | stray) for SECS seconds
+
+Cases: garbage, garbage-small, truncated, huge, zero, not-envelope, unknown-kind, version,
+role, before-hello, after-hello-garbage, missing-required.
+"""
+import os
+import socket
+import struct
+import sys
+import time
+
+PROTOCOL_VERSION = 1
+ROLE_WORKER, ROLE_CLIENT = 1, 2
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def key(num, wt):
+    return varint(num << 3 | wt)
+
+
+def vi(num, v):
+    return key(num, 0) + varint(v)
+
+
+def ld(num, b):
+    return key(num, 2) + varint(len(b)) + b
+
+
+def frame(payload):
+    return struct.pack(">I", len(payload)) + payload
+
+
+def hello(version, role, name=None, slots=None):
+    h = vi(1, version) + vi(2, role)
+    if name is not None:
+        h += ld(3, name.encode())
+    if slots is not None:
+        h += vi(4, slots)
+    return ld(1, h)  # Envelope.hello = 1
+
+
+def read_varint(b, i):
+    shift = n = 0
+    while True:
+        c = b[i]
+        i += 1
+        n |= (c & 0x7F) << shift
+        shift += 7
+        if not c & 0x80:
+            return n, i
+
+
+def fields(b):
+    """Loose protobuf decoding: yields (field number, wire type, value)."""
+    i = 0
+    while i < len(b):
+        k, i = read_varint(b, i)
+        num, wt = k >> 3, k & 7
+        if wt == 0:
+            v, i = read_varint(b, i)
+        elif wt == 2:
+            n, i = read_varint(b, i)
+            v = b[i:i + n]
+            i += n
+        elif wt == 1:
+            v = b[i:i + 8]
+            i += 8
+        elif wt == 5:
+            v = b[i:i + 4]
+            i += 4
+        else:
+            raise ValueError("wire type %d" % wt)
+        yield num, wt, v
+
+
+class Reader:
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+        self.eof = False
+
+    def frames(self, timeout, until_eof=False):
+        """Frames received within timeout seconds: returns as soon as there are some (or, with
+        until_eof, when the peer closes)."""
+        out = []
+        end = time.monotonic() + timeout
+        while not self.eof:
+            while len(self.buf) >= 4:
+                n = struct.unpack(">I", self.buf[:4])[0]
+                if len(self.buf) < 4 + n:
+                    break
+                out.append(self.buf[4:4 + n])
+                self.buf = self.buf[4 + n:]
+            if out and not until_eof:
+                break
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            self.s.settimeout(left)
+            try:
+                b = self.s.recv(1 << 16)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                b = b""
+            if not b:
+                self.eof = True
+            self.buf += b
+        return out
+
+
+def connect(port):
+    return socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def die(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("State:"):
+                    return "Z" not in line.split()[1]
+    except OSError:
+        return False
+    return False
+
+
+def log_line_for(logpath, peer, words, timeout=5.0):
+    """The master's log line that names our peer address and one of words."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with open(logpath, errors="replace") as f:
+            for line in f:
+                if ("peer=" + peer + " ") in line and any(w in line for w in words):
+                    return line.rstrip("\n")
+        time.sleep(0.05)
+    return None
+
+
+CASES = {
+    # name: (bytes to send, close our side right after sending?, words the log line must have)
+    "garbage": (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(64), False, ["exceeds"]),
+    "garbage-small": (b"\x00\x00\x00\x10" + b"\xde\xad\xbe\xef" * 4, False, ["unpack", "malformed", "bad message"]),
+    "truncated": (struct.pack(">I", 100) + b"x" * 10, True, ["mid-frame", "truncated"]),
+    "huge": (b"\xff\xff\xff\xff" + b"y" * 1024, False, ["exceeds"]),
+    "zero": (b"\x00\x00\x00\x00", False, ["empty frame", "length 0", "zero"]),
+    "not-envelope": (frame(b"\xff\xff\xff\xff\xff\xff"), False, ["unpack", "malformed", "bad message"]),
+    # Envelope field 99 (no such message kind), length-delimited, empty.
+    "unknown-kind": (frame(ld(99, b"")), False, ["unknown", "empty", "no message", "malformed", "bad message", "refused"]),
+    "version": (frame(hello(99, ROLE_CLIENT)), False, ["99"]),
+    "role": (frame(hello(PROTOCOL_VERSION, 7)), False, ["refused", "role", "malformed", "bad message"]),
+    "before-hello": (frame(ld(18, b"")), False, ["hello"]),  # ListJobs first
+    "after-hello-garbage": (frame(hello(PROTOCOL_VERSION, ROLE_CLIENT)) + frame(b"\x07\x07\x07"), False,
+                            ["unpack", "malformed", "bad message"]),
+    # Hello without its required version field.
+    "missing-required": (frame(ld(1, vi(2, ROLE_CLIENT))), False, ["unpack", "malformed", "bad message", "refused"]),
+}
+
+
+def case(name, port, logpath, pid):
+    data, close_after, words = CASES[name]
+    s = connect(port)
+    peer = "127.0.0.1:%d" % s.getsockname()[1]
+    s.sendall(data)
+    if close_after:
+        s.close()
+        got, eof = [], True
+    else:
+        r = Reader(s)
+        got = r.frames(5.0, until_eof=True)
+        eof = r.eof
+        s.close()
+        if not eof:
+            die("%s: the master kept the connection open for 5 s" % name)
+    line = log_line_for(logpath, peer, words)
+    if line is None:
+        die("%s: no master log line for %s with any of %s" % (name, peer, words))
+    if not alive(pid):
+        die("%s: the master died" % name)
+    if name == "version":
+        # The answer is a Refusal (Envelope field 3) naming both versions.
+        refusal = [v for f in got for num, _, v in fields(f) if num == 3]
+        if not refusal:
+            die("version: no Refusal received (got %r)" % got)
+        reason = b"".join(v for num, _, v in fields(refusal[0]) if num == 1)
+        if b"99" not in reason or b"1" not in reason.replace(b"99", b""):
+            die("version: the refusal does not name both versions: %r" % reason)
+        print("refusal: " + reason.decode(errors="replace"))
+    if name == "before-hello":
+        refusal = [v for f in got for num, _, v in fields(f) if num == 3]
+        if got and not refusal:
+            die("before-hello: the master answered with something else than a Refusal: %r" % got)
+    print("%s: %s" % (name, line))
+
+
+def hold(port, n, claim, secs):
+    socks = []
+    for _ in range(n):
+        s = connect(port)
+        s.sendall(struct.pack(">I", claim) + b"z" * 1024)
+        socks.append(s)
+    print("holding", flush=True)
+    time.sleep(secs)
+    for s in socks:
+        s.close()
+
+
+def fakeworker(port, mode, secs):
+    s = connect(port)
+    s.sendall(frame(hello(PROTOCOL_VERSION, ROLE_WORKER, name="fake-" + mode, slots=1)))
+    r = Reader(s)
+    got = r.frames(5.0)
+    if not got or not any(num == 2 for num, _, _ in fields(got[0])):
+        die("fakeworker: no Welcome: %r" % got)
+    print("registered", flush=True)
+    tasks = 0
+    end = time.monotonic() + secs
+    last_hb = 0.0
+    while time.monotonic() < end and not r.eof:
+        if time.monotonic() - last_hb > 0.5:
+            s.sendall(frame(ld(4, vi(1, 0))))  # Heartbeat{running: 0}
+            last_hb = time.monotonic()
+        for f in r.frames(0.2):
+            for num, _, v in fields(f):
+                if num != 5:  # TaskBatch
+                    continue
+                results = b""
+                for tn, _, tv in fields(v):
+                    if tn != 1:
+                        continue
+                    t = {n: val for n, _, val in fields(tv) if n in (1, 2, 3)}
+                    job, task, attempt = t.get(1, 0), t.get(2, 0), t.get(3, 0)
+                    tasks += 1
+                    if mode == "garbage":
+                        res = vi(1, job) + vi(2, task) + vi(3, attempt) + vi(4, 1) + ld(5, b"this is not a partial\n")
+                    elif mode == "unsorted":
+                        res = vi(1, job) + vi(2, task) + vi(3, attempt) + vi(4, 1) + ld(5, b"zebra\t1\napple\t1\n")
+                    else:  # stray: results for tasks that do not exist or are stale, then garbage
+                        stray = b""
+                        for j2, t2, a2 in ((job + 1000, 0, 1), (job, 1 << 20, 1), (job, task, attempt + 7)):
+                            stray += ld(1, vi(1, j2) + vi(2, t2) + vi(3, a2) + vi(4, 1) + ld(5, b"1\n"))
+                        s.sendall(frame(ld(6, stray)))
+                        res = vi(1, job) + vi(2, task) + vi(3, attempt) + vi(4, 1) + ld(5, b"not a partial either\n")
+                    results += ld(1, res)
+                if results:
+                    s.sendall(frame(ld(6, results)))  # ResultBatch
+    print("tasks %d" % tasks, flush=True)
+    s.close()
+
+
+def main():
+    a = sys.argv[1:]
+    if not a:
+        sys.exit(__doc__)
+    if a[0] == "case":
+        case(a[1], int(a[2]), a[3], int(a[4]))
+    elif a[0] == "hold":
+        hold(int(a[1]), int(a[2]), int(a[3]), float(a[4]))
+    elif a[0] == "fakeworker":
+        fakeworker(int(a[1]), a[2], float(a[3]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
