@@ -27,6 +27,7 @@ struct op_desc {
 	bool sum_keys;        /* MERGE: lines are KEY\tCOUNT, equal keys summed */
 	const char *summary;  /* one line for --help */
 	const char *args;     /* accepted --arg keys, space separated ("" for none) */
+	bool needs_broadcast; /* the op reads the job's --broadcast file */
 };
 
 /* NULL if there is no such op. */
@@ -46,6 +47,8 @@ struct op_input {
 	int64_t lo, hi;      /* range: integers lo..hi-1 */
 	const uint8_t *data; /* records */
 	size_t len;
+	const uint8_t *side; /* the job's --broadcast file, if any (knn's training set) */
+	size_t side_len;
 };
 
 struct op_error {
