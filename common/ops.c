@@ -36,16 +36,16 @@ enum ops_kind {
 };
 
 static const struct op_desc op_table[] = {
-    {"square", OP_COMBINE_CONCAT, false, "x^2 of each integer record, in input order", ""},
-    {"sum", OP_COMBINE_FOLD, false, "exact sum of the integer records", ""},
-    {"count", OP_COMBINE_FOLD, false, "number of records", ""},
-    {"min", OP_COMBINE_FOLD, false, "smallest integer record", ""},
-    {"max", OP_COMBINE_FOLD, false, "largest integer record", ""},
-    {"mean", OP_COMBINE_FOLD, false, "mean of the integer records, as Python's sum/count", ""},
-    {"wordcount", OP_COMBINE_MERGE, true, "WORD<TAB>COUNT per distinct word, sorted bytewise", ""},
+    {"square", OP_COMBINE_CONCAT, false, "x^2 of each integer record, in input order", "", false},
+    {"sum", OP_COMBINE_FOLD, false, "exact sum of the integer records", "", false},
+    {"count", OP_COMBINE_FOLD, false, "number of records", "", false},
+    {"min", OP_COMBINE_FOLD, false, "smallest integer record", "", false},
+    {"max", OP_COMBINE_FOLD, false, "largest integer record", "", false},
+    {"mean", OP_COMBINE_FOLD, false, "mean of the integer records, as Python's sum/count", "", false},
+    {"wordcount", OP_COMBINE_MERGE, true, "WORD<TAB>COUNT per distinct word, sorted bytewise", "", false},
     {"grep", OP_COMBINE_CONCAT, false,
-     "records containing --arg pattern=TEXT (fixed bytes), in input order", "pattern"},
-    {"sort", OP_COMBINE_MERGE, false, "records sorted bytewise (as LC_ALL=C sort)", ""},
+     "records containing --arg pattern=TEXT (fixed bytes), in input order", "pattern", false},
+    {"sort", OP_COMBINE_MERGE, false, "records sorted bytewise (as LC_ALL=C sort)", "", false},
 };
 
 #define OPS_N (sizeof(op_table) / sizeof(op_table[0]))
