@@ -6,7 +6,9 @@
                                  some records with surrounding blanks or CRLF; no final newline
   refs.py text FILE [KB]         text: repeated words, tabs, long lines, empty lines, CRLF
                                  lines, UTF-8 words, no final newline
-  refs.py bigtext FILE MB        a large text file, written in blocks (not held in memory)
+  refs.py bigtext FILE MB [REF]  a large text file, written in whole blocks that all hold the
+                                 same lines (rotated); REF gets its wordcount table, computed
+                                 from one block's Counter times the number of blocks
   refs.py ref OP FILE            the result of OP (square sum count min max mean wordcount) on
                                  FILE; FILE may be "range:LO:HI"
   refs.py freeport               a TCP port on 127.0.0.1 that nobody listens on right now
@@ -111,7 +113,7 @@ def gen_text(path, kb):
         f.write(b"\n".join(out))
 
 
-def gen_bigtext(path, mb):
+def gen_bigtext(path, mb, refpath=None):
     rng = random.Random(5)
     words = [b"w%d" % i for i in range(5000)] + WORDS
     lines = []
@@ -120,7 +122,7 @@ def gen_bigtext(path, mb):
         lines.append(b" ".join(rng.choice(words) for _ in range(k)) + b"\n")
     block = b"".join(lines)
     target = mb * 1024 * 1024
-    written = 0
+    written = blocks = 0
     with open(path, "wb") as f:
         while written < target:
             # rotate the block so that consecutive blocks differ
@@ -128,7 +130,11 @@ def gen_bigtext(path, mb):
             b = b"".join(lines[cut:] + lines[:cut])
             f.write(b)
             written += len(b)
-    return block
+            blocks += 1
+    if refpath:
+        c = collections.Counter(block.split())
+        with open(refpath, "wb") as f:
+            f.write(b"".join(w + b"\t" + str(n * blocks).encode() + b"\n" for w, n in sorted(c.items())))
 
 
 def read_input(spec):
@@ -175,7 +181,7 @@ def main():
     elif a[0] == "text":
         gen_text(a[1], int(a[2]) if len(a) > 2 else 1024)
     elif a[0] == "bigtext":
-        gen_bigtext(a[1], int(a[2]))
+        gen_bigtext(a[1], int(a[2]), a[3] if len(a) > 3 else None)
     elif a[0] == "ref":
         ref(a[1], a[2])
     elif a[0] == "freeport":
