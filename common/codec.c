@@ -26,6 +26,10 @@
 #define CODEC_PARTITIONS_MAX   10000000u
 #define CODEC_RETRIES_MAX      1000u
 #define CODEC_HEARTBEAT_MS_MAX 3600000u
+#define CODEC_EXEC_MAX         (64u * 1024u)
+#define CODEC_FILES_MAX        64u
+#define CODEC_FILE_NAME_MAX    255u
+#define CODEC_REDUCERS_MAX     10000u
 
 struct codec_budget {
 	size_t left;
@@ -184,6 +188,55 @@ static int codec_check_strategy(const char *kind, Shoal__Strategy s, char *err, 
 	}
 }
 
+/* A shipped file lands in a task's working directory under its name, so the name must be a
+ * plain file name; the hash is the cache key and must be a whole SHA-256. */
+static int codec_check_fileref(const char *kind, const Shoal__FileRef *f, char *err, size_t errlen)
+{
+	if (f == NULL)
+		return errorf(err, errlen, "%s: missing file", kind);
+	size_t n = codec_len(f->name, CODEC_FILE_NAME_MAX);
+	if (n == 0 || n > CODEC_FILE_NAME_MAX || strchr(f->name, '/') || !strcmp(f->name, ".") ||
+	    !strcmp(f->name, ".."))
+		return errorf(err, errlen, "%s: file name '%.64s' is not a plain file name", kind,
+			      f->name ? f->name : "");
+	if (f->sha256.len != 32)
+		return errorf(err, errlen, "%s: file %s has a %zu-byte hash (SHA-256 is 32)", kind,
+			      f->name, f->sha256.len);
+	return 0;
+}
+
+static int codec_check_files(const char *kind, Shoal__FileRef *const *files, size_t n,
+			     const Shoal__FileRef *broadcast, const Shoal__FileRef *plugin, char *err,
+			     size_t errlen)
+{
+	if (n > CODEC_FILES_MAX)
+		return errorf(err, errlen, "%s: %zu files (at most %u)", kind, n, CODEC_FILES_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (codec_check_fileref(kind, files[i], err, errlen) < 0)
+			return -1;
+	if (broadcast && codec_check_fileref(kind, broadcast, err, errlen) < 0)
+		return -1;
+	if (plugin && codec_check_fileref(kind, plugin, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static int codec_check_exec(const char *kind, const char *cmd, char *err, size_t errlen)
+{
+	size_t n = codec_len(cmd, CODEC_EXEC_MAX);
+	if (n == 0 || n > CODEC_EXEC_MAX)
+		return errorf(err, errlen, "%s: exec command is empty or longer than %u bytes", kind,
+			      CODEC_EXEC_MAX);
+	return 0;
+}
+
+static int codec_check_sha(const char *kind, ProtobufCBinaryData sha, char *err, size_t errlen)
+{
+	if (sha.len != 32)
+		return errorf(err, errlen, "%s: %zu-byte hash (SHA-256 is 32)", kind, sha.len);
+	return 0;
+}
+
 static int codec_check_task(size_t i, const Shoal__Task *t, char *err, size_t errlen)
 {
 	char what[64];
@@ -191,8 +244,18 @@ static int codec_check_task(size_t i, const Shoal__Task *t, char *err, size_t er
 		return errorf(err, errlen, "task_batch: task %zu missing", i);
 	if (t->attempt < 1)
 		return errorf(err, errlen, "task_batch: task %u has attempt 0", t->task_id);
-	if (codec_check_op("task_batch", t->op, err, errlen) < 0)
+	if (t->exec) {
+		if (codec_check_exec("task_batch", t->exec, err, errlen) < 0)
+			return -1;
+	} else if (!t->plugin && codec_check_op("task_batch", t->op, err, errlen) < 0) {
 		return -1;
+	}
+	if (codec_check_files("task_batch", t->files, t->n_files, t->broadcast, t->plugin, err,
+			      errlen) < 0)
+		return -1;
+	if (t->has_reducers && (t->reducers < 1 || t->reducers > CODEC_REDUCERS_MAX))
+		return errorf(err, errlen, "task_batch: task %u has %u reducers", t->task_id,
+			      t->reducers);
 	if (codec_check_args("task_batch", t->args, t->n_args, err, errlen) < 0)
 		return -1;
 	switch (t->input_case) {
@@ -319,6 +382,9 @@ static int codec_validate_result_batch(const Shoal__Envelope *env, char *err, si
 			return errorf(err, errlen,
 			                  "result_batch: task %u failed without an error",
 			                  r->task_id);
+		if (r->n_buckets > CODEC_REDUCERS_MAX)
+			return errorf(err, errlen, "result_batch: task %u has %zu buckets",
+				      r->task_id, r->n_buckets);
 	}
 	return 0;
 }
@@ -344,7 +410,25 @@ static int codec_validate_submit(const Shoal__Envelope *env, char *err, size_t e
 	const Shoal__JobSpec *s = env->submit->spec;
 	if (s == NULL)
 		return errorf(err, errlen, "submit: missing spec");
-	if (codec_check_op("submit", s->op, err, errlen) < 0)
+	/* Exactly one kind of work: a built-in op, a command, or a plugin. */
+	int kinds = (codec_len(s->op, 1) > 0) + (s->exec != NULL) + (s->plugin != NULL);
+	if (kinds != 1)
+		return errorf(err, errlen, "submit: a job needs exactly one of op, exec, plugin");
+	if (codec_len(s->op, 1) > 0 && codec_check_op("submit", s->op, err, errlen) < 0)
+		return -1;
+	if (s->exec && codec_check_exec("submit", s->exec, err, errlen) < 0)
+		return -1;
+	if (s->reduce_exec) {
+		if (!s->exec)
+			return errorf(err, errlen, "submit: reduce_exec needs exec");
+		if (codec_check_exec("submit", s->reduce_exec, err, errlen) < 0)
+			return -1;
+	}
+	if (s->has_reducers && (s->reducers < 1 || s->reducers > CODEC_REDUCERS_MAX))
+		return errorf(err, errlen, "submit: %u reducers (1 to %u)", s->reducers,
+			      CODEC_REDUCERS_MAX);
+	if (codec_check_files("submit", s->files, s->n_files, s->broadcast, s->plugin, err,
+			      errlen) < 0)
 		return -1;
 	if (codec_check_args("submit", s->args, s->n_args, err, errlen) < 0)
 		return -1;
@@ -429,6 +513,37 @@ static int codec_validate_failure(const Shoal__Envelope *env, char *err, size_t 
 	return 0;
 }
 
+static int codec_validate_task_output(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	if (env->task_output->attempt < 1)
+		return errorf(err, errlen, "task_output: task %u has attempt 0",
+			      env->task_output->task_id);
+	return 0;
+}
+
+static int codec_validate_blob_offer(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	return codec_check_fileref("blob_offer", env->blob_offer->file, err, errlen);
+}
+
+static int codec_validate_blob_ack(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	if (codec_check_sha("blob_ack", env->blob_ack->sha256, err, errlen) < 0)
+		return -1;
+	return codec_check_str("blob_ack: error", env->blob_ack->error, CODEC_TEXT_MAX, 0, err,
+			       errlen);
+}
+
+static int codec_validate_blob_data(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	return codec_check_sha("blob_data", env->blob_data->sha256, err, errlen);
+}
+
+static int codec_validate_blob_request(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	return codec_check_sha("blob_request", env->blob_request->sha256, err, errlen);
+}
+
 /* Kinds whose every value is acceptable (ids, offsets, byte payloads bounded by the frame). */
 static int codec_validate_any(const Shoal__Envelope *env, char *err, size_t errlen)
 {
@@ -464,6 +579,11 @@ static codec_validator *const codec_validators[] = {
     [SHOAL__ENVELOPE__MSG_WORKER_LIST] = codec_validate_worker_list,
     [SHOAL__ENVELOPE__MSG_FAILURE] = codec_validate_failure,
     [SHOAL__ENVELOPE__MSG_STATUS_REQUEST] = codec_validate_any,
+    [SHOAL__ENVELOPE__MSG_TASK_OUTPUT] = codec_validate_task_output,
+    [SHOAL__ENVELOPE__MSG_BLOB_OFFER] = codec_validate_blob_offer,
+    [SHOAL__ENVELOPE__MSG_BLOB_ACK] = codec_validate_blob_ack,
+    [SHOAL__ENVELOPE__MSG_BLOB_DATA] = codec_validate_blob_data,
+    [SHOAL__ENVELOPE__MSG_BLOB_REQUEST] = codec_validate_blob_request,
 };
 
 int codec_validate(const Shoal__Envelope *env, char *err, size_t errlen)

@@ -584,8 +584,36 @@ START_TEST(test_validate_submit)
 	test_codec_expect_bad(&env, "lo > hi");
 	r.lo = 0;
 	s.op = "";
-	test_codec_expect_bad(&env, "empty op");
+	test_codec_expect_bad(&env, "exactly one of op, exec, plugin");
+	/* A command instead of an op; a reduce stage needs a command. */
+	s.exec = "wc -l";
+	test_codec_expect_good(&env);
+	s.reduce_exec = "sort";
+	test_codec_expect_good(&env);
+	s.exec = NULL;
+	test_codec_expect_bad(&env, "exactly one of op, exec, plugin");
 	s.op = "sum";
+	test_codec_expect_bad(&env, "reduce_exec needs exec");
+	s.reduce_exec = NULL;
+	/* Shipped files: plain names and whole SHA-256 hashes only. */
+	uint8_t sha[32] = {0};
+	Shoal__FileRef f = SHOAL__FILE_REF__INIT;
+	Shoal__FileRef *files[1] = {&f};
+	f.name = "square.py";
+	f.sha256.data = sha;
+	f.sha256.len = 32;
+	s.n_files = 1;
+	s.files = files;
+	test_codec_expect_good(&env);
+	f.name = "../etc/passwd";
+	test_codec_expect_bad(&env, "not a plain file name");
+	f.name = "..";
+	test_codec_expect_bad(&env, "not a plain file name");
+	f.name = "x";
+	f.sha256.len = 31;
+	test_codec_expect_bad(&env, "31-byte hash");
+	s.n_files = 0;
+	s.files = NULL;
 	s.has_partitions = 1;
 	s.partitions = 10000000;
 	test_codec_expect_good(&env);
