@@ -140,23 +140,25 @@ wait_for() {
 # job_json ID: `shoal status ID --json`.
 job_json() { shoal status "$1" --json; }
 
-# stop_pid PID [SECONDS]: SIGTERM, then waits (bounded) and prints the exit status
-# (124 if it did not exit in time, in which case it is killed).
+# stop_pid PID [SECONDS]: SIGTERM, then waits (bounded) and sets STOP_RC to the exit status
+# (124 if it did not exit in time, in which case it is killed). Call it directly, not in $(...):
+# only this shell can collect its children's exit status.
+STOP_RC=
 stop_pid() {
-	local pid=$1 secs=${2:-10} rc=0
+	local pid=$1 secs=${2:-10}
+	STOP_RC=0
 	kill -TERM "$pid" 2>/dev/null || true
 	for _ in $(seq $((secs * 20))); do
-		kill -0 "$pid" 2>/dev/null || break
+		alive "$pid" || break
 		sleep 0.05
 	done
-	if kill -0 "$pid" 2>/dev/null; then
+	if alive "$pid"; then
 		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
-		echo 124
+		STOP_RC=124
 		return 0
 	fi
-	wait "$pid" 2>/dev/null || rc=$?
-	echo "$rc"
+	wait "$pid" 2>/dev/null || STOP_RC=$?
 }
 
 # alive PID: the process is still running (and not a zombie).
