@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# A ~300 MB input uploaded with --input FILE and --input - (count, wordcount), and a ~300 MB
+# result streamed back (grep): results equal the references, and neither the client nor the
+# master holds the file: their peak RSS stays far below its size (chunked, flow-controlled
+# upload; results streamed from disk).
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+START_NS=$(date +%s%N)
+MB=300
+refs bigtext "$T/big.txt" "$MB" "$T/wordcount.ref"
+size_kb=$(($(stat -c %s "$T/big.txt") / 1024))
+wc -l <"$T/big.txt" >"$T/count.ref"
+log "input: $size_kb kB, $(cat "$T/count.ref") lines"
+# "Far below the input": a third of it for the master (about 100 MB, the figure the issue's
+# benchmark sets for 1 GiB jobs), 64 MiB for the client.
+LIMIT_KB=$((size_kb / 3))
+
+# Under AddressSanitizer, RSS also holds shadow memory and the quarantine of freed blocks:
+# the limits below are for plain builds; sanitized builds only report the figures.
+SANITIZED=0
+if ldd "$SHOAL_MASTER_BIN" 2>/dev/null | grep -q libasan; then SANITIZED=1; fi
+# check_kb WHAT KB LIMIT_KB
+check_kb() {
+	log "$1: peak RSS $2 kB (limit $3 kB; input $size_kb kB) at $(elapsed_ms "$START_NS") ms"
+	[ -n "$2" ] || fail "$1: no RSS figure"
+	[ "$SANITIZED" = 1 ] || [ "$2" -lt "$3" ] || fail "$1: peak RSS $2 kB, over $3 kB"
+}
+
+# timed_run WHAT OUT ARGS...: `shoal ARGS...` under /usr/bin/time; sets CLIENT_KB (its peak RSS).
+CLIENT_KB=
+timed_run() {
+	local what=$1 out=$2 rc=0
+	shift 2
+	timeout -k 5 300 /usr/bin/time -f "maxrss_kb=%M" -o "$T/time.txt" \
+		"$SHOAL_CLIENT_BIN" "$@" >"$out" 2>"$T/err" || rc=$?
+	[ "$rc" = 0 ] || fail "$what: exit $rc: $(head -c 1000 "$T/err")"
+	CLIENT_KB=$(sed -n 's/^maxrss_kb=//p' "$T/time.txt")
+}
+
+start_master
+start_worker a --slots 2
+start_worker b --slots 2
+wait_workers 2
+
+# ---- many partitions: upload, count, and a large result streamed back
+timed_run "count --input FILE" "$T/out" run --op count --input "$T/big.txt" --partitions 400 -q
+same_files "$T/count.ref" "$T/out" "count of the uploaded file"
+check_kb "client (count --input FILE)" "$CLIENT_KB" 65536
+check_kb "master (count --input FILE)" "$(proc_kb "$MASTER_PID" VmHWM)" "$LIMIT_KB"
+
+timeout 300 cat "$T/big.txt" | {
+	timed_run "count --input -" "$T/out" run --op count --input - --partitions 400 -q
+	echo "$CLIENT_KB" >"$T/stdin_kb"
+}
+same_files "$T/count.ref" "$T/out" "count of stdin"
+check_kb "client (count --input -)" "$(cat "$T/stdin_kb")" 65536
+check_kb "master (count --input -)" "$(proc_kb "$MASTER_PID" VmHWM)" "$LIMIT_KB"
+
+# grep for a word on most lines: a result nearly as large as the input, spilled by the master
+# and streamed to the client.
+LC_ALL=C grep -F -- w1 "$T/big.txt" >"$T/grep.ref"
+timed_run "grep" /dev/null run --op grep --arg pattern=w1 --input "$T/big.txt" --partitions 400 -q \
+	-o "$T/grep.out"
+same_files "$T/grep.ref" "$T/grep.out" "grep with a large result"
+log "grep result: $(($(stat -c %s "$T/grep.out") / 1024)) kB"
+check_kb "client (grep, large result)" "$CLIENT_KB" 65536
+check_kb "master (grep, large result)" "$(proc_kb "$MASTER_PID" VmHWM)" "$LIMIT_KB"
+rm -f "$T/grep.ref" "$T/grep.out"
+
+# ---- default partitioning (the master picks the partition size)
+timed_run "wordcount --input FILE" /dev/null run --op wordcount --input "$T/big.txt" -q \
+	-o "$T/wordcount.out"
+same_files "$T/wordcount.ref" "$T/wordcount.out" "wordcount of the uploaded file"
+check_kb "client (wordcount --input FILE)" "$CLIENT_KB" 65536
+tasks=$(shoal jobs --json | jq '.[-1].tasks_total')
+# Last, as it fails today: the master reads each assigned task's whole partition into memory
+# (up to 16 MiB by default for uploads) and keeps a window of 2 x slots tasks per worker in
+# flight, so its peak grows with partition size x tasks in flight.
+check_kb "master (default partitioning, $tasks tasks)" "$(proc_kb "$MASTER_PID" VmHWM)" "$LIMIT_KB"
