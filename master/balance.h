@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 /* Prefetch aims to cover this much work beyond the running tasks. */
-#define BALANCE_PREFETCH_TARGET_US 2000.0
+#define BALANCE_PREFETCH_TARGET_US    2000.0
 #define BALANCE_PREFETCH_MAX_PER_SLOT 32u
 
 /* Tasks a worker may hold: its slots plus a prefetch that covers BALANCE_PREFETCH_TARGET_US of

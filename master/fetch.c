@@ -9,7 +9,7 @@
 #include "master.h"
 #include "util.h"
 
-#define FETCH_CHUNK (1u << 20)
+#define FETCH_CHUNK      (1u << 20)
 #define FETCH_MIN_WINDOW (1u << 20)
 #define FETCH_MAX_WINDOW (256u << 20)
 
@@ -68,9 +68,9 @@ static void read_done(uv_work_t *w, int status)
 		return;
 	}
 	if (status < 0 || f->rc < 0) {
-		server_send_failure(f->cl->conn, f->job->id, 1, "cannot read the result of job %llu: %s",
-				    (unsigned long long)f->job->id,
-				    status < 0 ? uv_strerror(status) : f->err);
+		server_send_failure(
+		    f->cl->conn, f->job->id, 1, "cannot read the result of job %llu: %s",
+		    (unsigned long long)f->job->id, status < 0 ? uv_strerror(status) : f->err);
 		f->cl->fetch = NULL;
 		fetch_free(f);
 		return;
@@ -104,7 +104,7 @@ static void pump(struct fetch *f)
 		if (rc < 0) {
 			f->reading = false;
 			server_send_failure(f->cl->conn, j->id, 1, "cannot read the result: %s",
-					    uv_strerror(rc));
+			                    uv_strerror(rc));
 			return;
 		}
 	}
@@ -121,19 +121,20 @@ void fetch_on_request(struct master *m, struct client *cl, const Shoal__FetchRes
 	fetch_abort(cl);
 	if (!j) {
 		server_send_failure(cl->conn, fr->job_id, 1, "no job %llu",
-				    (unsigned long long)fr->job_id);
+		                    (unsigned long long)fr->job_id);
 		return;
 	}
 	if (j->state != SHOAL__JOB_STATE__JOB_SUCCEEDED) {
 		server_send_failure(cl->conn, j->id, 1, "job %llu has no result: it is %s%s%s",
-				    (unsigned long long)j->id, jobs_state_name(j->state),
-				    j->error ? ": " : "", j->error ? j->error : "");
+		                    (unsigned long long)j->id, jobs_state_name(j->state),
+		                    j->error ? ": " : "", j->error ? j->error : "");
 		return;
 	}
 	uint64_t offset = fr->has_offset ? fr->offset : 0;
 	if (offset > j->result_size) {
-		server_send_failure(cl->conn, j->id, 2, "offset %llu is beyond the result's %llu bytes",
-				    (unsigned long long)offset, (unsigned long long)j->result_size);
+		server_send_failure(cl->conn, j->id, 2,
+		                    "offset %llu is beyond the result's %llu bytes",
+		                    (unsigned long long)offset, (unsigned long long)j->result_size);
 		return;
 	}
 	struct fetch *f = xcalloc(1, sizeof(*f));

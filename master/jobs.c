@@ -15,10 +15,10 @@
 #include "master.h"
 #include "util.h"
 
-#define MAX_TASKS_PER_JOB 10000000u
-#define MIN_DEFAULT_FILE_PART (1u << 20)
-#define MAX_DEFAULT_FILE_PART (256u << 20)
-#define MAX_DEFAULT_UPLOAD_PART (16u << 20)
+#define MAX_TASKS_PER_JOB       10000000u
+#define MIN_DEFAULT_FILE_PART   (1u << 20)
+#define MAX_DEFAULT_FILE_PART   (256u << 20)
+#define MAX_DEFAULT_UPLOAD_PART (4u << 20)
 /* Partition size for an upload of unknown size (stdin). */
 #define DEFAULT_STREAM_PART (4u << 20)
 /* `shoal jobs` lists at most this many of the most recent jobs. */
@@ -60,17 +60,42 @@ const char *jobs_state_name(Shoal__JobState s)
 
 /* Partition size for `count` units; see plan.h for the rules. */
 static uint64_t choose_part_size(struct master *m, const Shoal__JobSpec *spec, uint64_t count,
-				 uint64_t min_part, uint64_t max_part, uint64_t *ntasks)
+                                 uint64_t min_part, uint64_t max_part, uint64_t *ntasks)
 {
 	struct plan_request req = {
-		.count = count,
-		.partitions = spec->has_partitions ? spec->partitions : 0,
-		.partition_size = spec->has_partition_size ? spec->partition_size : 0,
-		.total_slots = m->total_slots,
-		.min_part = min_part,
-		.max_part = max_part,
+	    .count = count,
+	    .partitions = spec->has_partitions ? spec->partitions : 0,
+	    .partition_size = spec->has_partition_size ? spec->partition_size : 0,
+	    .total_slots = m->total_slots,
+	    .min_part = min_part,
+	    .max_part = max_part,
 	};
 	return plan_part_size(&req, ntasks);
+}
+
+/* Jobs that run user code combine like an ordered op: partials concatenated in order. */
+static const struct op_desc exec_op = {"exec", OP_COMBINE_CONCAT, false, "", "", false};
+static const struct op_desc plugin_op = {"plugin", OP_COMBINE_CONCAT, false, "", "", false};
+
+static Shoal__FileRef *fileref_copy(const Shoal__FileRef *f)
+{
+	if (!f)
+		return NULL;
+	Shoal__FileRef *c = xmalloc(sizeof(*c) + f->sha256.len);
+	shoal__file_ref__init(c);
+	c->name = xstrdup(f->name);
+	c->size = f->size;
+	c->sha256.len = f->sha256.len;
+	c->sha256.data = (uint8_t *)(c + 1);
+	memcpy(c->sha256.data, f->sha256.data, f->sha256.len);
+	return c;
+}
+
+static void fileref_free(Shoal__FileRef *f)
+{
+	if (f)
+		free(f->name);
+	free(f);
 }
 
 static struct job *job_new(struct master *m, const Shoal__JobSpec *spec, const struct op_desc *op)
@@ -89,12 +114,21 @@ static struct job *job_new(struct master *m, const Shoal__JobSpec *spec, const s
 		j->args[i] = a;
 	}
 	j->name = xstrdup(spec->name ? spec->name : "");
+	j->exec = spec->exec ? xstrdup(spec->exec) : NULL;
+	j->reduce_exec = spec->reduce_exec ? xstrdup(spec->reduce_exec) : NULL;
+	j->reducers = j->reduce_exec ? (spec->has_reducers ? spec->reducers : 1) : 0;
+	j->nfiles = spec->n_files;
+	j->files = xcalloc(spec->n_files ? spec->n_files : 1, sizeof(*j->files));
+	for (size_t i = 0; i < spec->n_files; i++)
+		j->files[i] = fileref_copy(spec->files[i]);
+	j->broadcast = fileref_copy(spec->broadcast);
+	j->plugin = fileref_copy(spec->plugin);
 	j->strategy = spec->has_strategy && spec->strategy != SHOAL__STRATEGY__STRATEGY_DEFAULT
-			      ? spec->strategy
-			      : m->cfg.strategy;
+	                  ? spec->strategy
+	                  : m->cfg.strategy;
 	j->priority = spec->has_priority ? spec->priority : 0;
-	j->retries = spec->has_retries && spec->retries > 0 ? spec->retries
-							    : m->cfg.default_retries;
+	j->retries =
+	    spec->has_retries && spec->retries > 0 ? spec->retries : m->cfg.default_retries;
 	j->submitted_ms = wall_ms();
 	j->result_fd = -1;
 	list_init(&j->ready);
@@ -109,6 +143,12 @@ static struct job *job_new(struct master *m, const Shoal__JobSpec *spec, const s
 
 static void job_free_tasks(struct job *j)
 {
+	if (!j->tasks)
+		return;
+	for (uint32_t i = 0; i < j->ntasks; i++) {
+		spill_drop_pieces(&j->tasks[i]);
+		free(j->tasks[i].buckets);
+	}
 	free(j->tasks);
 	j->tasks = NULL;
 }
@@ -158,9 +198,9 @@ void jobs_make_runnable(struct job *j)
 	}
 	j->state = SHOAL__JOB_STATE__JOB_QUEUED;
 	log_info("jobs", "job=%llu event=queued op=%s tasks=%u input_bytes=%llu strategy=%s",
-		 (unsigned long long)j->id, j->op->name, j->ntasks,
-		 (unsigned long long)j->input_bytes,
-		 j->strategy == SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN ? "round-robin" : "dynamic");
+	         (unsigned long long)j->id, j->op->name, j->ntasks,
+	         (unsigned long long)j->input_bytes,
+	         j->strategy == SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN ? "round-robin" : "dynamic");
 	if (j->ntasks == 0) {
 		spill_finish(j);
 		return;
@@ -170,6 +210,22 @@ void jobs_make_runnable(struct job *j)
 	queue_job(m, j);
 	watch_job_changed(j);
 	sched_kick(m);
+}
+
+void jobs_start_stage(struct job *j, uint32_t n, const uint64_t *parts)
+{
+	j->map_tasks = j->ntasks;
+	j->reducing = true;
+	j->input = INPUT_UPLOAD; /* reducers read their input from the job's input file */
+	job_free_tasks(j);
+	j->done = 0;
+	job_create_tasks(j, n, parts);
+	log_info("jobs", "job=%llu event=reduce_stage reducers=%u", (unsigned long long)j->id, n);
+	for (uint32_t i = 0; i < j->ntasks; i++)
+		list_push_back(&j->ready, &j->tasks[i].link);
+	queue_job(j->m, j);
+	watch_job_changed(j);
+	sched_kick(j->m);
 }
 
 static void send_submitted(struct conn *c, const struct job *j, uint64_t window)
@@ -189,13 +245,41 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 	const Shoal__JobSpec *spec = s->spec;
 	struct conn *c = cl->conn;
 	char err[512];
-	const struct op_desc *op = op_find(spec->op);
-	if (!op) {
-		server_send_failure(c, 0, 2, "unknown op '%s'", spec->op);
-		return;
+	const struct op_desc *op;
+	if (spec->exec) {
+		op = &exec_op;
+	} else if (spec->plugin) {
+		op = &plugin_op; /* its --arg pairs are the plugin's to judge */
+	} else {
+		op = op_find(spec->op);
+		if (!op) {
+			server_send_failure(c, 0, 2, "unknown op '%s'", spec->op);
+			return;
+		}
+		if (op_args_check(op, spec->args, spec->n_args, err, sizeof(err)) < 0) {
+			server_send_failure(c, 0, 2, "%s", err);
+			return;
+		}
+		if (op->needs_broadcast && !spec->broadcast) {
+			server_send_failure(c, 0, 2, "op %s needs --broadcast FILE", op->name);
+			return;
+		}
 	}
-	if (op_args_check(op, spec->args, spec->n_args, err, sizeof(err)) < 0) {
-		server_send_failure(c, 0, 2, "%s", err);
+	/* Shipped files must be in the blob store before the job may refer to them. */
+	const Shoal__FileRef *missing = NULL;
+	for (size_t i = 0; i < spec->n_files && !missing; i++)
+		if (!blobs_have(m, spec->files[i]))
+			missing = spec->files[i];
+	if (!missing && spec->broadcast && !blobs_have(m, spec->broadcast))
+		missing = spec->broadcast;
+	if (!missing && spec->plugin && !blobs_have(m, spec->plugin))
+		missing = spec->plugin;
+	if (missing) {
+		server_send_failure(
+		    c, 0, 2,
+		    "file %s was not uploaded to the master (offer it with BlobOffer "
+		    "before submitting)",
+		    missing->name);
 		return;
 	}
 	uint64_t count = 0, part_size = 1, path_size = 0, ntasks = 0;
@@ -203,7 +287,7 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 	case SHOAL__JOB_SPEC__INPUT_RANGE:
 		if (spec->range->lo > spec->range->hi) {
 			server_send_failure(c, 0, 2, "range %lld:%lld is empty backwards (LO > HI)",
-					    (long long)spec->range->lo, (long long)spec->range->hi);
+			                    (long long)spec->range->lo, (long long)spec->range->hi);
 			return;
 		}
 		count = (uint64_t)spec->range->hi - (uint64_t)spec->range->lo;
@@ -213,23 +297,24 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		struct stat st;
 		if (stat(spec->path, &st) < 0 || !S_ISREG(st.st_mode)) {
 			server_send_failure(c, 0, 2,
-					    "input path %s: %s on the master host (--input-path "
-					    "needs a regular file that the master and every worker "
-					    "can read at the same path)",
-					    spec->path, errno ? strerror(errno) : "not a regular file");
+			                    "input path %s: %s on the master host (--input-path "
+			                    "needs a regular file that the master and every worker "
+			                    "can read at the same path)",
+			                    spec->path,
+			                    errno ? strerror(errno) : "not a regular file");
 			return;
 		}
 		path_size = count = (uint64_t)st.st_size;
 		part_size = choose_part_size(m, spec, count, MIN_DEFAULT_FILE_PART,
-					     MAX_DEFAULT_FILE_PART, &ntasks);
+		                             MAX_DEFAULT_FILE_PART, &ntasks);
 		break;
 	}
 	case SHOAL__JOB_SPEC__INPUT_UPLOAD:
 		/* Uploaded partitions pass through the master's memory: keep them modest. */
 		if (spec->has_upload_size)
-			part_size = choose_part_size(m, spec, spec->upload_size,
-						     MIN_DEFAULT_FILE_PART, MAX_DEFAULT_UPLOAD_PART,
-						     &ntasks);
+			part_size =
+			    choose_part_size(m, spec, spec->upload_size, MIN_DEFAULT_FILE_PART,
+			                     MAX_DEFAULT_UPLOAD_PART, &ntasks);
 		else if (spec->has_partition_size && spec->partition_size > 0)
 			part_size = spec->partition_size;
 		else
@@ -241,7 +326,7 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 	}
 	if (ntasks > MAX_TASKS_PER_JOB) {
 		server_send_failure(c, 0, 2, "%llu partitions is more than the %u a job may have",
-				    (unsigned long long)ntasks, MAX_TASKS_PER_JOB);
+		                    (unsigned long long)ntasks, MAX_TASKS_PER_JOB);
 		return;
 	}
 
@@ -251,7 +336,7 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 	snprintf(dir, sizeof(dir), "%s/%llu", m->jobs_dir, (unsigned long long)j->id);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot create %s: %s", dir,
-			  strerror(errno));
+		          strerror(errno));
 		send_submitted(c, j, 0);
 		return;
 	}
@@ -262,7 +347,7 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		return;
 	}
 	log_info("jobs", "conn=%llu peer=%s job=%llu event=submitted op=%s",
-		 (unsigned long long)conn_id(c), conn_peer(c), (unsigned long long)j->id, op->name);
+	         (unsigned long long)conn_id(c), conn_peer(c), (unsigned long long)j->id, op->name);
 	switch (spec->input_case) {
 	case SHOAL__JOB_SPEC__INPUT_RANGE:
 		j->input = INPUT_RANGE;
@@ -304,6 +389,7 @@ void jobs_requeue(struct task *t)
 	j->running--;
 	t->state = TASK_READY;
 	t->worker = NULL;
+	spill_drop_pieces(t);
 	list_push_front(&j->ready, &t->link);
 	queue_job(j->m, j);
 }
@@ -360,7 +446,7 @@ void jobs_fail(struct job *j, Shoal__JobState state, const char *fmt, ...)
 		j->queued = false;
 	}
 	log_info("jobs", "job=%llu event=%s reason=\"%s\"", (unsigned long long)j->id,
-		 jobs_state_name(state), reason);
+	         jobs_state_name(state), reason);
 	upload_destroy(j);
 	spill_destroy(j);
 	job_free_tasks(j); /* ntasks stays for display; nothing indexes tasks of an ended job */
@@ -374,9 +460,9 @@ void jobs_succeed(struct job *j, uint64_t result_size)
 	j->finished_ms = wall_ms();
 	j->result_size = result_size;
 	log_info("jobs", "job=%llu event=succeeded tasks=%u records=%llu result_bytes=%llu ms=%llu",
-		 (unsigned long long)j->id, j->ntasks, (unsigned long long)j->records,
-		 (unsigned long long)result_size,
-		 (unsigned long long)(j->finished_ms - j->submitted_ms));
+	         (unsigned long long)j->id, j->ntasks, (unsigned long long)j->records,
+	         (unsigned long long)result_size,
+	         (unsigned long long)(j->finished_ms - j->submitted_ms));
 	upload_destroy(j);
 	/* Only CONCAT results are read back through the tasks (their place in the spill). */
 	if (j->op->combine != OP_COMBINE_CONCAT)
@@ -385,25 +471,74 @@ void jobs_succeed(struct job *j, uint64_t result_size)
 }
 
 static void on_task_failed(struct job *j, struct task *t, struct worker *w, const char *error,
-			   bool permanent)
+                           bool permanent)
 {
 	t->failures++;
 	j->task_failures++;
 	w->tasks_failed++;
-	log_warn("jobs", "job=%llu task=%u attempt=%u worker=%llu event=task_failed failures=%u "
-			 "error=\"%s\"",
-		 (unsigned long long)j->id, t->id, t->attempt, (unsigned long long)w->id,
-		 t->failures, error);
+	log_warn("jobs",
+	         "job=%llu task=%u attempt=%u worker=%llu event=task_failed failures=%u "
+	         "error=\"%s\"",
+	         (unsigned long long)j->id, t->id, t->attempt, (unsigned long long)w->id,
+	         t->failures, error);
 	if (permanent || t->failures >= j->retries) {
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "task %u failed%s: %s", t->id,
-			  permanent ? "" : " on every attempt", error);
+		          permanent ? "" : " on every attempt", error);
 		return;
 	}
 	task_release(t);
+	spill_drop_pieces(t);
 	t->state = TASK_READY;
 	list_push_front(&j->ready, &t->link);
 	queue_job(j->m, j);
 	watch_job_changed(j);
+}
+
+static void on_task_failed(struct job *j, struct task *t, struct worker *w, const char *error,
+                           bool permanent);
+
+/* A map task of a reduce job reports how its output splits into the reducers' buckets. */
+static int check_buckets(const struct job *j, struct task *t, const Shoal__TaskResult *r,
+                         size_t final_len, char *err, size_t errlen)
+{
+	if (r->n_buckets != j->reducers)
+		return errorf(err, errlen, "map task %u reported %zu buckets for %u reducers",
+		              t->id, r->n_buckets, j->reducers);
+	uint64_t total = final_len, sum = 0;
+	if (t->segs)
+		for (uint32_t i = 0; i < t->segs->n; i++)
+			total += t->segs->len[i];
+	for (size_t b = 0; b < r->n_buckets; b++) {
+		if (r->buckets[b] > total - sum)
+			return errorf(err, errlen, "map task %u: bucket sizes exceed its output",
+			              t->id);
+		sum += r->buckets[b];
+	}
+	if (sum != total)
+		return errorf(err, errlen,
+		              "map task %u: bucket sizes (%llu) differ from its output "
+		              "(%llu bytes)",
+		              t->id, (unsigned long long)sum, (unsigned long long)total);
+	free(t->buckets);
+	t->buckets = xmalloc(r->n_buckets * sizeof(*t->buckets));
+	memcpy(t->buckets, r->buckets, r->n_buckets * sizeof(*t->buckets));
+	return 0;
+}
+
+void jobs_on_output(struct worker *w, const Shoal__TaskOutput *out)
+{
+	struct job *j = jobs_find(w->m, out->job_id);
+	if (!j || jobs_finished(j) || !j->tasks || out->task_id >= j->ntasks)
+		return;
+	struct task *t = &j->tasks[out->task_id];
+	if (t->state != TASK_ASSIGNED || t->worker != w || t->attempt != out->attempt)
+		return; /* a stale attempt's output */
+	if (j->op->combine != OP_COMBINE_CONCAT) {
+		on_task_failed(j, t, w, "output arrived in pieces for an op that cannot take them",
+		               false);
+		return;
+	}
+	spill_add_piece(j, t, out->data.data, out->data.len);
 }
 
 static void on_result(struct worker *w, const Shoal__TaskResult *r)
@@ -411,27 +546,33 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 	struct master *m = w->m;
 	struct job *j = jobs_find(m, r->job_id);
 	if (!j || jobs_finished(j) || r->task_id >= j->ntasks) {
-		log_debug("jobs", "worker=%llu job=%llu task=%u event=result_dropped why=no_such_task",
-			  (unsigned long long)w->id, (unsigned long long)r->job_id, r->task_id);
+		log_debug("jobs",
+		          "worker=%llu job=%llu task=%u event=result_dropped why=no_such_task",
+		          (unsigned long long)w->id, (unsigned long long)r->job_id, r->task_id);
 		return;
 	}
 	struct task *t = &j->tasks[r->task_id];
 	if (t->state != TASK_ASSIGNED || t->worker != w || t->attempt != r->attempt) {
-		log_debug("jobs", "worker=%llu job=%llu task=%u attempt=%u event=result_dropped "
-				  "why=stale",
-			  (unsigned long long)w->id, (unsigned long long)j->id, t->id, r->attempt);
+		log_debug("jobs",
+		          "worker=%llu job=%llu task=%u attempt=%u event=result_dropped "
+		          "why=stale",
+		          (unsigned long long)w->id, (unsigned long long)j->id, t->id, r->attempt);
 		return;
 	}
 	if (r->has_elapsed_us)
 		w->ewma_task_us = balance_ewma(w->ewma_task_us, (double)r->elapsed_us + 1.0);
 	if (!r->ok) {
 		on_task_failed(j, t, w, r->error ? r->error : "no reason given",
-			       r->has_permanent && r->permanent);
+		               r->has_permanent && r->permanent);
 		return;
 	}
 	char err[512];
 	const uint8_t *data = r->has_data ? r->data.data : (const uint8_t *)"";
 	size_t len = r->has_data ? r->data.len : 0;
+	if (j->reducers && !j->reducing && check_buckets(j, t, r, len, err, sizeof(err)) < 0) {
+		on_task_failed(j, t, w, err, false);
+		return;
+	}
 	if (spill_add(j, t, data, len, err, sizeof(err)) < 0) {
 		/* A malformed partial is the worker's fault, not the data's: try elsewhere. */
 		on_task_failed(j, t, w, err, false);
@@ -464,7 +605,7 @@ void jobs_on_cancel(struct master *m, struct client *cl, uint64_t job_id)
 	}
 	if (!jobs_finished(j))
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_CANCELLED, "cancelled by a client (%s)",
-			  conn_peer(cl->conn));
+		          conn_peer(cl->conn));
 	watch_send_update(cl->conn, j);
 }
 
@@ -473,11 +614,12 @@ void jobs_fill_info(const struct job *j, Shoal__JobInfo *info)
 	shoal__job_info__init(info);
 	info->job_id = j->id;
 	info->state = j->state;
-	info->op = (char *)j->op->name;
+	info->op = (char *)(j->plugin ? "plugin" : j->op->name);
 	info->name = j->name;
 	info->has_tasks_total = info->has_tasks_done = info->has_tasks_running = true;
-	info->tasks_total = j->ntasks;
-	info->tasks_done = j->done;
+	/* A reduce job counts its map and reduce tasks as one sequence. */
+	info->tasks_total = j->reducing ? j->map_tasks + j->ntasks : j->ntasks + j->reducers;
+	info->tasks_done = j->reducing ? j->map_tasks + j->done : j->done;
 	info->tasks_running = j->running;
 	info->has_task_failures = true;
 	info->task_failures = j->task_failures;
@@ -495,7 +637,8 @@ void jobs_fill_info(const struct job *j, Shoal__JobInfo *info)
 	info->has_finished_ms = j->finished_ms != 0;
 	info->finished_ms = j->finished_ms;
 	info->has_input_bytes = true;
-	info->input_bytes = j->input == INPUT_UPLOAD && j->upload ? upload_bytes(j) : j->input_bytes;
+	info->input_bytes =
+	    j->state == SHOAL__JOB_STATE__JOB_UPLOADING ? upload_bytes(j) : j->input_bytes;
 	info->has_records = true;
 	info->records = j->records;
 }
@@ -535,6 +678,13 @@ void jobs_destroy_all(struct master *m)
 		}
 		free(j->args);
 		free(j->name);
+		free(j->exec);
+		free(j->reduce_exec);
+		for (size_t k = 0; k < j->nfiles; k++)
+			fileref_free(j->files[k]);
+		free(j->files);
+		fileref_free(j->broadcast);
+		fileref_free(j->plugin);
 		free(j->path);
 		free(j->error);
 		free(j->dir);

@@ -36,44 +36,49 @@ enum {
 	OPT_MAX_FRAME,
 	OPT_RETRIES,
 	OPT_LOG_LEVEL,
+	OPT_ALLOW_EXEC,
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 };
 
 static const struct option_doc options[] = {
-	{{"listen", required_argument, NULL, OPT_LISTEN},
-	 "HOST:PORT",
-	 "where workers and clients connect (default 127.0.0.1:7411; port 0 picks a free one)"},
-	{{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-	 "DIR",
-	 "uploaded inputs, spilled results (default /var/lib/shoal as root, else "
-	 "$XDG_STATE_HOME/shoal)"},
-	{{"strategy", required_argument, NULL, OPT_STRATEGY},
-	 "S",
-	 "default task placement: round-robin | dynamic (default dynamic)"},
-	{{"heartbeat-timeout", required_argument, NULL, OPT_HEARTBEAT_TIMEOUT},
-	 "SECONDS",
-	 "a worker silent this long is dead and its tasks run elsewhere (default 5)"},
-	{{"max-frame", required_argument, NULL, OPT_MAX_FRAME},
-	 "BYTES",
-	 "largest message accepted (default 67108864)"},
-	{{"retries", required_argument, NULL, OPT_RETRIES},
-	 "N",
-	 "failed attempts after which a task fails its job, unless the job says (default 3)"},
-	{{"log-level", required_argument, NULL, OPT_LOG_LEVEL}, "LEVEL", "debug | info | warn | error"},
-	{{"help", no_argument, NULL, OPT_HELP}, NULL, "show this help"},
-	{{"version", no_argument, NULL, OPT_VERSION}, NULL, "show the version"},
+    {{"listen", required_argument, NULL, OPT_LISTEN},
+     "HOST:PORT",
+     "where workers and clients connect (default 127.0.0.1:7411; port 0 picks a free one)"},
+    {{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+     "DIR",
+     "uploaded inputs, spilled results (default /var/lib/shoal as root, else "
+     "$XDG_STATE_HOME/shoal)"},
+    {{"strategy", required_argument, NULL, OPT_STRATEGY},
+     "S",
+     "default task placement: round-robin | dynamic (default dynamic)"},
+    {{"heartbeat-timeout", required_argument, NULL, OPT_HEARTBEAT_TIMEOUT},
+     "SECONDS",
+     "a worker silent this long is dead and its tasks run elsewhere (default 5)"},
+    {{"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+     "BYTES",
+     "largest message accepted (default 67108864)"},
+    {{"retries", required_argument, NULL, OPT_RETRIES},
+     "N",
+     "failed attempts after which a task fails its job, unless the job says (default 3)"},
+    {{"allow-exec", no_argument, NULL, OPT_ALLOW_EXEC},
+     NULL,
+     "run --plugin combine steps in the master (loads user code into this process)"},
+    {{"log-level", required_argument, NULL, OPT_LOG_LEVEL}, "LEVEL", "debug | info | warn | error"},
+    {{"help", no_argument, NULL, OPT_HELP}, NULL, "show this help"},
+    {{"version", no_argument, NULL, OPT_VERSION}, NULL, "show the version"},
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: shoal-master [OPTIONS]\n\n"
-		   "Accepts shoal workers and clients, partitions jobs into tasks, balances them over\n"
-		   "the workers, re-runs what fails and aggregates the results.\n\n");
+	fprintf(
+	    f, "usage: shoal-master [OPTIONS]\n\n"
+	       "Accepts shoal workers and clients, partitions jobs into tasks, balances them over\n"
+	       "the workers, re-runs what fails and aggregates the results.\n\n");
 	for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
 		char left[64];
 		snprintf(left, sizeof(left), "--%s%s%s", options[i].opt.name,
-			 options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
+		         options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
 		fprintf(f, "  %-28s %s\n", left, options[i].help);
 	}
 }
@@ -130,8 +135,8 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 		switch (ch) {
 		case OPT_LISTEN:
 			if (addr_parse(optarg, SHOAL_DEFAULT_PORT, cfg->listen_host,
-				       sizeof(cfg->listen_host), &cfg->listen_port, err,
-				       sizeof(err)) < 0)
+			               sizeof(cfg->listen_host), &cfg->listen_port, err,
+			               sizeof(err)) < 0)
 				return usage_error("--listen: %s", err);
 			break;
 		case OPT_STATE_DIR:
@@ -145,43 +150,48 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 				cfg->strategy = SHOAL__STRATEGY__STRATEGY_DYNAMIC;
 			else
 				return usage_error("--strategy: unknown strategy '%s' (known: "
-						   "round-robin, dynamic)",
-						   optarg);
+				                   "round-robin, dynamic)",
+				                   optarg);
 			break;
 		case OPT_HEARTBEAT_TIMEOUT:
 			if (parse_u64(optarg, 1, 3600, &v) < 0)
 				return usage_error("--heartbeat-timeout: '%s' is not a number of "
-						   "seconds between 1 and 3600",
-						   optarg);
+				                   "seconds between 1 and 3600",
+				                   optarg);
 			cfg->heartbeat_timeout_ms = (uint32_t)(v * 1000);
 			break;
 		case OPT_MAX_FRAME:
 			if (parse_u64(optarg, 4096, UINT32_MAX, &v) < 0)
-				return usage_error("--max-frame: '%s' is not a size between 4096 and "
-						   "4294967295 bytes",
-						   optarg);
+				return usage_error(
+				    "--max-frame: '%s' is not a size between 4096 and "
+				    "4294967295 bytes",
+				    optarg);
 			cfg->max_frame = (uint32_t)v;
 			break;
 		case OPT_RETRIES:
 			if (parse_u64(optarg, 1, 1000, &v) < 0)
-				return usage_error("--retries: '%s' is not a number between 1 and 1000",
-						   optarg);
+				return usage_error(
+				    "--retries: '%s' is not a number between 1 and 1000", optarg);
 			cfg->default_retries = (uint32_t)v;
 			break;
 		case OPT_LOG_LEVEL: {
 			enum log_level lvl;
 			if (log_level_parse(optarg, &lvl) < 0)
 				return usage_error("--log-level: unknown level '%s' (debug, info, "
-						   "warn, error)",
-						   optarg);
+				                   "warn, error)",
+				                   optarg);
 			log_set_level(lvl);
 			break;
 		}
+		case OPT_ALLOW_EXEC:
+			cfg->allow_exec = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
 		case OPT_VERSION:
-			printf("shoal-master %s (protocol %u)\n", SHOAL_VERSION, SHOAL_PROTOCOL_VERSION);
+			printf("shoal-master %s (protocol %u)\n", SHOAL_VERSION,
+			       SHOAL_PROTOCOL_VERSION);
 			exit(0);
 		case ':':
 			return usage_error("option '%s' needs a value", argv[optind - 1]);
@@ -244,23 +254,26 @@ static int prepare_state_dir(struct master *m, int *lock_fd)
 	const char *dir = m->cfg.state_dir;
 	char path[PATH_MAX];
 	if (mkdir_p(dir) < 0) {
-		log_error("master", "cannot create state dir %s: %s (set --state-dir to a writable "
-				    "directory)",
-			  dir, strerror(errno));
+		log_error("master",
+		          "cannot create state dir %s: %s (set --state-dir to a writable "
+		          "directory)",
+		          dir, strerror(errno));
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/master.lock", dir);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_error("master", "state dir %s is not writable: %s (set --state-dir to a "
-				    "writable directory)",
-			  dir, strerror(errno));
+		log_error("master",
+		          "state dir %s is not writable: %s (set --state-dir to a "
+		          "writable directory)",
+		          dir, strerror(errno));
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		log_error("master", "state dir %s is in use by another shoal-master (%s); give each "
-				    "master its own --state-dir",
-			  dir, strerror(errno));
+		log_error("master",
+		          "state dir %s is in use by another shoal-master (%s); give each "
+		          "master its own --state-dir",
+		          dir, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -272,6 +285,12 @@ static int prepare_state_dir(struct master *m, int *lock_fd)
 		return -1;
 	}
 	m->jobs_dir = xstrdup(path);
+	char err[512];
+	if (blobs_init(m, err, sizeof(err)) < 0) {
+		log_error("master", "%s", err);
+		close(fd);
+		return -1;
+	}
 	*lock_fd = fd;
 	return 0;
 }
@@ -328,9 +347,10 @@ int main(int argc, char **argv)
 	rc = uv_loop_close(&loop);
 	if (rc)
 		log_error("master", "event loop closed with handles still open: %s",
-			  uv_strerror(rc));
+		          uv_strerror(rc));
 	free(m.cfg.state_dir);
 	free(m.jobs_dir);
+	free(m.blobs_dir);
 	close(lock_fd);
 	log_info("master", "event=stopped");
 	return rc ? 1 : 0;

@@ -49,12 +49,21 @@ struct task {
 	uint32_t attempt;
 	uint32_t failures;
 	uint8_t state;
-	bool reading;       /* ASSIGNED: its uploaded input is being read for sending */
-	uint64_t in_off;    /* uploaded input: byte range in the spool file */
+	bool reading;    /* ASSIGNED: its uploaded input is being read for sending */
+	uint64_t in_off; /* uploaded input: byte range in the spool file */
 	uint64_t in_len;
-	uint64_t out_off;   /* CONCAT/MERGE: partial result's bytes in the spill file */
-	uint64_t out_len;
-	uint64_t res_off;   /* CONCAT: where the partial starts in the job's result */
+	uint64_t out_off;       /* CONCAT/MERGE: partial result's bytes in the spill file */
+	uint64_t out_len;       /* with segs: the total of all segments */
+	uint64_t res_off;       /* CONCAT: where the partial starts in the job's result */
+	struct task_segs *segs; /* output streamed in pieces (TaskOutput), else NULL */
+	uint64_t *buckets;      /* map task of a reduce job: bucket sizes of its output */
+};
+
+/* A partial result that arrived in pieces, interleaved with other tasks' bytes in the spill
+ * file: its (offset, length) pieces in order. */
+struct task_segs {
+	uint32_t n, cap;
+	uint64_t *off, *len;
 };
 
 struct worker {
@@ -72,7 +81,8 @@ struct worker {
 	uint64_t tasks_failed;
 	uint64_t connected_ms;
 	uint64_t last_seen_ms;
-	double ewma_task_us; /* moving average of task time, sizes the prefetch */
+	double ewma_task_us;         /* moving average of task time, sizes the prefetch */
+	struct list_head blob_sends; /* shipped files on their way to it */
 	Shoal__Task **batch; /* tasks assigned during this scheduling round, sent as one frame */
 	size_t batch_len, batch_cap;
 };
@@ -88,13 +98,22 @@ struct job {
 	size_t nargs;
 	char *name;
 	enum input_kind input;
-	int64_t lo, hi;      /* INPUT_RANGE */
-	char *path;          /* INPUT_PATH */
-	uint64_t part_size;  /* integers (range) or bytes (path, upload) per partition */
+	int64_t lo, hi;     /* INPUT_RANGE */
+	char *path;         /* INPUT_PATH */
+	uint64_t part_size; /* integers (range) or bytes (path, upload) per partition */
 	Shoal__Strategy strategy;
 	int32_t priority;
 	uint32_t retries;
-	char *error;         /* why it failed */
+	char *error;       /* why it failed */
+	char *exec;        /* run this command per partition instead of an op */
+	char *reduce_exec; /* second stage over the grouped map output */
+	uint32_t reducers;
+	bool reducing;          /* the reduce stage is running (tasks are the reducers) */
+	uint32_t map_tasks;     /* tasks of the map stage, for progress once reducing */
+	Shoal__FileRef **files; /* owned deep copies */
+	size_t nfiles;
+	Shoal__FileRef *broadcast;
+	Shoal__FileRef *plugin;
 
 	struct task *tasks;
 	uint32_t ntasks;
@@ -116,6 +135,7 @@ struct job {
 	uint64_t result_size;
 	struct buf result_mem; /* FOLD results live in memory */
 	int result_fd;         /* MERGE results live in a file; CONCAT reads the spill */
+	bool result_in_file;   /* the result is the spill's result file (merged or combined) */
 	uint32_t io_refs;      /* thread-pool requests that use the job's files */
 
 	struct client **watchers; /* clients watching the job */
@@ -130,7 +150,8 @@ struct client {
 	struct job **watching;
 	size_t nwatching, watching_cap;
 	struct fetch *fetch;
-	struct job *uploading; /* the job whose input this client is sending */
+	struct job *uploading;    /* the job whose input this client is sending */
+	struct blob_upload *blob; /* the shipped file it is sending */
 };
 
 struct master_config {
@@ -144,6 +165,7 @@ struct master_config {
 	uint32_t max_frame;
 	uint32_t default_retries;
 	uint64_t upload_window;
+	bool allow_exec; /* may load plugins to run their combine step */
 };
 
 struct master {
@@ -164,16 +186,17 @@ struct master {
 	uint32_t nworkers;
 	uint32_t total_slots;
 	uint64_t next_worker_id;
-	uint32_t rr_epoch; /* bumped when the worker set changes */
+	uint32_t rr_epoch;    /* bumped when the worker set changes */
 	struct worker **ring; /* round-robin ring: each worker once per slot */
 	size_t ring_len;
 
 	struct job **jobs; /* by id - 1 */
 	size_t njobs, jobs_cap;
 	struct list_head queue; /* jobs with READY tasks, in submission order (FCFS) */
-	uint64_t *dirty; /* ids of watched jobs with an update due */
+	uint64_t *dirty;        /* ids of watched jobs with an update due */
 	size_t ndirty, dirty_cap;
 	char *jobs_dir;
+	char *blobs_dir;
 };
 
 /* server.c */
@@ -181,7 +204,7 @@ int server_start(struct master *m);
 void server_stop(struct master *m);
 /* Sends a Failure answer to a client request. */
 void server_send_failure(struct conn *c, uint64_t job_id, uint32_t code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* registry.c */
 struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello *hello);
@@ -196,6 +219,10 @@ void registry_flush_batches(struct master *m);
 /* jobs.c */
 void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s);
 void jobs_on_results(struct worker *w, const Shoal__ResultBatch *rb);
+void jobs_on_output(struct worker *w, const Shoal__TaskOutput *out);
+/* Replaces the job's tasks with `n` new READY tasks reading byte ranges (pairs in parts) of
+ * the job's input file, and queues them (the reduce stage). */
+void jobs_start_stage(struct job *j, uint32_t n, const uint64_t *parts);
 void jobs_on_cancel(struct master *m, struct client *cl, uint64_t job_id);
 struct job *jobs_find(struct master *m, uint64_t id);
 void jobs_list(struct master *m, struct conn *c);
@@ -206,7 +233,7 @@ void jobs_requeue(struct task *t);
 void jobs_make_runnable(struct job *j);
 /* Ends a job as failed or cancelled: stops its running tasks and tells watchers. */
 void jobs_fail(struct job *j, Shoal__JobState state, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* All partitions are aggregated and the result is complete. */
 void jobs_succeed(struct job *j, uint64_t result_size);
 bool jobs_finished(const struct job *j);
@@ -224,12 +251,14 @@ void sched_rebuild_ring(struct master *m);
 /* upload.c */
 /* Prepares the spool file of an upload job; the client then streams UploadChunks. */
 int upload_start(struct job *j, struct client *cl, const Shoal__JobSpec *spec, char *err,
-		 size_t errlen);
+                 size_t errlen);
 void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChunk *ch);
 /* The partitions cut so far: n pairs (offset, length) in the spool file. */
 const uint64_t *upload_parts(const struct job *j, uint32_t *n);
 void upload_release_parts(struct job *j);
 uint64_t upload_bytes(const struct job *j);
+/* Makes an existing file the job's input file (the reducers' grouped input); takes fd. */
+void upload_adopt_file(struct job *j, int fd, const char *path);
 /* Reads a task's input from the spool and sends it to its worker; takes msg. */
 void upload_send_task(struct task *t, Shoal__Task *msg);
 /* The uploading client went away: an unfinished upload fails its job. */
@@ -241,14 +270,52 @@ int spill_start(struct job *j, char *err, size_t errlen);
 /* Takes a finished task's partial result into the job's aggregate. -1 with a reason if the
  * partial is malformed (the task is then treated as failed). */
 int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, char *err,
-	      size_t errlen);
+              size_t errlen);
+/* Takes a piece of a running task's output (TaskOutput); the final piece comes with its
+ * result through spill_add. */
+void spill_add_piece(struct job *j, struct task *t, const uint8_t *data, size_t len);
+/* Drops the pieces of an attempt that will not finish. */
+void spill_drop_pieces(struct task *t);
+/* The spill file, for readers on the thread pool (reduce, combine). */
+int spill_fd(const struct job *j);
+/* Calls fn for each (spill offset, length) run holding bytes [from, from+len) of a task's
+ * partial, in order. */
+struct spill_piece_fn {
+	void (*piece)(void *arg, uint64_t off, uint64_t len);
+	void *arg;
+};
+void spill_pieces(const struct task *t, uint64_t from, uint64_t len, struct spill_piece_fn *fn);
+/* The job's result is this file (a plugin's combined result); takes fd. */
+void spill_set_result_file(struct job *j, int fd, const char *path);
 /* All tasks are done: produce the result (async for spilled results), then jobs_succeed or
  * jobs_fail. */
 void spill_finish(struct job *j);
 void spill_destroy(struct job *j);
 /* Thread-safe read of result bytes [off, off+len) into out (used by fetch on the pool). */
 int spill_read_result(const struct job *j, uint64_t off, uint8_t *out, size_t len, char *err,
-		      size_t errlen);
+                      size_t errlen);
+
+/* blobs.c */
+int blobs_init(struct master *m, char *err, size_t errlen);
+/* Path of a stored blob. */
+void blobs_path(const struct master *m, const uint8_t *sha, char *out, size_t outlen);
+bool blobs_have(const struct master *m, const Shoal__FileRef *ref);
+void blobs_on_offer(struct master *m, struct client *cl, const Shoal__BlobOffer *offer);
+void blobs_on_data(struct master *m, struct client *cl, const Shoal__BlobData *d);
+void blobs_client_gone(struct client *cl);
+void blobs_on_request(struct worker *w, const Shoal__BlobRequest *r);
+void blobs_worker_drain(struct worker *w);
+void blobs_worker_gone(struct worker *w);
+
+/* reduce.c */
+/* Every map task of a reduce job is in: merges bucket b of every map output into reducer b's
+ * input (on the thread pool), then starts the reduce stage. */
+void reduce_start(struct job *j);
+
+/* combine.c */
+/* A plugin job with a combine step (and a master started with --allow-exec): folds the
+ * partials in partition order with the plugin on the thread pool, then finalizes. */
+void combine_start(struct job *j);
 
 /* fetch.c */
 void fetch_on_request(struct master *m, struct client *cl, const Shoal__FetchResult *fr);

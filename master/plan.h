@@ -24,8 +24,7 @@ struct plan_request {
 uint64_t plan_part_size(const struct plan_request *req, uint64_t *ntasks);
 
 /* Integers of task i of a range job: [*tlo, *thi). */
-void plan_range_task(int64_t lo, int64_t hi, uint64_t part, uint32_t i, int64_t *tlo,
-		     int64_t *thi);
+void plan_range_task(int64_t lo, int64_t hi, uint64_t part, uint32_t i, int64_t *tlo, int64_t *thi);
 
 /* Byte range of task i of a file of `size` bytes. */
 void plan_split_task(uint64_t size, uint64_t part, uint32_t i, uint64_t *off, uint64_t *len);

@@ -27,15 +27,16 @@ struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello
 	w->host = xstrdup(hello->host ? hello->host : "");
 	w->connected_ms = w->last_seen_ms = wall_ms();
 	list_init(&w->assigned);
+	list_init(&w->blob_sends);
 	list_push_back(&m->workers, &w->link);
 	m->nworkers++;
 	m->total_slots += w->slots;
 	sched_rebuild_ring(m);
 	log_info("registry",
-		 "conn=%llu peer=%s event=worker_registered worker=%llu name=%s host=%s slots=%u "
-		 "workers=%u",
-		 (unsigned long long)conn_id(c), conn_peer(c), (unsigned long long)w->id, w->name,
-		 w->host, w->slots, m->nworkers);
+	         "conn=%llu peer=%s event=worker_registered worker=%llu name=%s host=%s slots=%u "
+	         "workers=%u",
+	         (unsigned long long)conn_id(c), conn_peer(c), (unsigned long long)w->id, w->name,
+	         w->host, w->slots, m->nworkers);
 	return w;
 }
 
@@ -51,15 +52,16 @@ void registry_remove(struct worker *w, const char *why)
 	for (size_t i = 0; i < w->batch_len; i++)
 		free(w->batch[i]);
 	free(w->batch);
+	blobs_worker_gone(w);
 	list_unlink(&w->link);
 	m->nworkers--;
 	m->total_slots -= w->slots;
 	sched_rebuild_ring(m);
 	log_info("registry",
-		 "conn=%llu peer=%s event=worker_gone worker=%llu name=%s reason=\"%s\" "
-		 "tasks_requeued=%u workers=%u",
-		 (unsigned long long)conn_id(w->conn), conn_peer(w->conn), (unsigned long long)w->id,
-		 w->name, why, requeued, m->nworkers);
+	         "conn=%llu peer=%s event=worker_gone worker=%llu name=%s reason=\"%s\" "
+	         "tasks_requeued=%u workers=%u",
+	         (unsigned long long)conn_id(w->conn), conn_peer(w->conn),
+	         (unsigned long long)w->id, w->name, why, requeued, m->nworkers);
 	free(w->name);
 	free(w->host);
 	free(w);
@@ -71,18 +73,19 @@ void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb)
 {
 	(void)hb; /* last_seen_ms is refreshed by every message, this one included */
 	log_debug("registry", "worker=%llu event=heartbeat inflight=%u", (unsigned long long)w->id,
-		  w->inflight);
+	          w->inflight);
 }
 
 void registry_sweep(struct master *m, uint64_t now_ms)
 {
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		struct worker *w = list_entry(n, struct worker, link);
-		if (conn_closing(w->conn) || now_ms - w->last_seen_ms <= m->cfg.heartbeat_timeout_ms)
+		if (conn_closing(w->conn) ||
+		    now_ms - w->last_seen_ms <= m->cfg.heartbeat_timeout_ms)
 			continue;
 		char why[96];
 		snprintf(why, sizeof(why), "no heartbeat for %llu ms",
-			 (unsigned long long)(now_ms - w->last_seen_ms));
+		         (unsigned long long)(now_ms - w->last_seen_ms));
 		/* The close callback removes it and re-queues its tasks. */
 		conn_close(w->conn, why);
 	}

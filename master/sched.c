@@ -74,7 +74,8 @@ static bool any_room(const struct master *m)
 {
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		const struct worker *w = list_entry(n, struct worker, link);
-		if (!conn_closing(w->conn) && conn_writable(w->conn) && w->inflight < sched_window(w))
+		if (!conn_closing(w->conn) && conn_writable(w->conn) &&
+		    w->inflight < sched_window(w))
 			return true;
 	}
 	return false;
@@ -99,6 +100,15 @@ static Shoal__Task *task_message(const struct task *t)
 	tm->task.op = (char *)j->op->name;
 	tm->task.n_args = j->nargs;
 	tm->task.args = j->args;
+	tm->task.exec = j->reducing ? j->reduce_exec : j->exec;
+	tm->task.n_files = j->nfiles;
+	tm->task.files = j->files;
+	tm->task.broadcast = j->broadcast;
+	tm->task.plugin = j->plugin;
+	if (j->reducers && !j->reducing) {
+		tm->task.has_reducers = true;
+		tm->task.reducers = j->reducers;
+	}
 	switch (j->input) {
 	case INPUT_RANGE: {
 		shoal__range__init(&tm->range);

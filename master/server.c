@@ -30,9 +30,9 @@ static void on_drain(struct conn *c);
 static void on_close(struct conn *c, const char *reason);
 
 static const struct conn_callbacks peer_callbacks = {
-	.on_message = on_message,
-	.on_drain = on_drain,
-	.on_close = on_close,
+    .on_message = on_message,
+    .on_drain = on_drain,
+    .on_close = on_close,
 };
 
 void server_send_failure(struct conn *c, uint64_t job_id, uint32_t code, const char *fmt, ...)
@@ -58,7 +58,7 @@ void server_send_failure(struct conn *c, uint64_t job_id, uint32_t code, const c
 static void refuse(struct conn *c, const char *reason)
 {
 	log_warn("server", "conn=%llu peer=%s event=refused reason=\"%s\"",
-		 (unsigned long long)conn_id(c), conn_peer(c), reason);
+	         (unsigned long long)conn_id(c), conn_peer(c), reason);
 	Shoal__Refusal r = SHOAL__REFUSAL__INIT;
 	r.reason = (char *)reason;
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
@@ -74,10 +74,11 @@ static void on_hello(struct peer *p, struct conn *c, const Shoal__Hello *h)
 	struct master *m = p->m;
 	char why[256];
 	if (h->version != SHOAL_PROTOCOL_VERSION) {
-		snprintf(why, sizeof(why),
-			 "protocol version mismatch: master speaks %u, peer speaks %u; run the same "
-			 "shoal version on master, workers and clients",
-			 SHOAL_PROTOCOL_VERSION, h->version);
+		snprintf(
+		    why, sizeof(why),
+		    "protocol version mismatch: master speaks %u, peer speaks %u; run the same "
+		    "shoal version on master, workers and clients",
+		    SHOAL_PROTOCOL_VERSION, h->version);
 		refuse(c, why);
 		return;
 	}
@@ -107,8 +108,8 @@ static void on_hello(struct peer *p, struct conn *c, const Shoal__Hello *h)
 		cl->conn = c;
 		list_push_back(&m->clients, &cl->link);
 		p->client = cl;
-		log_debug("server", "conn=%llu peer=%s event=client", (unsigned long long)conn_id(c),
-			  conn_peer(c));
+		log_debug("server", "conn=%llu peer=%s event=client",
+		          (unsigned long long)conn_id(c), conn_peer(c));
 		break;
 	}
 	default:
@@ -135,6 +136,12 @@ static void on_worker_message(struct peer *p, struct conn *c, Shoal__Envelope *e
 	case SHOAL__ENVELOPE__MSG_RESULT_BATCH:
 		jobs_on_results(w, env->result_batch);
 		break;
+	case SHOAL__ENVELOPE__MSG_TASK_OUTPUT:
+		jobs_on_output(w, env->task_output);
+		break;
+	case SHOAL__ENVELOPE__MSG_BLOB_REQUEST:
+		blobs_on_request(w, env->blob_request);
+		break;
 	default: {
 		char why[128];
 		snprintf(why, sizeof(why), "a worker may not send %s", codec_kind_name(env));
@@ -154,11 +161,17 @@ static void on_client_message(struct peer *p, struct conn *c, Shoal__Envelope *e
 	case SHOAL__ENVELOPE__MSG_UPLOAD_CHUNK:
 		upload_on_chunk(m, cl, env->upload_chunk);
 		break;
+	case SHOAL__ENVELOPE__MSG_BLOB_OFFER:
+		blobs_on_offer(m, cl, env->blob_offer);
+		break;
+	case SHOAL__ENVELOPE__MSG_BLOB_DATA:
+		blobs_on_data(m, cl, env->blob_data);
+		break;
 	case SHOAL__ENVELOPE__MSG_WATCH: {
 		struct job *j = jobs_find(m, env->watch->job_id);
 		if (!j) {
 			server_send_failure(c, env->watch->job_id, 1, "no job %llu",
-					    (unsigned long long)env->watch->job_id);
+			                    (unsigned long long)env->watch->job_id);
 			break;
 		}
 		watch_send_update(c, j);
@@ -170,7 +183,7 @@ static void on_client_message(struct peer *p, struct conn *c, Shoal__Envelope *e
 		struct job *j = jobs_find(m, env->status_request->job_id);
 		if (!j)
 			server_send_failure(c, env->status_request->job_id, 1, "no job %llu",
-					    (unsigned long long)env->status_request->job_id);
+			                    (unsigned long long)env->status_request->job_id);
 		else
 			watch_send_update(c, j);
 		break;
@@ -206,7 +219,7 @@ static void on_message(struct conn *c, Shoal__Envelope *env)
 		if (env->msg_case != SHOAL__ENVELOPE__MSG_HELLO) {
 			char why[128];
 			snprintf(why, sizeof(why), "expected hello first, got %s",
-				 codec_kind_name(env));
+			         codec_kind_name(env));
 			refuse(c, why);
 			return;
 		}
@@ -226,8 +239,10 @@ static void on_drain(struct conn *c)
 	struct peer *p = conn_data(c);
 	if (p->role == PEER_CLIENT)
 		fetch_on_drain(p->client);
-	else if (p->role == PEER_WORKER)
+	else if (p->role == PEER_WORKER) {
+		blobs_worker_drain(p->worker);
 		sched_kick(p->m);
+	}
 }
 
 static void on_close(struct conn *c, const char *reason)
@@ -242,10 +257,11 @@ static void on_close(struct conn *c, const char *reason)
 		break;
 	case PEER_CLIENT:
 		log_debug("server", "conn=%llu peer=%s event=client_gone reason=\"%s\"",
-			  (unsigned long long)conn_id(c), conn_peer(c), reason);
+		          (unsigned long long)conn_id(c), conn_peer(c), reason);
 		fetch_abort(p->client);
 		watch_remove_client(p->client);
 		upload_client_gone(p->client);
+		blobs_client_gone(p->client);
 		list_unlink(&p->client->link);
 		free(p->client);
 		break;
@@ -276,7 +292,7 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	list_push_back(&m->pending, &p->link);
 	log_debug("server", "conn=%llu peer=%s event=accepted", (unsigned long long)conn_id(c),
-		  conn_peer(c));
+	          conn_peer(c));
 }
 
 /* Closes connections that have not completed the handshake in time. */
@@ -315,11 +331,13 @@ int server_start(struct master *m)
 	struct sockaddr_storage sa;
 	int rc = uv_ip4_addr(m->cfg.listen_host, m->cfg.listen_port, (struct sockaddr_in *)&sa);
 	if (rc < 0)
-		rc = uv_ip6_addr(m->cfg.listen_host, m->cfg.listen_port, (struct sockaddr_in6 *)&sa);
+		rc =
+		    uv_ip6_addr(m->cfg.listen_host, m->cfg.listen_port, (struct sockaddr_in6 *)&sa);
 	if (rc < 0) {
-		log_error("master", "--listen: '%s' is not an IP address (give a numeric address "
-				    "such as 0.0.0.0 or 127.0.0.1)",
-			  m->cfg.listen_host);
+		log_error("master",
+		          "--listen: '%s' is not an IP address (give a numeric address "
+		          "such as 0.0.0.0 or 127.0.0.1)",
+		          m->cfg.listen_host);
 		uv_close((uv_handle_t *)&m->listener, NULL);
 		return -1;
 	}
@@ -328,7 +346,7 @@ int server_start(struct master *m)
 		rc = uv_listen((uv_stream_t *)&m->listener, 1024, on_connection);
 	if (rc < 0) {
 		log_error("master", "cannot listen on %s:%u: %s", m->cfg.listen_host,
-			  m->cfg.listen_port, uv_strerror(rc));
+		          m->cfg.listen_port, uv_strerror(rc));
 		uv_close((uv_handle_t *)&m->listener, NULL);
 		return -1;
 	}
@@ -345,7 +363,7 @@ int server_start(struct master *m)
 		port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
 	}
 	log_info("master", "event=listening address=%s:%u state_dir=%s", ip, port,
-		 m->cfg.state_dir);
+	         m->cfg.state_dir);
 
 	uv_timer_init(m->loop, &m->sweep);
 	m->sweep.data = m;

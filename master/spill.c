@@ -95,7 +95,7 @@ int spill_start(struct job *j, char *err, size_t errlen)
 		s->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (s->fd < 0) {
 			snprintf(err, errlen, "cannot create the spill file %s: %s", path,
-				 strerror(errno));
+			         strerror(errno));
 			free(s);
 			return -1;
 		}
@@ -122,12 +122,11 @@ static void on_written(uv_fs_t *req)
 	if (j) {
 		if (res < 0 || (size_t)res != want) {
 			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
-				  "cannot write the spill file %s: %s", s->path,
-				  res < 0 ? uv_strerror((int)res) : "short write (disk full?)");
+			          "cannot write the spill file %s: %s", s->path,
+			          res < 0 ? uv_strerror((int)res) : "short write (disk full?)");
 		} else {
 			s->flushed += want;
-			if (s->pending.len >= SPILL_WRITE_BATCH ||
-			    (s->finishing && s->pending.len))
+			if (s->pending.len >= SPILL_WRITE_BATCH || (s->finishing && s->pending.len))
 				start_write(s);
 			else if (s->finishing && s->flushed == s->size)
 				finish_spilled(s, j);
@@ -152,8 +151,10 @@ static void start_write(struct spill *s)
 	}
 }
 
+static void append(struct spill *s, const uint8_t *data, size_t len);
+
 int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, char *err,
-	      size_t errlen)
+              size_t errlen)
 {
 	struct spill *s = j->spill;
 	switch (j->op->combine) {
@@ -166,20 +167,63 @@ int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, ch
 	case OP_COMBINE_CONCAT:
 		break;
 	}
+	if (t->segs) {
+		spill_add_piece(j, t, data, len); /* the last piece */
+		t->out_off = t->segs->off[0];
+		return 0;
+	}
 	t->out_off = s->size;
 	t->out_len = len;
+	append(s, data, len);
+	return 0;
+}
+
+void spill_add_piece(struct job *j, struct task *t, const uint8_t *data, size_t len)
+{
+	struct spill *s = j->spill;
+	struct task_segs *g = t->segs;
+	if (!g) {
+		g = t->segs = xcalloc(1, sizeof(*g));
+		t->out_len = 0;
+	}
+	if (g->n == g->cap) {
+		g->cap = g->cap ? g->cap * 2 : 8;
+		g->off = xrealloc(g->off, g->cap * sizeof(*g->off));
+		g->len = xrealloc(g->len, g->cap * sizeof(*g->len));
+	}
+	g->off[g->n] = s->size;
+	g->len[g->n] = len;
+	g->n++;
+	t->out_len += len;
+	append(s, data, len);
+}
+
+void spill_drop_pieces(struct task *t)
+{
+	if (!t->segs)
+		return;
+	/* The bytes stay in the spill file, unreferenced: an abandoned attempt costs disk space
+	 * until the job ends, never a wrong result. */
+	free(t->segs->off);
+	free(t->segs->len);
+	free(t->segs);
+	t->segs = NULL;
+	t->out_len = 0;
+}
+
+static void append(struct spill *s, const uint8_t *data, size_t len)
+{
 	buf_append(&s->pending, data, len);
 	s->size += len;
 	if (!s->writing && s->pending.len >= SPILL_WRITE_BATCH)
 		start_write(s);
-	return 0;
 }
 
 static void merge_work(uv_work_t *w)
 {
 	struct spill *s = w->data;
 	s->merge_rc = merge_runs(s->runs, s->nruns, s->sum_keys, s->result_fd, s->tmpdir,
-				 &s->merged_bytes, s->merge_err, sizeof(s->merge_err));
+	                         &s->merged_bytes, s->merge_err, sizeof(s->merge_err));
 }
 
 static void merge_done(uv_work_t *w, int status)
@@ -189,10 +233,10 @@ static void merge_done(uv_work_t *w, int status)
 	if (j) {
 		if (status < 0)
 			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "merge did not run: %s",
-				  uv_strerror(status));
+			          uv_strerror(status));
 		else if (s->merge_rc < 0)
-			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "merging the partitions failed: %s",
-				  s->merge_err);
+			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
+			          "merging the partitions failed: %s", s->merge_err);
 		else
 			jobs_succeed(j, s->merged_bytes);
 	}
@@ -208,10 +252,11 @@ static void start_merge(struct spill *s, struct job *j)
 	s->result_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (s->result_fd < 0) {
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot create %s: %s", path,
-			  strerror(errno));
+		          strerror(errno));
 		return;
 	}
 	s->result_path = xstrdup(path);
+	j->result_in_file = true;
 	s->runs = xcalloc(j->ntasks ? j->ntasks : 1, sizeof(*s->runs));
 	s->nruns = 0;
 	for (uint32_t i = 0; i < j->ntasks; i++) {
@@ -229,7 +274,7 @@ static void start_merge(struct spill *s, struct job *j)
 	if (rc < 0) {
 		s->refs--;
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot start the merge: %s",
-			  uv_strerror(rc));
+		          uv_strerror(rc));
 	}
 }
 
@@ -240,11 +285,16 @@ static void finish_spilled(struct spill *s, struct job *j)
 		start_merge(s, j);
 		return;
 	}
+	if (j->reducers && !j->reducing) {
+		reduce_start(j);
+		return;
+	}
 	uint64_t off = 0;
 	for (uint32_t i = 0; i < j->ntasks; i++) {
 		j->tasks[i].res_off = off;
 		off += j->tasks[i].out_len;
 	}
+	/* PENDING-COMBINE: enabled once common/plugin.c lands */
 	jobs_succeed(j, off);
 }
 
@@ -302,7 +352,7 @@ static int pread_full(int fd, uint8_t *out, size_t len, uint64_t off, char *err,
 			continue;
 		if (n <= 0) {
 			snprintf(err, errlen, "reading the result: %s",
-				 n < 0 ? strerror(errno) : "file is shorter than recorded");
+			         n < 0 ? strerror(errno) : "file is shorter than recorded");
 			return -1;
 		}
 		out += n;
@@ -312,31 +362,49 @@ static int pread_full(int fd, uint8_t *out, size_t len, uint64_t off, char *err,
 	return 0;
 }
 
+/* The piece of a streamed partial that holds byte `skip` of it: where it is in the spill file
+ * and how much of the piece is left from there. */
+static int task_piece(const struct task *t, uint64_t skip, uint64_t *file_off, uint64_t *n)
+{
+	for (uint32_t p = 0; p < t->segs->n; p++) {
+		if (skip < t->segs->len[p]) {
+			*file_off = t->segs->off[p] + skip;
+			*n = t->segs->len[p] - skip;
+			return 0;
+		}
+		skip -= t->segs->len[p];
+	}
+	return -1;
+}
+
 int spill_read_result(const struct job *j, uint64_t off, uint8_t *out, size_t len, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	const struct spill *s = j->spill;
-	switch (j->op->combine) {
-	case OP_COMBINE_FOLD:
+	if (j->op->combine == OP_COMBINE_FOLD) {
 		memcpy(out, j->result_mem.data + off, len);
 		return 0;
-	case OP_COMBINE_MERGE:
-		return pread_full(s->result_fd, out, len, off, err, errlen);
-	case OP_COMBINE_CONCAT:
-		break;
 	}
+	if (j->result_in_file)
+		return pread_full(s->result_fd, out, len, off, err, errlen);
 	/* Partials are scattered in the spill file in arrival order; gather them in partition
 	 * order, coalescing neighbours that happen to be adjacent on disk. */
 	uint32_t i = task_at(j, off);
 	while (len && i < j->ntasks) {
 		const struct task *t = &j->tasks[i];
 		uint64_t skip = off - t->res_off;
-		uint64_t file_off = t->out_off + skip;
-		uint64_t n = t->out_len - skip;
-		uint32_t k = i + 1;
-		while (n < len && k < j->ntasks && j->tasks[k].out_off == file_off + n) {
-			n += j->tasks[k].out_len;
-			k++;
+		uint64_t file_off, n;
+		if (t->segs) {
+			if (task_piece(t, skip, &file_off, &n) < 0)
+				return errorf(err, errlen, "result index of task %u is corrupt",
+				              t->id);
+		} else {
+			file_off = t->out_off + skip;
+			n = t->out_len - skip;
+			for (uint32_t k = i + 1; n < len && k < j->ntasks && !j->tasks[k].segs &&
+			                         j->tasks[k].out_off == file_off + n;
+			     k++)
+				n += j->tasks[k].out_len;
 		}
 		if (n > len)
 			n = len;
@@ -348,4 +416,38 @@ int spill_read_result(const struct job *j, uint64_t off, uint8_t *out, size_t le
 		i = task_at(j, off);
 	}
 	return 0;
+}
+
+int spill_fd(const struct job *j)
+{
+	return j->spill ? j->spill->fd : -1;
+}
+
+void spill_pieces(const struct task *t, uint64_t from, uint64_t len, struct spill_piece_fn *fn)
+{
+	if (!t->segs) {
+		fn->piece(fn->arg, t->out_off + from, len);
+		return;
+	}
+	for (uint32_t p = 0; p < t->segs->n && len; p++) {
+		if (from >= t->segs->len[p]) {
+			from -= t->segs->len[p];
+			continue;
+		}
+		uint64_t n = t->segs->len[p] - from;
+		if (n > len)
+			n = len;
+		fn->piece(fn->arg, t->segs->off[p] + from, n);
+		len -= n;
+		from = 0;
+	}
+}
+
+void spill_set_result_file(struct job *j, int fd, const char *path)
+{
+	struct spill *s = j->spill;
+	s->result_fd = fd;
+	free(s->result_path);
+	s->result_path = xstrdup(path);
+	j->result_in_file = true;
 }

@@ -26,7 +26,7 @@ struct upload {
 	struct cutter cutter;
 	uint64_t *parts; /* (offset, length) pairs */
 	uint32_t nparts, parts_cap;
-	uint64_t largest; /* largest partition cut: it must fit in one message */
+	uint64_t largest;    /* largest partition cut: it must fit in one message */
 	struct buf pending;  /* received, not yet being written */
 	struct buf inflight; /* being written */
 	uv_fs_t wreq;
@@ -59,12 +59,12 @@ static void upload_unref(struct upload *u)
 }
 
 int upload_start(struct job *j, struct client *cl, const Shoal__JobSpec *spec, char *err,
-		 size_t errlen)
+                 size_t errlen)
 {
 	(void)spec;
 	if (cl->uploading) {
 		snprintf(err, errlen, "this connection is already uploading job %llu",
-			 (unsigned long long)cl->uploading->id);
+		         (unsigned long long)cl->uploading->id);
 		return -1;
 	}
 	struct upload *u = xcalloc(1, sizeof(*u));
@@ -75,7 +75,7 @@ int upload_start(struct job *j, struct client *cl, const Shoal__JobSpec *spec, c
 	u->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (u->fd < 0) {
 		snprintf(err, errlen, "cannot create the upload spool %s: %s", path,
-			 strerror(errno));
+		         strerror(errno));
 		free(u);
 		return -1;
 	}
@@ -88,6 +88,19 @@ int upload_start(struct job *j, struct client *cl, const Shoal__JobSpec *spec, c
 	j->upload = u;
 	cl->uploading = j;
 	return 0;
+}
+
+void upload_adopt_file(struct job *j, int fd, const char *path)
+{
+	struct upload *u = xcalloc(1, sizeof(*u));
+	u->m = j->m;
+	u->job_id = j->id;
+	u->fd = fd;
+	u->path = xstrdup(path);
+	u->refs = 1;
+	u->last = true; /* nothing is uploaded into it */
+	upload_destroy(j);
+	j->upload = u;
 }
 
 static void on_cut(void *arg, uint64_t offset, uint64_t length)
@@ -128,15 +141,16 @@ static void upload_complete(struct upload *u, struct job *j)
 		u->client = NULL;
 	}
 	log_info("upload", "job=%llu event=upload_complete bytes=%llu partitions=%u",
-		 (unsigned long long)u->job_id, (unsigned long long)u->written, u->nparts);
+	         (unsigned long long)u->job_id, (unsigned long long)u->written, u->nparts);
 	/* A partition travels in one frame; leave room for the task's other fields. */
 	uint64_t limit = u->m->cfg.max_frame - 65536;
 	if (u->largest > limit) {
-		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
-			  "a partition of the input is %llu bytes (a record longer than the partition "
-			  "size?), more than the %llu a message may carry; use smaller "
-			  "--partition-size, --input-path, or a larger --max-frame on the master",
-			  (unsigned long long)u->largest, (unsigned long long)limit);
+		jobs_fail(
+		    j, SHOAL__JOB_STATE__JOB_FAILED,
+		    "a partition of the input is %llu bytes (a record longer than the partition "
+		    "size?), more than the %llu a message may carry; use smaller "
+		    "--partition-size, --input-path, or a larger --max-frame on the master",
+		    (unsigned long long)u->largest, (unsigned long long)limit);
 		return;
 	}
 	jobs_make_runnable(j);
@@ -157,7 +171,7 @@ static void on_written(uv_fs_t *req)
 	}
 	if (res < 0 || (size_t)res != want) {
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot write the upload spool %s: %s",
-			  u->path, res < 0 ? uv_strerror((int)res) : "short write (disk full?)");
+		          u->path, res < 0 ? uv_strerror((int)res) : "short write (disk full?)");
 		upload_unref(u);
 		return;
 	}
@@ -191,10 +205,11 @@ void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChu
 {
 	struct job *j = jobs_find(m, ch->job_id);
 	if (j && jobs_finished(j)) {
-		/* Cancelled or failed while the client was still sending: tell it, drop the bytes. */
+		/* Cancelled or failed while the client was still sending: tell it, drop the bytes.
+		 */
 		server_send_failure(cl->conn, j->id, 1, "job %llu %s during its upload: %s",
-				    (unsigned long long)j->id, jobs_state_name(j->state),
-				    j->error ? j->error : "");
+		                    (unsigned long long)j->id, jobs_state_name(j->state),
+		                    j->error ? j->error : "");
 		return;
 	}
 	if (!j || cl->uploading != j || !j->upload || j->upload->last) {
@@ -254,8 +269,8 @@ static void on_task_read(uv_fs_t *req)
 		t->reading = false;
 		if (res < 0 || (uint64_t)res != tr->len) {
 			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
-				  "cannot read partition %u from the upload spool %s: %s", t->id,
-				  u->path, res < 0 ? uv_strerror((int)res) : "short read");
+			          "cannot read partition %u from the upload spool %s: %s", t->id,
+			          u->path, res < 0 ? uv_strerror((int)res) : "short read");
 		} else if (t->state == TASK_ASSIGNED && t->attempt == msg->attempt) {
 			msg->data.data = tr->data;
 			msg->data.len = tr->len;
@@ -304,7 +319,7 @@ void upload_client_gone(struct client *cl)
 	if (j->upload)
 		j->upload->client = NULL;
 	jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
-		  "the client disconnected before its upload finished");
+	          "the client disconnected before its upload finished");
 }
 
 void upload_destroy(struct job *j)
@@ -316,8 +331,8 @@ void upload_destroy(struct job *j)
 	if (u->client) {
 		/* The job ended before its upload did: the uploader may be waiting for an ack. */
 		server_send_failure(u->client->conn, j->id, 1, "job %llu %s during its upload: %s",
-				    (unsigned long long)j->id, jobs_state_name(j->state),
-				    j->error ? j->error : "");
+		                    (unsigned long long)j->id, jobs_state_name(j->state),
+		                    j->error ? j->error : "");
 		u->client->uploading = NULL;
 		u->client = NULL;
 	}
