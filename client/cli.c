@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accuracy.h"
+#include "jobflags.h"
 #include "json.h"
 #include "ops.h"
 #include "parse.h"
@@ -81,6 +83,12 @@ enum cli_opt {
 	OPT_PRIORITY,
 	OPT_RETRIES,
 	OPT_NAME,
+	OPT_EXEC,
+	OPT_REDUCE_EXEC,
+	OPT_REDUCERS,
+	OPT_FILE,
+	OPT_BROADCAST,
+	OPT_PLUGIN,
 	OPT_OUTPUT,
 	OPT_COUNT,
 };
@@ -109,6 +117,12 @@ static const struct cli_opt_desc cli_opts[OPT_COUNT] = {
     [OPT_PRIORITY] = {"priority", 0, true, G_JOB},
     [OPT_RETRIES] = {"retries", 0, true, G_JOB},
     [OPT_NAME] = {"name", 0, true, G_JOB},
+    [OPT_EXEC] = {"exec", 0, true, G_JOB},
+    [OPT_REDUCE_EXEC] = {"reduce-exec", 0, true, G_JOB},
+    [OPT_REDUCERS] = {"reducers", 0, true, G_JOB},
+    [OPT_FILE] = {"file", 0, true, G_JOB},
+    [OPT_BROADCAST] = {"broadcast", 0, true, G_JOB},
+    [OPT_PLUGIN] = {"plugin", 0, true, G_JOB},
     [OPT_OUTPUT] = {"output", 'o', true, G_OUTPUT},
 };
 
@@ -120,6 +134,8 @@ struct cli {
 	const char *typed[OPT_COUNT]; /* the option as the user spelled it, if given */
 	const char **args;            /* --arg values, in order */
 	size_t nargs;
+	const char **files; /* --file values, in order */
+	size_t nfiles;
 	const char *operands[CLI_MAX_OPERANDS];
 	size_t noperands;
 	const char *extra; /* first operand beyond CLI_MAX_OPERANDS */
@@ -232,6 +248,9 @@ static int cli_parse(struct cli *cli, int argc, char **argv)
 		if (id == OPT_ARG) {
 			cli->args = xrealloc(cli->args, (cli->nargs + 1) * sizeof(*cli->args));
 			cli->args[cli->nargs++] = value;
+		} else if (id == OPT_FILE) {
+			cli->files = xrealloc(cli->files, (cli->nfiles + 1) * sizeof(*cli->files));
+			cli->files[cli->nfiles++] = value;
 		} else if (cli->typed[id] && cli_opts[id].has_value && id != OPT_MASTER) {
 			/* --master may be overridden (an alias often sets it); job options may not:
 			 * a second --op is a mistake, not a preference. */
@@ -288,17 +307,6 @@ static void cli_job_deinit(struct cli_job *job)
 	free(job->values);
 }
 
-static int cli_unknown_op(const char *name)
-{
-	struct buf b = BUF_INIT;
-
-	for (size_t i = 0; i < op_count(); i++)
-		buf_printf(&b, "%s%s", i ? ", " : "", op_at(i)->name);
-	cli_err("unknown op '%s' (known: %.*s)", name, (int)b.len, b.data ? (char *)b.data : "");
-	buf_free(&b);
-	return SHOAL_EUSAGE;
-}
-
 /* Checks that a local input file can be read, so a typo is a usage error even when the
  * master is down. libshoal checks again when it opens the file for the upload. */
 static int cli_check_input(const char *path)
@@ -324,27 +332,66 @@ static int cli_check_input(const char *path)
 	return -1;
 }
 
+/* What the job runs: --op / --exec / --plugin and the flags that go with them (jobflags.h),
+ * and the local files to ship, which must be readable. */
+static int cli_build_kind(const struct cli *cli, struct shoal_job_spec *s,
+                          const struct op_desc **op)
+{
+	struct jobflags f = {
+	    .op = cli->val[OPT_OP],
+	    .exec = cli->val[OPT_EXEC],
+	    .plugin = cli->val[OPT_PLUGIN],
+	    .reduce_exec = cli->val[OPT_REDUCE_EXEC],
+	    .reducers = cli->val[OPT_REDUCERS],
+	    .broadcast = cli->val[OPT_BROADCAST],
+	    .files = cli->files,
+	    .nfiles = cli->nfiles,
+	    .nargs = cli->nargs,
+	};
+	struct jobflags_result r;
+	char err[1024];
+
+	if (jobflags_check(&f, &r, err, sizeof(err)) < 0)
+		return cli_usage_error("%s", err);
+	for (size_t i = 0; i < cli->nfiles; i++)
+		if (jobflags_check_file("--file", cli->files[i], err, sizeof(err)) < 0)
+			goto bad_file;
+	if (f.broadcast && jobflags_check_file("--broadcast", f.broadcast, err, sizeof(err)) < 0)
+		goto bad_file;
+	if (f.plugin && jobflags_check_file("--plugin", f.plugin, err, sizeof(err)) < 0)
+		goto bad_file;
+	*op = r.op;
+	s->op = r.op ? r.op->name : NULL;
+	s->exec = f.exec;
+	s->plugin = f.plugin;
+	s->reduce_exec = f.reduce_exec;
+	s->reducers = r.reducers;
+	s->broadcast = f.broadcast;
+	s->files = cli->files;
+	s->nfiles = cli->nfiles;
+	return -1;
+bad_file:
+	cli_err("%s", err);
+	return SHOAL_EUSAGE;
+}
+
 static int cli_build_job(const struct cli *cli, struct cli_job *job)
 {
 	struct shoal_job_spec *s = &job->spec;
-	const struct op_desc *op;
+	const struct op_desc *op = NULL;
 	Shoal__Arg *args = NULL, **argp = NULL;
 	int ninputs = !!cli->val[OPT_RANGE] + !!cli->val[OPT_INPUT] + !!cli->val[OPT_INPUT_PATH];
 	char err[512];
 	int rc = -1;
 
 	shoal_job_spec_init(s);
-	if (!cli->val[OPT_OP])
-		return cli_usage_error("--op NAME is required");
+	if (ninputs > 1)
+		return cli_usage_error("give only one of --range, --input, --input-path");
+	if ((rc = cli_build_kind(cli, s, &op)) >= 0)
+		return rc;
 	if (ninputs == 0)
 		return cli_usage_error("no input: give one of --range LO:HI, --input FILE or "
 		                       "--input-path PATH");
-	if (ninputs > 1)
-		return cli_usage_error("give only one of --range, --input, --input-path");
-	op = op_find(cli->val[OPT_OP]);
-	if (!op)
-		return cli_unknown_op(cli->val[OPT_OP]);
-	s->op = op->name;
 
 	/* --arg KEY=VALUE, checked against the op with the registry's own checker. */
 	job->keys = xcalloc(cli->nargs ? cli->nargs : 1, sizeof(*job->keys));
@@ -369,7 +416,8 @@ static int cli_build_job(const struct cli *cli, struct cli_job *job)
 	}
 	s->arg_keys = (const char *const *)job->keys;
 	s->arg_values = job->values;
-	if (op_args_check(op, argp, cli->nargs, err, sizeof(err)) < 0) {
+	/* A plugin's args are its own business; a built-in op's are known here. */
+	if (op && op_args_check(op, argp, cli->nargs, err, sizeof(err)) < 0) {
 		rc = cli_usage_error("%s", err);
 		goto out;
 	}
@@ -712,8 +760,9 @@ static void print_workers(const struct shoal_worker_info *ws, size_t n)
 
 struct cli_out {
 	FILE *f;
-	const char *path; /* NULL: stdout */
-	int err;          /* errno of the first failed write */
+	const char *path;     /* NULL: stdout */
+	int err;              /* errno of the first failed write */
+	struct accuracy *acc; /* scores the result as it goes by (knn, labeled=1), or NULL */
 };
 
 static int cli_out_open(struct cli_out *o, const char *path)
@@ -740,7 +789,23 @@ static int cli_out_write(const void *data, size_t len, void *arg)
 		o->err = errno ? errno : EIO;
 		return -1;
 	}
+	if (o->acc)
+		accuracy_feed(o->acc, data, len);
 	return 0;
+}
+
+/* Prints the knn accuracy line once the whole result went by. */
+static void cli_accuracy_report(struct accuracy *acc)
+{
+	uint64_t correct, total;
+	char err[300], line[128];
+
+	if (accuracy_finish(acc, &correct, &total, err, sizeof(err)) < 0) {
+		cli_err("no accuracy: %s", err);
+		return;
+	}
+	accuracy_format(correct, total, line, sizeof(line));
+	fprintf(stderr, "%s\n", line);
 }
 
 /* Closes the output; on failure (ok false, or a write error) removes a partial file. Returns
@@ -805,6 +870,33 @@ static int cli_wait(const struct cli *cli, shoal_client *c, uint64_t id,
 	return rc;
 }
 
+/* shoal_submit reports no progress of its own while it sends files and the input: say why
+ * nothing moves yet. */
+static void cli_upload_note(const struct shoal_job_spec *s, struct progress *p)
+{
+	size_t nship = s->nfiles + (s->broadcast != NULL) + (s->plugin != NULL);
+	char note[512], what[64] = "", size[48] = "", b[32];
+	struct stat st;
+
+	if (nship)
+		snprintf(what, sizeof(what), "%zu file%s%s", nship, nship > 1 ? "s" : "",
+		         s->input == SHOAL_INPUT_FILE ? " and " : "");
+	if (s->input != SHOAL_INPUT_FILE) {
+		if (nship) {
+			snprintf(note, sizeof(note), "sending %s...", what);
+			progress_note(p, note);
+		}
+		return;
+	}
+	if (strcmp(s->path, "-") != 0 && stat(s->path, &st) == 0 && S_ISREG(st.st_mode)) {
+		fmt_bytes((uint64_t)st.st_size, b, sizeof(b));
+		snprintf(size, sizeof(size), " (%s)", b);
+	}
+	snprintf(note, sizeof(note), "uploading %s%s%s...", what,
+	         strcmp(s->path, "-") == 0 ? "stdin" : s->path, size);
+	progress_note(p, note);
+}
+
 static int cmd_run(const struct cli *cli)
 {
 	struct cli_job job = {0};
@@ -824,19 +916,7 @@ static int cmd_run(const struct cli *cli)
 		goto done;
 	}
 	progress_init(&p, stderr, cli_progress_wanted(cli));
-	if (job.spec.input == SHOAL_INPUT_FILE) {
-		/* shoal_submit reports no progress of its own; say why nothing moves yet. */
-		char note[512], size[48] = "", b[32];
-		struct stat st;
-		if (strcmp(job.spec.path, "-") != 0 && stat(job.spec.path, &st) == 0 &&
-		    S_ISREG(st.st_mode)) {
-			fmt_bytes((uint64_t)st.st_size, b, sizeof(b));
-			snprintf(size, sizeof(size), " (%s)", b);
-		}
-		snprintf(note, sizeof(note), "uploading %s%s...",
-		         strcmp(job.spec.path, "-") == 0 ? "stdin" : job.spec.path, size);
-		progress_note(&p, note);
-	}
+	cli_upload_note(&job.spec, &p);
 	rc = shoal_submit(c, &job.spec, &id);
 	progress_clear(&p);
 	if (rc != SHOAL_OK) {
@@ -849,6 +929,15 @@ static int cmd_run(const struct cli *cli)
 		cli_out_close(&out, false);
 		goto done;
 	}
+	if (job.spec.input == SHOAL_INPUT_FILE && strcmp(job.spec.path, "-") != 0 &&
+	    accuracy_wanted(job.spec.op, cli->args, cli->nargs)) {
+		FILE *q = fopen(job.spec.path, "r");
+		if (q)
+			out.acc = accuracy_create(q);
+		else
+			cli_err("no accuracy: cannot read %s again: %s", job.spec.path,
+			        strerror(errno));
+	}
 	rc = shoal_result(c, id, cli_out_write, &out);
 	if (rc != SHOAL_OK && !out.err)
 		cli_fail(c, rc);
@@ -859,6 +948,9 @@ static int cmd_run(const struct cli *cli)
 		if (rc == SHOAL_OK)
 			rc = wrc;
 	}
+	if (out.acc && rc == SHOAL_OK)
+		cli_accuracy_report(out.acc);
+	accuracy_destroy(&out.acc);
 done:
 	shoal_close(&c);
 	cli_job_deinit(&job);
@@ -1077,9 +1169,21 @@ static void cli_usage(FILE *f)
 	    "  workers                list the workers\n"
 	    "  help                   show this help\n"
 	    "\n"
-	    "JOB (run, submit): --op NAME and exactly one input:\n"
-	    "  --op NAME              the op to run (see Ops below)\n"
-	    "  --arg KEY=VALUE        a parameter of the op (repeatable)\n"
+	    "JOB (run, submit): what to run (one of --op, --exec, --plugin) and one input:\n"
+	    "  --op NAME              a built-in op (see Ops below)\n"
+	    "  --arg KEY=VALUE        a parameter of the op or plugin (repeatable)\n"
+	    "  --exec 'CMD'           run `sh -c CMD` on a worker per partition: the partition\n"
+	    "                         on stdin, its stdout the partition's result, in input\n"
+	    "                         order (workers need --allow-exec)\n"
+	    "  --reduce-exec 'CMD'    with --exec: group the map output by key (text before the\n"
+	    "                         first TAB) and pipe each reduce partition to CMD\n"
+	    "  --reducers N           reduce partitions of --reduce-exec (default 1)\n"
+	    "  --plugin LIB.so        run a C plugin (shoal_plugin.h) on the workers\n"
+	    "                         (workers need --allow-exec)\n"
+	    "  --file PATH            ship PATH into each task's working directory under its\n"
+	    "                         base name (repeatable; with --exec or --plugin)\n"
+	    "  --broadcast FILE       a side input shipped once to each worker: knn's training\n"
+	    "                         set, $SHOAL_BROADCAST for --exec\n"
 	    "  --range LO:HI          input: the integers LO..HI-1, generated on the workers\n"
 	    "  --input FILE|-         input: a file on this host (- for stdin), uploaded\n"
 	    "  --input-path PATH      input: a path every worker can read (shared storage)\n"
@@ -1110,6 +1214,12 @@ static void cli_usage(FILE *f)
 		fputc('\n', f);
 	}
 	fputs("\n"
+	      "Shipped files (--file, --broadcast, --plugin) are sent once: the master and\n"
+	      "the workers keep them by content hash.\n"
+	      "With --op knn --arg labeled=1 --input FILE (the last column of each query row is\n"
+	      "its label), 'run' also prints 'accuracy: C/N = X' to stderr after the result;\n"
+	      "with --input - or --input-path it prints nothing.\n"
+	      "\n"
 	      "Exit status: 0 success, 1 the job failed or was cancelled, 2 usage error,\n"
 	      "3 cannot reach the master (or lost it).\n",
 	      f);
@@ -1183,5 +1293,6 @@ int main(int argc, char **argv)
 	}
 out:
 	free(cli.args);
+	free(cli.files);
 	return rc;
 }

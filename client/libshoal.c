@@ -23,6 +23,7 @@
 #include "addr.h"
 #include "codec.h"
 #include "conn.h"
+#include "digest.h"
 #include "log.h"
 #include "util.h"
 
@@ -36,6 +37,9 @@
 #define CLIENT_RESULT_WINDOW (8u << 20)
 /* Acknowledge result bytes in steps of this much, to save messages. */
 #define CLIENT_ACK_STEP (1u << 20)
+/* What the master accepts (common/codec.c): files per job, a shipped file's name. */
+#define CLIENT_FILES_MAX     64u
+#define CLIENT_FILE_NAME_MAX 255u
 
 enum { LIST_JOBS = 1, LIST_WORKERS = 2 };
 
@@ -51,6 +55,7 @@ struct call {
 	bool done;
 	int rc;
 	uint64_t job_id;
+	bool idle_timeout; /* the deadline restarts whenever a message arrives */
 
 	/* handshake */
 	bool welcomed;
@@ -64,6 +69,10 @@ struct call {
 	uint64_t sent, acked, window;
 	bool last_sent;
 	uint8_t *chunk;
+
+	/* blob (a shipped file): fd, path, size, sent, acked, window, last_sent, chunk above */
+	const struct blob *blob;
+	bool streaming; /* the master asked for the data */
 
 	/* status, cancel, wait */
 	struct shoal_job_info *info;
@@ -174,6 +183,8 @@ static void on_conn_message(struct conn *conn, Shoal__Envelope *env)
 {
 	shoal_client *c = conn_data(conn);
 
+	if (c->call && c->call->idle_timeout && uv_is_active((uv_handle_t *)&c->timer))
+		uv_timer_again(&c->timer);
 	if (c->call && !c->call->done && c->call->on_message)
 		c->call->on_message(c, c->call, env);
 }
@@ -245,7 +256,8 @@ static void sigpipe_unblock(struct sigpipe_guard *g)
 }
 
 /* Turns the loop until the call is done, the connection is gone, or timeout_ms (0: none)
- * passes. Returns the call's code, or SHOAL_ECONN. */
+ * passes (since the call began, or with call->idle_timeout since the last message). Returns
+ * the call's code, or SHOAL_ECONN. */
 static int client_run(shoal_client *c, struct call *call, uint64_t timeout_ms)
 {
 	struct sigpipe_guard g;
@@ -254,7 +266,8 @@ static int client_run(shoal_client *c, struct call *call, uint64_t timeout_ms)
 	c->call = call;
 	c->timer_fired = false;
 	if (timeout_ms)
-		uv_timer_start(&c->timer, on_timer, timeout_ms, 0);
+		uv_timer_start(&c->timer, on_timer, timeout_ms,
+		               call->idle_timeout ? timeout_ms : 0);
 	while (!call->done && !c->lost && !c->timer_fired) {
 		if (call->pump)
 			call->pump(c, call);
@@ -479,7 +492,9 @@ static void job_info_from(struct shoal_job_info *o, const Shoal__JobInfo *j)
 	o->state = (int)j->state >= SHOAL_JOB_UNKNOWN && (int)j->state <= SHOAL_JOB_CANCELLED
 	               ? (enum shoal_job_state)j->state
 	               : SHOAL_JOB_UNKNOWN;
-	snprintf(o->op, sizeof(o->op), "%s", j->op ? j->op : "");
+	/* An exec job's op may be its command, which can be long: cut it visibly. */
+	if (snprintf(o->op, sizeof(o->op), "%s", j->op ? j->op : "") >= (int)sizeof(o->op))
+		memcpy(o->op + sizeof(o->op) - 4, "...", 4);
 	snprintf(o->name, sizeof(o->name), "%s", j->name ? j->name : "");
 	snprintf(o->strategy, sizeof(o->strategy), "%s",
 	         strategy_name(j->has_strategy ? j->strategy : SHOAL__STRATEGY__STRATEGY_DEFAULT));
@@ -718,6 +733,286 @@ static int upload_open(shoal_client *c, struct call *call, const char *path)
 	return SHOAL_OK;
 }
 
+/* ---- shipped files (blobs) ---- */
+
+/* One local file of a job (a --file, the broadcast or the plugin): opened and hashed before
+ * anything is sent, offered to the master by content, and read again from the same open file
+ * if the master asks for the bytes. */
+struct blob {
+	const char *what; /* "file", "broadcast file", "plugin": for messages */
+	const char *path; /* borrowed from the spec */
+	int fd;
+	uint64_t size;
+	uint8_t sha[DIGEST_LEN];
+	bool dup; /* same content as an earlier blob of the job: offered once */
+	Shoal__FileRef ref;
+};
+
+static bool str_set(const char *s)
+{
+	return s && s[0];
+}
+
+/* The part of path after its last '/': the file's name in the task's working directory. */
+static const char *path_base(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* A shipped file needs a path whose base name the master accepts. */
+static int blob_name_check(shoal_client *c, const char *what, const char *path)
+{
+	const char *name;
+
+	if (!str_set(path))
+		return client_fail(c, SHOAL_EUSAGE, "%s: empty path", what);
+	name = path_base(path);
+	if (!name[0] || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return client_fail(c, SHOAL_EUSAGE, "%s %s: the path does not end in a file name",
+		                   what, path);
+	if (strlen(name) > CLIENT_FILE_NAME_MAX)
+		return client_fail(c, SHOAL_EUSAGE, "%s %s: the file name is longer than %u bytes",
+		                   what, path, CLIENT_FILE_NAME_MAX);
+	return SHOAL_OK;
+}
+
+/* Reads up to n bytes at off, stopping early only at end of file. -1 with errno on error. */
+static ssize_t pread_full(int fd, uint8_t *p, size_t n, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, p + got, n - got, (off_t)(off + got));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* Opens and hashes path into b (buf: CLIENT_CHUNK bytes of scratch). SHOAL_OK or
+ * SHOAL_EUSAGE; b->fd is -1 or open either way (the caller closes it). */
+static int blob_open(shoal_client *c, struct blob *b, const char *what, const char *path,
+                     uint8_t *buf)
+{
+	Shoal__FileRef init = SHOAL__FILE_REF__INIT;
+	struct digest *d;
+	struct stat st;
+	uint64_t off = 0;
+	int e = 0;
+
+	b->what = what;
+	b->path = path;
+	b->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (b->fd < 0)
+		e = errno;
+	else if (fstat(b->fd, &st) < 0)
+		e = errno;
+	else if (S_ISDIR(st.st_mode))
+		e = EISDIR;
+	if (e)
+		return client_fail(c, SHOAL_EUSAGE, "cannot read %s %s: %s", what, path,
+		                   strerror(e));
+	/* It is read twice (hashed now, sent later if the master lacks it): no pipes. */
+	if (!S_ISREG(st.st_mode))
+		return client_fail(c, SHOAL_EUSAGE, "cannot read %s %s: not a regular file", what,
+		                   path);
+	d = digest_create();
+	for (;;) {
+		ssize_t got = pread_full(b->fd, buf, CLIENT_CHUNK, off);
+		if (got < 0) {
+			e = errno;
+			digest_finish(&d, b->sha);
+			return client_fail(c, SHOAL_EUSAGE, "cannot read %s %s: %s", what, path,
+			                   strerror(e));
+		}
+		if (got == 0)
+			break;
+		digest_update(d, buf, (size_t)got);
+		off += (uint64_t)got;
+	}
+	digest_finish(&d, b->sha);
+	b->size = off;
+	b->ref = init;
+	b->ref.name = (char *)path_base(path);
+	b->ref.sha256.data = b->sha;
+	b->ref.sha256.len = DIGEST_LEN;
+	b->ref.size = b->size;
+	return SHOAL_OK;
+}
+
+/* Sends BlobData while the master's window and the connection's write queue allow. */
+static void blob_pump(shoal_client *c, struct call *call)
+{
+	const struct blob *b = call->blob;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__BlobData data = SHOAL__BLOB_DATA__INIT;
+
+	if (!call->streaming)
+		return;
+	while (!call->done && !call->last_sent && c->conn && conn_writable(c->conn) &&
+	       call->sent - call->acked < call->window) {
+		uint64_t room = call->window - (call->sent - call->acked);
+		size_t want = CLIENT_CHUNK;
+		ssize_t got;
+		bool last;
+
+		if (want > room)
+			want = (size_t)room;
+		if (want > b->size - call->sent)
+			want = (size_t)(b->size - call->sent);
+		got = want ? pread_full(b->fd, call->chunk, want, call->sent) : 0;
+		if (got < 0) {
+			int e = errno;
+			call_finish(c, call, SHOAL_EUSAGE, "cannot read %s %s: %s", b->what,
+			            b->path, strerror(e));
+			return;
+		}
+		if ((size_t)got < want) {
+			call_finish(c, call, SHOAL_EUSAGE, "%s %s shrank while it was being sent",
+			            b->what, b->path);
+			return;
+		}
+		last = call->sent + (uint64_t)got == b->size;
+		data.sha256.data = (uint8_t *)b->sha;
+		data.sha256.len = DIGEST_LEN;
+		data.offset = call->sent;
+		data.data.data = call->chunk;
+		data.data.len = (size_t)got;
+		data.has_last = true;
+		data.last = last;
+		env.msg_case = SHOAL__ENVELOPE__MSG_BLOB_DATA;
+		env.blob_data = &data;
+		client_send(c, call, &env);
+		call->sent += (uint64_t)got;
+		call->last_sent = last;
+	}
+}
+
+static void blob_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
+{
+	const struct blob *b = call->blob;
+	const Shoal__BlobAck *ack;
+	uint64_t received;
+
+	switch (env->msg_case) {
+	case SHOAL__ENVELOPE__MSG_BLOB_ACK:
+		ack = env->blob_ack;
+		if (ack->sha256.len != DIGEST_LEN || memcmp(ack->sha256.data, b->sha, DIGEST_LEN))
+			break; /* another file's */
+		if (ack->error && ack->error[0]) {
+			call_finish(c, call, SHOAL_EJOB, "the master refused %s %s: %s", b->what,
+			            b->path, ack->error);
+			break;
+		}
+		if (ack->done) {
+			call_finish(c, call, SHOAL_OK, NULL);
+			break;
+		}
+		received = ack->has_received ? ack->received : 0;
+		if (received > b->size) {
+			call_protocol_error(c, call, "file acknowledged beyond its size");
+			break;
+		}
+		if (!call->streaming) {
+			/* The first answer to the offer: send from where the master stands (it may
+			 * keep part of an earlier, interrupted transfer). */
+			call->streaming = true;
+			call->sent = call->acked = received;
+			call->window =
+			    ack->has_window && ack->window ? ack->window : CLIENT_UPLOAD_WINDOW;
+			break;
+		}
+		if (received > call->sent) {
+			call_protocol_error(c, call, "file acknowledged beyond what was sent");
+			break;
+		}
+		if (received > call->acked)
+			call->acked = received;
+		if (ack->has_window)
+			call->window = ack->window;
+		break;
+	case SHOAL__ENVELOPE__MSG_FAILURE:
+		if (failure_matches(env->failure, call))
+			call_fail_with(c, call, env->failure);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Offers b to the master and sends its bytes if the master lacks them, until the master
+ * says it holds the file (verified). */
+static int blob_ship(shoal_client *c, const struct blob *b, uint8_t *chunk)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__BlobOffer offer = SHOAL__BLOB_OFFER__INIT;
+	struct call call = {0};
+
+	call.on_message = blob_on_message;
+	call.pump = blob_pump;
+	call.blob = b;
+	call.fd = b->fd;
+	call.chunk = chunk;
+	/* No overall deadline (a file may be large), but a master that stops answering is gone. */
+	call.idle_timeout = true;
+	offer.file = (Shoal__FileRef *)&b->ref;
+	env.msg_case = SHOAL__ENVELOPE__MSG_BLOB_OFFER;
+	env.blob_offer = &offer;
+	client_send(c, &call, &env);
+	return client_run(c, &call, CLIENT_REQUEST_TIMEOUT_MS);
+}
+
+/* The rules shoal_submit checks before anything else. SHOAL_OK or SHOAL_EUSAGE. */
+static int spec_check(shoal_client *c, const struct shoal_job_spec *spec)
+{
+	int kinds = str_set(spec->op) + (spec->exec != NULL) + (spec->plugin != NULL);
+	int rc;
+
+	if (kinds == 0)
+		return client_fail(c, SHOAL_EUSAGE,
+		                   "a job needs an op, an exec command or a plugin");
+	if (kinds > 1)
+		return client_fail(c, SHOAL_EUSAGE,
+		                   "a job runs only one of an op, an exec command and a plugin");
+	if (spec->exec && !spec->exec[0])
+		return client_fail(c, SHOAL_EUSAGE, "empty exec command");
+	if (spec->reduce_exec && !spec->exec)
+		return client_fail(c, SHOAL_EUSAGE, "a reduce command needs an exec command");
+	if (spec->reduce_exec && !spec->reduce_exec[0])
+		return client_fail(c, SHOAL_EUSAGE, "empty reduce command");
+	if (spec->reducers && !spec->reduce_exec)
+		return client_fail(c, SHOAL_EUSAGE, "reducers need a reduce command");
+	if (spec->nfiles && !spec->files)
+		return client_fail(c, SHOAL_EUSAGE, "%zu files without their paths", spec->nfiles);
+	if (spec->nfiles > CLIENT_FILES_MAX)
+		return client_fail(c, SHOAL_EUSAGE, "%zu files (at most %u)", spec->nfiles,
+		                   CLIENT_FILES_MAX);
+	for (size_t i = 0; i < spec->nfiles; i++) {
+		if ((rc = blob_name_check(c, "file", spec->files[i])) != SHOAL_OK)
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(path_base(spec->files[j]), path_base(spec->files[i])) == 0)
+				return client_fail(c, SHOAL_EUSAGE,
+				                   "files %s and %s would both be '%s' in the "
+				                   "task's directory",
+				                   spec->files[j], spec->files[i],
+				                   path_base(spec->files[i]));
+	}
+	if (spec->broadcast && (rc = blob_name_check(c, "broadcast file", spec->broadcast)) != 0)
+		return rc;
+	if (spec->plugin && (rc = blob_name_check(c, "plugin", spec->plugin)) != SHOAL_OK)
+		return rc;
+	return SHOAL_OK;
+}
+
 int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *job_id)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
@@ -725,13 +1020,18 @@ int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *j
 	Shoal__JobSpec js = SHOAL__JOB_SPEC__INIT;
 	Shoal__Range range = SHOAL__RANGE__INIT;
 	Shoal__Arg *args = NULL, **argp = NULL;
+	Shoal__FileRef **filep = NULL;
 	Shoal__Strategy strategy;
+	struct blob *blobs = NULL;
+	size_t nblobs = 0;
 	struct call call = {0};
 	int rc;
 
 	call.fd = -1;
-	if (!spec || !spec->op || !spec->op[0])
-		return client_fail(c, SHOAL_EUSAGE, "a job needs an op");
+	if (!spec)
+		return client_fail(c, SHOAL_EUSAGE, "no job spec");
+	if ((rc = spec_check(c, spec)) != SHOAL_OK)
+		return rc;
 	if (strategy_parse(spec->strategy, &strategy) < 0)
 		return client_fail(c, SHOAL_EUSAGE,
 		                   "unknown strategy '%s' (known: round-robin, dynamic)",
@@ -766,17 +1066,55 @@ int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *j
 	 * but a client whose master is gone still reports bad usage as usage. */
 	if ((rc = client_check(c)) != SHOAL_OK)
 		return rc;
+	call.chunk = xmalloc(CLIENT_CHUNK);
 	if (spec->input == SHOAL_INPUT_FILE) {
 		if ((rc = upload_open(c, &call, spec->path)) != SHOAL_OK)
-			return rc;
+			goto out;
 		js.input_case = SHOAL__JOB_SPEC__INPUT_UPLOAD;
 		js.upload = 1;
 		js.has_upload_size = call.size_known;
 		js.upload_size = call.size;
-		call.chunk = xmalloc(CLIENT_CHUNK);
 	}
 
-	js.op = (char *)spec->op;
+	/* Every shipped file is opened and hashed before the first is offered: an unreadable
+	 * one is a usage error with nothing sent. */
+	nblobs = spec->nfiles + (spec->broadcast != NULL) + (spec->plugin != NULL);
+	blobs = xcalloc(nblobs ? nblobs : 1, sizeof(*blobs));
+	for (size_t i = 0; i < nblobs; i++)
+		blobs[i].fd = -1;
+	for (size_t i = 0; i < nblobs; i++) {
+		const char *what = i < spec->nfiles                       ? "file"
+		                   : i == spec->nfiles && spec->broadcast ? "broadcast file"
+		                                                          : "plugin";
+		const char *path = i < spec->nfiles                       ? spec->files[i]
+		                   : i == spec->nfiles && spec->broadcast ? spec->broadcast
+		                                                          : spec->plugin;
+		if ((rc = blob_open(c, &blobs[i], what, path, call.chunk)) != SHOAL_OK)
+			goto out;
+		for (size_t j = 0; j < i && !blobs[i].dup; j++)
+			blobs[i].dup = memcmp(blobs[i].sha, blobs[j].sha, DIGEST_LEN) == 0;
+	}
+	for (size_t i = 0; i < nblobs; i++)
+		if (!blobs[i].dup && (rc = blob_ship(c, &blobs[i], call.chunk)) != SHOAL_OK)
+			goto out;
+	if (spec->nfiles) {
+		filep = xcalloc(spec->nfiles, sizeof(*filep));
+		for (size_t i = 0; i < spec->nfiles; i++)
+			filep[i] = &blobs[i].ref;
+	}
+	js.n_files = spec->nfiles;
+	js.files = filep;
+	if (spec->broadcast)
+		js.broadcast = &blobs[spec->nfiles].ref;
+	if (spec->plugin)
+		js.plugin = &blobs[nblobs - 1].ref;
+
+	/* The proto's op is required: empty when exec or plugin says what runs. */
+	js.op = str_set(spec->op) ? (char *)spec->op : (char *)"";
+	js.exec = (char *)spec->exec;
+	js.reduce_exec = (char *)spec->reduce_exec;
+	js.has_reducers = spec->reducers != 0;
+	js.reducers = spec->reducers;
 	if (spec->nargs) {
 		args = xcalloc(spec->nargs, sizeof(*args));
 		argp = xcalloc(spec->nargs, sizeof(*argp));
@@ -810,14 +1148,19 @@ int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *j
 	client_send(c, &call, &env);
 	/* An upload has no overall deadline (it may be many GiB); waiting for Submitted does. */
 	rc = client_run(c, &call, call.fd < 0 ? CLIENT_REQUEST_TIMEOUT_MS : 0);
-
+	if (rc == SHOAL_OK)
+		*job_id = call.job_id;
+out:
+	for (size_t i = 0; i < nblobs; i++)
+		if (blobs[i].fd >= 0)
+			close(blobs[i].fd);
+	free(blobs);
+	free(filep);
 	free(argp);
 	free(args);
 	free(call.chunk);
 	if (call.fd >= 0 && call.fd != STDIN_FILENO)
 		close(call.fd);
-	if (rc == SHOAL_OK)
-		*job_id = call.job_id;
 	return rc;
 }
 

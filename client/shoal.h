@@ -42,7 +42,7 @@ struct shoal_connect_options {
 /* Connects and handshakes. On failure returns SHOAL_ECONN (or SHOAL_EUSAGE for a bad
  * address) and writes the reason, naming the address, to err. */
 int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, char *err,
-		  size_t errlen);
+                  size_t errlen);
 /* Closes and frees; sets *c to NULL. */
 void shoal_close(shoal_client **c);
 /* The reason for the last failed call on c. */
@@ -54,20 +54,33 @@ enum shoal_input_kind {
 	SHOAL_INPUT_PATH,  /* a path every worker can read */
 };
 
+/* What a job runs is exactly one of op, exec and plugin. Local files (files, broadcast,
+ * plugin) are hashed and shipped to the master by shoal_submit before the job is submitted;
+ * the master keeps them by content (SHA-256), so a file it already has is not sent again. */
 struct shoal_job_spec {
-	const char *op;
+	const char *op; /* a built-in op ("square", "knn", ...); NULL with exec or plugin */
 	const char *const *arg_keys; /* nargs keys and values: --arg KEY=VALUE */
 	const char *const *arg_values;
 	size_t nargs;
 	enum shoal_input_kind input;
-	int64_t lo, hi;        /* SHOAL_INPUT_RANGE */
-	const char *path;      /* SHOAL_INPUT_FILE / SHOAL_INPUT_PATH */
-	uint32_t partitions;   /* 0: master's default */
+	int64_t lo, hi;          /* SHOAL_INPUT_RANGE */
+	const char *path;        /* SHOAL_INPUT_FILE / SHOAL_INPUT_PATH */
+	uint32_t partitions;     /* 0: master's default */
 	uint64_t partition_size; /* 0: master's default */
-	const char *strategy;  /* "round-robin", "dynamic", NULL: master's default */
+	const char *strategy;    /* "round-robin", "dynamic", NULL: master's default */
 	int32_t priority;
-	int retries;           /* < 0: master's default */
-	const char *name;      /* NULL: none */
+	int retries;      /* < 0: master's default */
+	const char *name; /* NULL: none */
+	/* User code (issue 5). All NULL / 0 for a built-in op. */
+	const char *exec;         /* `sh -c EXEC` per partition (workers need --allow-exec) */
+	const char *const *files; /* nfiles local paths, shipped into each task's working */
+	size_t nfiles;            /* directory under their base names (which must differ) */
+	const char *broadcast;    /* local path: a side input for the op (knn's training
+	                           * set), $SHOAL_BROADCAST for exec; NULL: none */
+	const char *plugin;       /* local path of a shared object (shoal_plugin.h) */
+	const char *reduce_exec;  /* with exec: second stage over the map output grouped by
+	                           * key (text before the first TAB); NULL: none */
+	uint32_t reducers;        /* with reduce_exec: reduce partitions; 0: one */
 };
 
 /* Fills spec with defaults (retries -1, everything else zero). */
@@ -100,15 +113,20 @@ struct shoal_worker_info {
 /* "queued", "running", "succeeded", ... */
 const char *shoal_job_state_name(enum shoal_job_state st);
 
-/* Submits a job (uploading a SHOAL_INPUT_FILE input, with flow control) and returns its id.
- * An unreadable input file is reported before anything is submitted (SHOAL_EUSAGE). */
+/* Submits a job and returns its id: first ships the spec's local files (files, broadcast,
+ * plugin) that the master does not have yet, then submits, then uploads a SHOAL_INPUT_FILE
+ * input, all with flow control. Reported before anything is sent (SHOAL_EUSAGE): an
+ * unreadable input or shipped file (shipped files must be regular files), two files with the
+ * same base name, not exactly one of op / exec / plugin, reduce_exec without exec, reducers
+ * without reduce_exec. A file the master refuses (too large, changed while it was sent)
+ * fails with SHOAL_EJOB and the master's reason. */
 int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *job_id);
 
 typedef void (*shoal_progress_fn)(const struct shoal_job_info *info, void *arg);
 /* Waits for the job to end, calling progress (if not NULL) as it advances. Returns SHOAL_OK
  * if it succeeded, SHOAL_EJOB if it failed or was cancelled (info->error says why). */
 int shoal_wait(shoal_client *c, uint64_t job_id, shoal_progress_fn progress, void *arg,
-	       struct shoal_job_info *info);
+               struct shoal_job_info *info);
 int shoal_status(shoal_client *c, uint64_t job_id, struct shoal_job_info *info);
 
 /* Streams a succeeded job's result to write(data, len, arg), in order. write returns 0, or

@@ -1,10 +1,17 @@
 /* test_cli.c: the socket-free pieces of the `shoal` CLI: number, size, range and KEY=VALUE
- * parsing, the JSON writer's escaping and commas, and the progress line's formatting. */
+ * parsing, the JSON writer's escaping and commas, the progress line's formatting, the rules
+ * among the job flags (--op / --exec / --plugin, --reduce-exec, --reducers, --file,
+ * --broadcast) and the knn accuracy line. */
 #include <check.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "accuracy.h"
+#include "jobflags.h"
 #include "json.h"
 #include "parse.h"
 #include "progress.h"
@@ -358,6 +365,399 @@ START_TEST(test_table)
 }
 END_TEST
 
+/* ---- job flags ---- */
+
+/* Runs jobflags_check; returns its result and leaves the message in err. */
+static int jf(const struct jobflags *f, struct jobflags_result *r)
+{
+	struct jobflags_result tmp;
+
+	err[0] = '\0';
+	return jobflags_check(f, r ? r : &tmp, err, sizeof(err));
+}
+
+#define JF_BAD(f, text)                                                                            \
+	do {                                                                                       \
+		ck_assert_int_lt(jf(&(f), NULL), 0);                                               \
+		ck_assert_msg(strstr(err, (text)) != NULL, "'%s' does not say '%s'", err, (text)); \
+	} while (0)
+
+START_TEST(test_jobflags_kind)
+{
+	struct jobflags f = {0};
+	struct jobflags_result r;
+
+	JF_BAD(f, "one of --op NAME, --exec CMD, --plugin LIB.so");
+	f.op = "square";
+	f.exec = "cat";
+	JF_BAD(f, "only one of --op, --exec, --plugin");
+	f.op = NULL;
+	f.plugin = "x.so";
+	JF_BAD(f, "only one of --op, --exec, --plugin");
+	f.op = "square";
+	JF_BAD(f, "only one of --op, --exec, --plugin");
+
+	memset(&f, 0, sizeof(f));
+	f.op = "frobnicate";
+	JF_BAD(f, "unknown op 'frobnicate' (known: square,");
+	f.op = "square";
+	ck_assert_int_eq(jf(&f, &r), 0);
+	ck_assert_ptr_eq(r.op, op_find("square"));
+	ck_assert_uint_eq(r.reducers, 0);
+
+	memset(&f, 0, sizeof(f));
+	f.exec = "python3 square.py";
+	ck_assert_int_eq(jf(&f, &r), 0);
+	ck_assert_ptr_null(r.op);
+	f.exec = "";
+	JF_BAD(f, "--exec: empty command");
+	f.exec = " \t";
+	JF_BAD(f, "--exec: empty command");
+
+	memset(&f, 0, sizeof(f));
+	f.plugin = "build/histogram.so";
+	f.nargs = 2; /* a plugin's args are its own */
+	ck_assert_int_eq(jf(&f, &r), 0);
+	ck_assert_ptr_null(r.op);
+	f.plugin = "lib/";
+	JF_BAD(f, "--plugin lib/: the path does not end in a file name");
+	f.plugin = "";
+	JF_BAD(f, "--plugin: empty path");
+}
+END_TEST
+
+START_TEST(test_jobflags_exec)
+{
+	struct jobflags f = {0};
+	struct jobflags_result r;
+	char *longcmd = malloc(JOBFLAGS_EXEC_MAX + 2);
+
+	/* The command may be as long as the master takes, and no longer. */
+	memset(longcmd, 'x', JOBFLAGS_EXEC_MAX + 1);
+	longcmd[JOBFLAGS_EXEC_MAX] = '\0';
+	f.exec = longcmd;
+	ck_assert_int_eq(jf(&f, &r), 0);
+	longcmd[JOBFLAGS_EXEC_MAX] = 'x';
+	longcmd[JOBFLAGS_EXEC_MAX + 1] = '\0';
+	JF_BAD(f, "--exec: the command is longer than 65536 bytes");
+	free(longcmd);
+
+	/* --reduce-exec only with --exec; --reducers only with --reduce-exec. */
+	memset(&f, 0, sizeof(f));
+	f.op = "wordcount";
+	f.reduce_exec = "cat";
+	JF_BAD(f, "--reduce-exec needs --exec");
+	f.op = NULL;
+	f.plugin = "x.so";
+	JF_BAD(f, "--reduce-exec needs --exec");
+	f.plugin = NULL;
+	f.exec = "tr ' ' '\\n'";
+	ck_assert_int_eq(jf(&f, &r), 0);
+	ck_assert_uint_eq(r.reducers, 0);
+	f.reduce_exec = "";
+	JF_BAD(f, "--reduce-exec: empty command");
+	f.reduce_exec = NULL;
+	f.reducers = "2";
+	JF_BAD(f, "--reducers needs --reduce-exec");
+	f.reduce_exec = "uniq -c";
+	ck_assert_int_eq(jf(&f, &r), 0);
+	ck_assert_uint_eq(r.reducers, 2);
+	f.reducers = "10000";
+	ck_assert_int_eq(jf(&f, &r), 0);
+	ck_assert_uint_eq(r.reducers, 10000);
+	f.reducers = "10001";
+	JF_BAD(f, "--reducers:");
+	f.reducers = "0";
+	JF_BAD(f, "--reducers: must be at least 1");
+	f.reducers = "-1";
+	JF_BAD(f, "--reducers:");
+	f.reducers = "two";
+	JF_BAD(f, "--reducers:");
+
+	/* --arg means nothing to a command. */
+	memset(&f, 0, sizeof(f));
+	f.exec = "cat";
+	f.nargs = 1;
+	JF_BAD(f, "--arg does not apply to --exec");
+}
+END_TEST
+
+START_TEST(test_jobflags_files)
+{
+	static const char *const two[] = {"square.py", "data/words.txt"};
+	static const char *const same[] = {"a/x.py", "lib.txt", "b/x.py"};
+	static const char *const dir[] = {"scripts/"};
+	static const char *const dots[] = {"a/.."};
+	const char *many[JOBFLAGS_FILES_MAX + 1];
+	struct jobflags f = {0};
+	struct jobflags_result r;
+
+	f.exec = "python3 square.py";
+	f.files = two;
+	f.nfiles = 2;
+	ck_assert_int_eq(jf(&f, &r), 0);
+	f.exec = NULL;
+	f.plugin = "h.so";
+	ck_assert_int_eq(jf(&f, &r), 0);
+	f.plugin = NULL;
+	f.op = "grep";
+	JF_BAD(f, "--file applies to --exec and --plugin (op grep reads no files)");
+
+	memset(&f, 0, sizeof(f));
+	f.exec = "cat";
+	f.files = same;
+	f.nfiles = 3;
+	JF_BAD(f, "--file a/x.py and --file b/x.py would both be 'x.py'");
+	f.nfiles = 2;
+	ck_assert_int_eq(jf(&f, &r), 0);
+	f.files = dir;
+	f.nfiles = 1;
+	JF_BAD(f, "--file scripts/: the path does not end in a file name");
+	f.files = dots;
+	JF_BAD(f, "--file a/..: the path does not end in a file name");
+
+	for (size_t i = 0; i < JOBFLAGS_FILES_MAX + 1; i++)
+		many[i] = "same-name-but-too-many-first";
+	f.files = many;
+	f.nfiles = JOBFLAGS_FILES_MAX + 1;
+	JF_BAD(f, "65 --file options (at most 64)");
+}
+END_TEST
+
+START_TEST(test_jobflags_broadcast)
+{
+	struct jobflags f = {0};
+	struct jobflags_result r;
+
+	f.op = "square";
+	f.broadcast = "train.csv";
+	JF_BAD(f, "op square does not use --broadcast");
+	f.op = NULL;
+	f.exec = "wc -l \"$SHOAL_BROADCAST\"";
+	ck_assert_int_eq(jf(&f, &r), 0);
+	f.exec = NULL;
+	f.plugin = "x.so";
+	ck_assert_int_eq(jf(&f, &r), 0);
+	f.broadcast = "data/";
+	JF_BAD(f, "--broadcast data/: the path does not end in a file name");
+
+	memset(&f, 0, sizeof(f));
+	if (!op_find("knn"))
+		return; /* TODO(client): drop once the knn op is committed */
+	f.op = "knn";
+	JF_BAD(f, "op knn needs --broadcast FILE");
+	f.broadcast = "examples/data/iris_train.csv";
+	ck_assert_int_eq(jf(&f, &r), 0);
+	ck_assert_ptr_eq(r.op, op_find("knn"));
+}
+END_TEST
+
+START_TEST(test_jobflags_file)
+{
+	char dir[] = "/tmp/test_cli_XXXXXX", path[256], sub[256];
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/square.py", dir);
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("print(1)\n", f);
+	fclose(f);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+
+	ck_assert_int_eq(jobflags_check_file("--file", path, err, sizeof(err)), 0);
+	ck_assert_int_lt(jobflags_check_file("--file", sub, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "Is a directory") != NULL, "%s", err);
+	ck_assert_int_lt(jobflags_check_file("--plugin", "/dev/null", err, sizeof(err)), 0);
+	ck_assert_str_eq(err, "--plugin /dev/null: not a regular file");
+	snprintf(sub, sizeof(sub), "%s/missing.csv", dir);
+	ck_assert_int_lt(jobflags_check_file("--broadcast", sub, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "--broadcast ") == err && strstr(err, "No such file"), "%s", err);
+
+	unlink(path);
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	rmdir(sub);
+	rmdir(dir);
+
+	ck_assert_str_eq(jobflags_base("a/b/c.py"), "c.py");
+	ck_assert_str_eq(jobflags_base("c.py"), "c.py");
+	ck_assert_str_eq(jobflags_base("/c.py"), "c.py");
+	ck_assert_str_eq(jobflags_base("dir/"), "");
+}
+END_TEST
+
+/* ---- knn accuracy ---- */
+
+START_TEST(test_accuracy_format)
+{
+	char line[128];
+
+	accuracy_format(29, 30, line, sizeof(line));
+	ck_assert_str_eq(line, "accuracy: 29/30 = 0.9667");
+	accuracy_format(30, 30, line, sizeof(line));
+	ck_assert_str_eq(line, "accuracy: 30/30 = 1.0000");
+	accuracy_format(0, 7, line, sizeof(line));
+	ck_assert_str_eq(line, "accuracy: 0/7 = 0.0000");
+	accuracy_format(2, 3, line, sizeof(line));
+	ck_assert_str_eq(line, "accuracy: 2/3 = 0.6667");
+	accuracy_format(9999, 10000, line, sizeof(line));
+	ck_assert_str_eq(line, "accuracy: 9999/10000 = 0.9999");
+	accuracy_format(0, 0, line, sizeof(line));
+	ck_assert_str_eq(line, "accuracy: 0/0 = n/a");
+}
+END_TEST
+
+START_TEST(test_accuracy_header)
+{
+	/* Headers: the first field is not a decimal number as the knn op reads one. */
+	static const char *const header[] = {
+	    "sepal_length,sepal_width,species",
+	    "",
+	    ",1,2",
+	    "x",
+	    ".,1",
+	    "+,1",
+	    "1e,1",
+	    "1e+,1",
+	    "0x10,1",
+	    "nan,1",
+	    "inf,1",
+	    "1e999,1",
+	    "1 2,3",
+	    "1_0,2",
+	    "\xef\xbb\xbf"
+	    "5.1,3.5",
+	};
+	static const char *const number[] = {
+	    "5.1,3.5,1.4,0.2,setosa", "5,x",      "-1.5e3,x", "+.5,a", "5.,a", " \t7 ,a", "1E-5",
+	    "0e99999999,a",           "1e+300,a",
+	};
+
+	for (size_t i = 0; i < sizeof(header) / sizeof(header[0]); i++)
+		ck_assert_msg(accuracy_is_header(header[i], strlen(header[i])), "'%s' is a header",
+		              header[i]);
+	for (size_t i = 0; i < sizeof(number) / sizeof(number[0]); i++)
+		ck_assert_msg(!accuracy_is_header(number[i], strlen(number[i])),
+		              "'%s' is not a header", number[i]);
+	/* Only the first field counts, and the length bounds the row. */
+	ck_assert(!accuracy_is_header("12x", 2));
+}
+END_TEST
+
+START_TEST(test_accuracy_wanted)
+{
+	static const char *const labeled[] = {"k=3", "labeled=1"};
+	static const char *const unlabeled[] = {"labeled=0", "k=3"};
+	static const char *const nothing[] = {"k=3"};
+
+	ck_assert(accuracy_wanted("knn", labeled, 2));
+	ck_assert(!accuracy_wanted("knn", unlabeled, 2));
+	ck_assert(!accuracy_wanted("knn", nothing, 1));
+	ck_assert(!accuracy_wanted("knn", NULL, 0));
+	ck_assert(!accuracy_wanted("grep", labeled, 2));
+	ck_assert(!accuracy_wanted(NULL, labeled, 2));
+}
+END_TEST
+
+/* Scores result against queries, feeding the result step bytes at a time (0: at once).
+ * Returns accuracy_finish's result; the counts in *c, *n. */
+static int score(const char *queries, const char *result, size_t step, uint64_t *c, uint64_t *n)
+{
+	char *copy = strdup(queries);
+	FILE *q = fmemopen(copy, strlen(copy), "r");
+	struct accuracy *a;
+	size_t len = strlen(result);
+	int rc;
+
+	ck_assert_ptr_nonnull(q);
+	a = accuracy_create(q);
+	if (step == 0)
+		step = len ? len : 1;
+	for (size_t off = 0; off < len; off += step)
+		accuracy_feed(a, result + off, len - off < step ? len - off : step);
+	err[0] = '\0';
+	rc = accuracy_finish(a, c, n, err, sizeof(err));
+	accuracy_destroy(&a);
+	ck_assert_ptr_null(a);
+	free(copy);
+	return rc;
+}
+
+START_TEST(test_accuracy_score)
+{
+	/* A header, CRLF line ends, blanks around labels; the last row lacks its '\n'. */
+	static const char queries[] = "f1,f2,label\r\n"
+	                              "1.0,2.0,setosa\r\n"
+	                              "3.0,4.0, versicolor \n"
+	                              "5.0,6.0,\tvirginica\n"
+	                              "7.0,8.0,setosa";
+	static const size_t steps[] = {0, 1, 2, 3, 5, 7, 64};
+	uint64_t c = 99, n = 99;
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		ck_assert_int_eq(
+		    score(queries, "setosa\nversicolor\nsetosa\nsetosa\n", steps[i], &c, &n), 0);
+		ck_assert_uint_eq(c, 3);
+		ck_assert_uint_eq(n, 4);
+	}
+	/* The result's last line without its '\n' still counts. */
+	ck_assert_int_eq(score(queries, "setosa\nversicolor\nvirginica\nsetosa", 3, &c, &n), 0);
+	ck_assert_uint_eq(c, 4);
+	ck_assert_uint_eq(n, 4);
+	/* Labels compare as bytes: blanks in the prediction are not trimmed, case counts. */
+	ck_assert_int_eq(score(queries, "setosa \nVersicolor\nvirginica\nsetosa\n", 0, &c, &n), 0);
+	ck_assert_uint_eq(c, 2);
+	ck_assert_uint_eq(n, 4);
+
+	/* A numeric first line is a row, not a header; a later non-numeric line is a row. */
+	ck_assert_int_eq(score("1,a\nx,b\n2,c\n", "a\nb\nx\n", 1, &c, &n), 0);
+	ck_assert_uint_eq(c, 2);
+	ck_assert_uint_eq(n, 3);
+	/* Numeric labels compare as written. */
+	ck_assert_int_eq(score("h\n1,2,0\n1,2,1\n", "0\n1.0\n", 0, &c, &n), 0);
+	ck_assert_uint_eq(c, 1);
+	ck_assert_uint_eq(n, 2);
+
+	/* Nothing at all: 0/0. A header alone: 0/0. */
+	ck_assert_int_eq(score("", "", 0, &c, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(score("a,b,label\n", "", 0, &c, &n), 0);
+	ck_assert_uint_eq(n, 0);
+
+	/* Different numbers of rows: no score, and why. */
+	ck_assert_int_lt(score(queries, "setosa\nversicolor\nsetosa\nsetosa\nsetosa\n", 2, &c, &n),
+	                 0);
+	ck_assert_str_eq(err, "the result has more rows than the input (4)");
+	ck_assert_int_lt(score(queries, "setosa\nversicolor\n", 2, &c, &n), 0);
+	ck_assert_str_eq(err, "the input has more rows than the result (2)");
+}
+END_TEST
+
+/* A long result streamed in odd chunks against a long query file: counts, not memory. */
+START_TEST(test_accuracy_long)
+{
+	struct buf qb = BUF_INIT, rb = BUF_INIT;
+	uint64_t c, n, want = 0;
+
+	buf_printf(&qb, "x,y,label\n");
+	for (int i = 0; i < 20000; i++) {
+		const char *label = i % 3 == 0 ? "a" : i % 3 == 1 ? "bb" : "ccc";
+		const char *pred = i % 7 == 0 ? "bb" : label;
+		buf_printf(&qb, "%d.5,%d,%s\n", i, -i, label);
+		buf_printf(&rb, "%s\n", pred);
+		want += strcmp(label, pred) == 0;
+	}
+	buf_append_byte(&qb, '\0');
+	buf_append_byte(&rb, '\0');
+	ck_assert_int_eq(score((char *)qb.data, (char *)rb.data, 4093, &c, &n), 0);
+	ck_assert_uint_eq(n, 20000);
+	ck_assert_uint_eq(c, want);
+	buf_free(&qb);
+	buf_free(&rb);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
 	Suite *s = suite_create("cli");
@@ -371,6 +771,20 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_json_writer);
 	tcase_add_test(tc, test_progress_fmt);
 	tcase_add_test(tc, test_table);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("job");
+	tcase_add_test(tc, test_jobflags_kind);
+	tcase_add_test(tc, test_jobflags_exec);
+	tcase_add_test(tc, test_jobflags_files);
+	tcase_add_test(tc, test_jobflags_broadcast);
+	tcase_add_test(tc, test_jobflags_file);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("accuracy");
+	tcase_add_test(tc, test_accuracy_format);
+	tcase_add_test(tc, test_accuracy_header);
+	tcase_add_test(tc, test_accuracy_wanted);
+	tcase_add_test(tc, test_accuracy_score);
+	tcase_add_test(tc, test_accuracy_long);
 	suite_add_tcase(s, tc);
 	return s;
 }
