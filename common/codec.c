@@ -182,6 +182,7 @@ static int codec_check_strategy(const char *kind, Shoal__Strategy s, char *err, 
 	case SHOAL__STRATEGY__STRATEGY_DEFAULT:
 	case SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN:
 	case SHOAL__STRATEGY__STRATEGY_DYNAMIC:
+	case SHOAL__STRATEGY__STRATEGY_LEAST_LOADED:
 		return 0;
 	default:
 		return errorf(err, errlen, "%s: unknown strategy %d", kind, (int)s);

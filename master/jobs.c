@@ -127,12 +127,13 @@ static struct job *job_new(struct master *m, const Shoal__JobSpec *spec, const s
 	                  ? spec->strategy
 	                  : m->cfg.strategy;
 	j->priority = spec->has_priority ? spec->priority : 0;
+	j->cost = spec->has_cost ? spec->cost : 0;
 	j->retries =
 	    spec->has_retries && spec->retries > 0 ? spec->retries : m->cfg.default_retries;
 	j->submitted_ms = wall_ms();
 	j->result_fd = -1;
 	list_init(&j->ready);
-	list_node_init(&j->queue_link);
+	policy_entry_init(&j->qentry, j->id);
 	if (m->njobs == m->jobs_cap) {
 		m->jobs_cap = m->jobs_cap ? m->jobs_cap * 2 : 64;
 		m->jobs = xrealloc(m->jobs, m->jobs_cap * sizeof(*m->jobs));
@@ -146,7 +147,8 @@ static void job_free_tasks(struct job *j)
 	if (!j->tasks)
 		return;
 	for (uint32_t i = 0; i < j->ntasks; i++) {
-		spill_drop_pieces(&j->tasks[i]);
+		spill_drop_pieces(&j->tasks[i].segs);
+		spill_drop_pieces(&j->tasks[i].backup_segs);
 		free(j->tasks[i].buckets);
 	}
 	free(j->tasks);
@@ -173,17 +175,11 @@ static void job_create_tasks(struct job *j, uint32_t ntasks, const uint64_t *par
 	}
 }
 
-/* Puts the job in the FCFS queue, keeping submission order even when a job returns to it
- * because a task was re-queued. */
+/* Puts the job in the queue (its key is fixed, so a job that returns because a task was
+ * re-queued takes its old place). */
 static void queue_job(struct master *m, struct job *j)
 {
-	if (j->queued)
-		return;
-	j->queued = true;
-	struct list_node *n = m->queue.n.prev;
-	while (n != &m->queue.n && list_entry(n, struct job, queue_link)->id > j->id)
-		n = n->prev;
-	list__insert(&j->queue_link, n, n->next);
+	policy_push(&m->queue, &j->qentry);
 }
 
 void jobs_make_runnable(struct job *j)
@@ -201,6 +197,10 @@ void jobs_make_runnable(struct job *j)
 	         (unsigned long long)j->id, j->op->name, j->ntasks,
 	         (unsigned long long)j->input_bytes,
 	         j->strategy == SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN ? "round-robin" : "dynamic");
+	if (!j->cost)
+		j->cost =
+		    j->input == INPUT_RANGE ? (uint64_t)j->hi - (uint64_t)j->lo : j->input_bytes;
+	policy_set_key(&m->queue, &j->qentry, j->priority, j->cost, j->submitted_ms);
 	if (j->ntasks == 0) {
 		spill_finish(j);
 		return;
@@ -378,23 +378,7 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 	}
 }
 
-void jobs_requeue(struct task *t)
-{
-	struct job *j = t->job;
-	struct worker *w = t->worker;
-	if (t->state != TASK_ASSIGNED)
-		return;
-	list_unlink(&t->link);
-	w->inflight--;
-	j->running--;
-	t->state = TASK_READY;
-	t->worker = NULL;
-	spill_drop_pieces(t);
-	list_push_front(&j->ready, &t->link);
-	queue_job(j->m, j);
-}
-
-/* Takes a task away from its worker after a result (or a cancellation). */
+/* Takes a task away from its (primary) holder after a result, a failure or a cancellation. */
 static void task_release(struct task *t)
 {
 	list_unlink(&t->link);
@@ -403,12 +387,12 @@ static void task_release(struct task *t)
 	t->worker = NULL;
 }
 
-static void cancel_on_worker(struct task *t)
+static void send_cancel(struct worker *w, const struct task *t, uint32_t attempt)
 {
 	Shoal__TaskRef ref = SHOAL__TASK_REF__INIT;
 	ref.job_id = t->job->id;
 	ref.task_id = t->id;
-	ref.attempt = t->attempt;
+	ref.attempt = attempt;
 	Shoal__TaskRef *refs[1] = {&ref};
 	Shoal__CancelTasks ct = SHOAL__CANCEL_TASKS__INIT;
 	ct.n_tasks = 1;
@@ -416,7 +400,62 @@ static void cancel_on_worker(struct task *t)
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	env.msg_case = SHOAL__ENVELOPE__MSG_CANCEL_TASKS;
 	env.cancel_tasks = &ct;
-	conn_send(t->worker->conn, &env);
+	conn_send(w->conn, &env);
+}
+
+static void cancel_on_worker(struct task *t)
+{
+	send_cancel(t->worker, t, t->attempt);
+}
+
+/* Ends the speculative copy (telling its worker to stop it when `cancel`). */
+static void backup_release(struct task *t, bool cancel)
+{
+	if (!t->backup)
+		return;
+	if (cancel)
+		send_cancel(t->backup, t, t->backup_attempt);
+	list_unlink(&t->backup_link);
+	t->backup->inflight--;
+	t->backup = NULL;
+	spill_drop_pieces(&t->backup_segs);
+}
+
+/* The primary copy is gone (released): the speculative copy becomes the primary, with its
+ * own output pieces. */
+static void backup_promote(struct task *t)
+{
+	struct worker *w = t->backup;
+	spill_drop_pieces(&t->segs);
+	list_unlink(&t->backup_link);
+	list_push_back(&w->assigned, &t->link);
+	t->worker = w;
+	t->attempt = t->backup_attempt;
+	t->backup = NULL;
+	t->segs = t->backup_segs;
+	t->backup_segs = NULL;
+	t->job->running++;
+}
+
+void jobs_drop_backup(struct task *t)
+{
+	backup_release(t, false);
+}
+
+void jobs_requeue(struct task *t)
+{
+	struct job *j = t->job;
+	if (t->state != TASK_ASSIGNED)
+		return;
+	task_release(t);
+	if (t->backup) {
+		backup_promote(t); /* the copy carries on: nothing to run again */
+		return;
+	}
+	spill_drop_pieces(&t->segs);
+	t->state = TASK_READY;
+	list_push_front(&j->ready, &t->link);
+	queue_job(j->m, j);
 }
 
 void jobs_fail(struct job *j, Shoal__JobState state, const char *fmt, ...)
@@ -437,14 +476,12 @@ void jobs_fail(struct job *j, Shoal__JobState state, const char *fmt, ...)
 		if (t->state == TASK_ASSIGNED) {
 			cancel_on_worker(t);
 			task_release(t);
+			backup_release(t, true);
 		}
 		list_unlink(&t->link);
 		t->state = TASK_DONE;
 	}
-	if (j->queued) {
-		list_unlink(&j->queue_link);
-		j->queued = false;
-	}
+	policy_remove(&j->m->queue, &j->qentry);
 	log_info("jobs", "job=%llu event=%s reason=\"%s\"", (unsigned long long)j->id,
 	         jobs_state_name(state), reason);
 	upload_destroy(j);
@@ -487,10 +524,14 @@ static void on_task_failed(struct job *j, struct task *t, struct worker *w, cons
 		return;
 	}
 	task_release(t);
-	spill_drop_pieces(t);
-	t->state = TASK_READY;
-	list_push_front(&j->ready, &t->link);
-	queue_job(j->m, j);
+	if (t->backup) {
+		backup_promote(t); /* the speculative copy may still succeed */
+	} else {
+		spill_drop_pieces(&t->segs);
+		t->state = TASK_READY;
+		list_push_front(&j->ready, &t->link);
+		queue_job(j->m, j);
+	}
 	watch_job_changed(j);
 }
 
@@ -531,14 +572,24 @@ void jobs_on_output(struct worker *w, const Shoal__TaskOutput *out)
 	if (!j || jobs_finished(j) || !j->tasks || out->task_id >= j->ntasks)
 		return;
 	struct task *t = &j->tasks[out->task_id];
-	if (t->state != TASK_ASSIGNED || t->worker != w || t->attempt != out->attempt)
+	if (t->state != TASK_ASSIGNED)
+		return;
+	/* Each copy of a task keeps its own pieces until one of them wins. */
+	struct task_segs **segs;
+	if (t->worker == w && t->attempt == out->attempt)
+		segs = &t->segs;
+	else if (t->backup == w && t->backup_attempt == out->attempt)
+		segs = &t->backup_segs;
+	else
 		return; /* a stale attempt's output */
 	if (j->op->combine != OP_COMBINE_CONCAT) {
-		on_task_failed(j, t, w, "output arrived in pieces for an op that cannot take them",
-		               false);
+		if (segs == &t->segs)
+			on_task_failed(j, t, w,
+			               "output arrived in pieces for an op that cannot take them",
+			               false);
 		return;
 	}
-	spill_add_piece(j, t, out->data.data, out->data.len);
+	spill_add_piece(j, segs, out->data.data, out->data.len);
 }
 
 static void on_result(struct worker *w, const Shoal__TaskResult *r)
@@ -552,6 +603,23 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 		return;
 	}
 	struct task *t = &j->tasks[r->task_id];
+	if (t->state == TASK_ASSIGNED && t->backup == w && t->backup_attempt == r->attempt) {
+		if (!r->ok) {
+			/* The copy failed; the primary is still running. */
+			log_info("jobs",
+			         "job=%llu task=%u worker=%llu event=backup_failed error=\"%s\"",
+			         (unsigned long long)j->id, t->id, (unsigned long long)w->id,
+			         r->error ? r->error : "");
+			backup_release(t, false);
+			return;
+		}
+		/* The copy won: the primary is cancelled and the copy's result is the task's. */
+		log_info("jobs", "job=%llu task=%u worker=%llu event=backup_won",
+		         (unsigned long long)j->id, t->id, (unsigned long long)w->id);
+		cancel_on_worker(t);
+		task_release(t);
+		backup_promote(t);
+	}
 	if (t->state != TASK_ASSIGNED || t->worker != w || t->attempt != r->attempt) {
 		log_debug("jobs",
 		          "worker=%llu job=%llu task=%u attempt=%u event=result_dropped "
@@ -559,8 +627,15 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 		          (unsigned long long)w->id, (unsigned long long)j->id, t->id, r->attempt);
 		return;
 	}
-	if (r->has_elapsed_us)
+	if (r->has_elapsed_us) {
 		w->ewma_task_us = balance_ewma(w->ewma_task_us, (double)r->elapsed_us + 1.0);
+		if (r->ok) {
+			j->dur_ms[j->dur_next] = (uint32_t)(r->elapsed_us / 1000);
+			j->dur_next = (j->dur_next + 1) % (uint32_t)ARRAY_SIZE(j->dur_ms);
+			if (j->ndur < ARRAY_SIZE(j->dur_ms))
+				j->ndur++;
+		}
+	}
 	if (!r->ok) {
 		on_task_failed(j, t, w, r->error ? r->error : "no reason given",
 		               r->has_permanent && r->permanent);
@@ -579,6 +654,7 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 		return;
 	}
 	task_release(t);
+	backup_release(t, true); /* the loser is cancelled; its result will be dropped */
 	t->state = TASK_DONE;
 	w->tasks_done++;
 	j->done++;
@@ -607,6 +683,17 @@ void jobs_on_cancel(struct master *m, struct client *cl, uint64_t job_id)
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_CANCELLED, "cancelled by a client (%s)",
 		          conn_peer(cl->conn));
 	watch_send_update(cl->conn, j);
+}
+
+/* 1-based rank of a queued job under the queue policy. O(queued jobs): for display only. */
+static uint32_t queue_position(const struct job *j)
+{
+	const struct policy_queue *q = &j->m->queue;
+	uint32_t pos = 1;
+	for (size_t i = 0; i < q->n; i++)
+		if (q->heap[i] != &j->qentry && policy_before(q->heap[i], &j->qentry))
+			pos++;
+	return pos;
 }
 
 void jobs_fill_info(const struct job *j, Shoal__JobInfo *info)
@@ -641,6 +728,12 @@ void jobs_fill_info(const struct job *j, Shoal__JobInfo *info)
 	    j->state == SHOAL__JOB_STATE__JOB_UPLOADING ? upload_bytes(j) : j->input_bytes;
 	info->has_records = true;
 	info->records = j->records;
+	info->has_cost = true;
+	info->cost = j->cost;
+	if (policy_queued(&j->qentry)) {
+		info->has_queue_position = true;
+		info->queue_position = queue_position(j);
+	}
 }
 
 void jobs_list(struct master *m, struct conn *c)
@@ -694,6 +787,8 @@ void jobs_destroy_all(struct master *m)
 	}
 	free(m->jobs);
 	free(m->ring);
+	free(m->visited);
+	policy_queue_deinit(&m->queue);
 	m->jobs = NULL;
 	m->njobs = 0;
 }

@@ -32,6 +32,8 @@ enum {
 	OPT_LISTEN = 'l',
 	OPT_STATE_DIR = 's',
 	OPT_STRATEGY = 1000,
+	OPT_POLICY,
+	OPT_AGING,
 	OPT_HEARTBEAT_TIMEOUT,
 	OPT_MAX_FRAME,
 	OPT_RETRIES,
@@ -49,9 +51,15 @@ static const struct option_doc options[] = {
      "DIR",
      "uploaded inputs, spilled results (default /var/lib/shoal as root, else "
      "$XDG_STATE_HOME/shoal)"},
+    {{"policy", required_argument, NULL, OPT_POLICY},
+     "P",
+     "which job's tasks go next: fcfs | sjf | priority (default fcfs)"},
+    {{"aging", required_argument, NULL, OPT_AGING},
+     "R",
+     "priority policy: points a waiting job gains per second (default 0.1)"},
     {{"strategy", required_argument, NULL, OPT_STRATEGY},
      "S",
-     "default task placement: round-robin | dynamic (default dynamic)"},
+     "default task placement: round-robin | least-loaded | dynamic (default dynamic)"},
     {{"heartbeat-timeout", required_argument, NULL, OPT_HEARTBEAT_TIMEOUT},
      "SECONDS",
      "a worker silent this long is dead and its tasks run elsewhere (default 5)"},
@@ -148,11 +156,32 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 				cfg->strategy = SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN;
 			else if (!strcmp(optarg, "dynamic"))
 				cfg->strategy = SHOAL__STRATEGY__STRATEGY_DYNAMIC;
+			else if (!strcmp(optarg, "least-loaded"))
+				cfg->strategy = SHOAL__STRATEGY__STRATEGY_LEAST_LOADED;
 			else
 				return usage_error("--strategy: unknown strategy '%s' (known: "
-				                   "round-robin, dynamic)",
+				                   "round-robin, least-loaded, dynamic)",
 				                   optarg);
 			break;
+		case OPT_POLICY:
+			if (policy_parse(optarg, &cfg->policy) < 0)
+				return usage_error(
+				    "--policy: unknown policy '%s' (known: fcfs, sjf, "
+				    "priority)",
+				    optarg);
+			break;
+		case OPT_AGING: {
+			char *end;
+			errno = 0;
+			double a = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(a >= 0.0 && a <= 1e6))
+				return usage_error(
+				    "--aging: '%s' is not a rate between 0 and 1000000 "
+				    "points per second",
+				    optarg);
+			cfg->aging = a;
+			break;
+		}
 		case OPT_HEARTBEAT_TIMEOUT:
 			if (parse_u64(optarg, 1, 3600, &v) < 0)
 				return usage_error("--heartbeat-timeout: '%s' is not a number of "
@@ -309,6 +338,8 @@ int main(int argc, char **argv)
 	snprintf(m.cfg.listen_host, sizeof(m.cfg.listen_host), "127.0.0.1");
 	m.cfg.listen_port = SHOAL_DEFAULT_PORT;
 	m.cfg.strategy = SHOAL__STRATEGY__STRATEGY_DYNAMIC;
+	m.cfg.policy = POLICY_FCFS;
+	m.cfg.aging = POLICY_DEFAULT_AGING;
 	m.cfg.heartbeat_ms = 1000;
 	m.cfg.heartbeat_timeout_ms = 5000;
 	m.cfg.handshake_timeout_ms = 10000;

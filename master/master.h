@@ -33,6 +33,7 @@
 #include "conn.h"
 #include "list.h"
 #include "ops.h"
+#include "policy.h"
 #include "records.h"
 #include "shoal.pb-c.h"
 
@@ -56,7 +57,15 @@ struct task {
 	uint64_t out_len;       /* with segs: the total of all segments */
 	uint64_t res_off;       /* CONCAT: where the partial starts in the job's result */
 	struct task_segs *segs; /* output streamed in pieces (TaskOutput), else NULL */
-	uint64_t *buckets;      /* map task of a reduce job: bucket sizes of its output */
+	uint32_t issued;        /* attempt numbers handed out; each assignment takes the next */
+	uint64_t started_ms;    /* when the current attempt was assigned (loop time) */
+	/* A speculative copy of a straggler (dynamic strategy): its holder and attempt. The first
+	 * copy to succeed wins; the other is cancelled and its result dropped. */
+	struct worker *backup;
+	uint32_t backup_attempt;
+	struct list_node backup_link; /* in backup->backups */
+	struct task_segs *backup_segs;
+	uint64_t *buckets; /* map task of a reduce job: bucket sizes of its output */
 };
 
 /* A partial result that arrived in pieces, interleaved with other tasks' bytes in the spill
@@ -71,6 +80,7 @@ struct worker {
 	struct conn *conn;
 	struct list_node link;     /* in m->workers */
 	struct list_head assigned; /* tasks it holds */
+	struct list_head backups;  /* speculative copies it runs */
 	uint64_t id;
 	char *name;
 	char *host;
@@ -123,9 +133,12 @@ struct job {
 	uint64_t records;
 	uint64_t input_bytes;
 	struct list_head ready;
-	struct list_node queue_link; /* in m->queue while it has tasks to run */
-	bool queued;
-	uint32_t rr_next; /* round-robin: position in the worker ring */
+	struct policy_entry qentry; /* in m->queue while it has tasks to run */
+	uint32_t dur_ms[32];        /* recent task times, for speculation's median */
+	uint32_t ndur, dur_next;
+	uint32_t speculated; /* backup copies launched */
+	uint64_t cost;       /* shortest-job-first's estimate */
+	uint32_t rr_next;    /* round-robin: position in the worker ring */
 
 	uint64_t submitted_ms, started_ms, finished_ms;
 
@@ -159,6 +172,8 @@ struct master_config {
 	uint16_t listen_port;
 	char *state_dir;
 	Shoal__Strategy strategy;
+	enum policy_kind policy;
+	double aging;
 	uint32_t heartbeat_ms;
 	uint32_t heartbeat_timeout_ms;
 	uint32_t handshake_timeout_ms;
@@ -192,8 +207,10 @@ struct master {
 
 	struct job **jobs; /* by id - 1 */
 	size_t njobs, jobs_cap;
-	struct list_head queue; /* jobs with READY tasks, in submission order (FCFS) */
-	uint64_t *dirty;        /* ids of watched jobs with an update due */
+	struct policy_queue queue; /* jobs with READY tasks, in the queue policy's order */
+	struct job **visited;      /* scheduling round scratch */
+	size_t visited_cap;
+	uint64_t *dirty; /* ids of watched jobs with an update due */
 	size_t ndirty, dirty_cap;
 	char *jobs_dir;
 	char *blobs_dir;
@@ -229,6 +246,8 @@ void jobs_list(struct master *m, struct conn *c);
 void jobs_fill_info(const struct job *j, Shoal__JobInfo *info);
 /* A task goes back to READY (front of the queue) with its holder's bookkeeping undone. */
 void jobs_requeue(struct task *t);
+/* The worker running a task's speculative copy is gone: the primary carries on. */
+void jobs_drop_backup(struct task *t);
 /* The job's tasks are all cut (upload finished): queue it. */
 void jobs_make_runnable(struct job *j);
 /* Ends a job as failed or cancelled: stops its running tasks and tells watchers. */
@@ -246,6 +265,8 @@ void sched_kick(struct master *m);
 void sched_on_check(uv_check_t *h);
 /* Tasks the worker may hold: its slots plus a prefetch sized by its task times. */
 uint32_t sched_window(const struct worker *w);
+/* Sends attempt `attempt` of t to w (batched, or after reading its uploaded input). */
+void sched_dispatch(struct task *t, struct worker *w, uint32_t attempt);
 void sched_rebuild_ring(struct master *m);
 
 /* upload.c */
@@ -271,11 +292,11 @@ int spill_start(struct job *j, char *err, size_t errlen);
  * partial is malformed (the task is then treated as failed). */
 int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, char *err,
               size_t errlen);
-/* Takes a piece of a running task's output (TaskOutput); the final piece comes with its
- * result through spill_add. */
-void spill_add_piece(struct job *j, struct task *t, const uint8_t *data, size_t len);
+/* Takes a piece of a running attempt's output (TaskOutput) into *segs; the final piece comes
+ * with its result through spill_add. */
+void spill_add_piece(struct job *j, struct task_segs **segs, const uint8_t *data, size_t len);
 /* Drops the pieces of an attempt that will not finish. */
-void spill_drop_pieces(struct task *t);
+void spill_drop_pieces(struct task_segs **segs);
 /* The spill file, for readers on the thread pool (reduce, combine). */
 int spill_fd(const struct job *j);
 /* Calls fn for each (spill offset, length) run holding bytes [from, from+len) of a task's
@@ -316,6 +337,10 @@ void reduce_start(struct job *j);
 /* A plugin job with a combine step (and a master started with --allow-exec): folds the
  * partials in partition order with the plugin on the thread pool, then finalizes. */
 void combine_start(struct job *j);
+
+/* speculate.c */
+/* Launches backup copies of stragglers on idle workers (called from the sweep timer). */
+void speculate_sweep(struct master *m);
 
 /* fetch.c */
 void fetch_on_request(struct master *m, struct client *cl, const Shoal__FetchResult *fr);

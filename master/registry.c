@@ -28,6 +28,7 @@ struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello
 	w->connected_ms = w->last_seen_ms = wall_ms();
 	list_init(&w->assigned);
 	list_init(&w->blob_sends);
+	list_init(&w->backups);
 	list_push_back(&m->workers, &w->link);
 	m->nworkers++;
 	m->total_slots += w->slots;
@@ -45,6 +46,8 @@ void registry_remove(struct worker *w, const char *why)
 	struct master *m = w->m;
 	uint32_t requeued = 0;
 	struct list_node *n;
+	while ((n = list_first(&w->backups)))
+		jobs_drop_backup(list_entry(n, struct task, backup_link));
 	while ((n = list_first(&w->assigned))) {
 		jobs_requeue(list_entry(n, struct task, link));
 		requeued++;

@@ -13,6 +13,7 @@
  *                waits for it.
  * A worker's window is its slots plus a prefetch sized from its average task time, so tiny
  * tasks keep its pipeline full across a network round trip while long tasks are not hoarded. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,14 +90,14 @@ struct task_msg {
 	Shoal__PathSplit split;
 };
 
-static Shoal__Task *task_message(const struct task *t)
+static Shoal__Task *task_message(const struct task *t, uint32_t attempt)
 {
 	const struct job *j = t->job;
 	struct task_msg *tm = xmalloc(sizeof(*tm));
 	shoal__task__init(&tm->task);
 	tm->task.job_id = j->id;
 	tm->task.task_id = t->id;
-	tm->task.attempt = t->attempt;
+	tm->task.attempt = attempt;
 	tm->task.op = (char *)j->op->name;
 	tm->task.n_args = j->nargs;
 	tm->task.args = j->args;
@@ -132,23 +133,10 @@ static Shoal__Task *task_message(const struct task *t)
 	return &tm->task;
 }
 
-static void assign(struct task *t, struct worker *w)
+void sched_dispatch(struct task *t, struct worker *w, uint32_t attempt)
 {
-	struct job *j = t->job;
-	list_unlink(&t->link);
-	list_push_back(&w->assigned, &t->link);
-	t->state = TASK_ASSIGNED;
-	t->worker = w;
-	t->attempt++;
-	w->inflight++;
-	j->running++;
-	if (!j->started_ms) {
-		j->started_ms = wall_ms();
-		j->state = SHOAL__JOB_STATE__JOB_RUNNING;
-		watch_job_changed(j);
-	}
-	Shoal__Task *msg = task_message(t);
-	if (j->input == INPUT_UPLOAD) {
+	Shoal__Task *msg = task_message(t, attempt);
+	if (t->job->input == INPUT_UPLOAD) {
 		upload_send_task(t, msg); /* reads the input, then sends; takes msg */
 		return;
 	}
@@ -157,6 +145,25 @@ static void assign(struct task *t, struct worker *w)
 		w->batch = xrealloc(w->batch, w->batch_cap * sizeof(*w->batch));
 	}
 	w->batch[w->batch_len++] = msg;
+}
+
+static void assign(struct task *t, struct worker *w)
+{
+	struct job *j = t->job;
+	list_unlink(&t->link);
+	list_push_back(&w->assigned, &t->link);
+	t->state = TASK_ASSIGNED;
+	t->worker = w;
+	t->attempt = ++t->issued;
+	t->started_ms = uv_now(w->m->loop);
+	w->inflight++;
+	j->running++;
+	if (!j->started_ms) {
+		j->started_ms = wall_ms();
+		j->state = SHOAL__JOB_STATE__JOB_RUNNING;
+		watch_job_changed(j);
+	}
+	sched_dispatch(t, w, t->attempt);
 }
 
 static struct task *next_ready(struct job *j)
@@ -203,6 +210,61 @@ static uint32_t schedule_round_robin(struct master *m, struct job *j)
 	return assigned;
 }
 
+static struct job *container_of_job(struct policy_entry *e)
+{
+	return (struct job *)((char *)e - offsetof(struct job, qentry));
+}
+
+/* Lower load first: inflight / slots, compared without division. */
+static bool less_loaded(const struct worker *a, const struct worker *b)
+{
+	return (uint64_t)a->inflight * b->slots < (uint64_t)b->inflight * a->slots;
+}
+
+static void heap_down(struct worker **h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, best = i;
+		if (l < n && less_loaded(h[l], h[best]))
+			best = l;
+		if (l + 1 < n && less_loaded(h[l + 1], h[best]))
+			best = l + 1;
+		if (best == i)
+			return;
+		struct worker *t = h[i];
+		h[i] = h[best];
+		h[best] = t;
+		i = best;
+	}
+}
+
+/* Each task goes to the worker with the lowest in-flight/slots ratio that has room: a heap
+ * of the workers with room, O(log workers) per task. */
+static uint32_t schedule_least_loaded(struct master *m, struct job *j)
+{
+	struct worker **h = xcalloc(m->nworkers, sizeof(*h));
+	size_t n = 0;
+	for (struct list_node *ln = list_first(&m->workers); ln; ln = list_next(&m->workers, ln)) {
+		struct worker *w = list_entry(ln, struct worker, link);
+		if (worker_has_room(w, j))
+			h[n++] = w;
+	}
+	for (size_t i = n / 2; i-- > 0;)
+		heap_down(h, n, i);
+	uint32_t assigned = 0;
+	struct task *t;
+	while (n && (t = next_ready(j))) {
+		struct worker *w = h[0];
+		assign(t, w);
+		assigned++;
+		if (!worker_has_room(w, j))
+			h[0] = h[--n];
+		heap_down(h, n, 0);
+	}
+	free(h);
+	return assigned;
+}
+
 void sched_on_check(uv_check_t *h)
 {
 	struct master *m = h->data;
@@ -210,21 +272,32 @@ void sched_on_check(uv_check_t *h)
 	m->sched_pending = false;
 	if (m->stopping || !m->nworkers)
 		return;
-	struct list_node *n = list_first(&m->queue);
-	while (n) {
-		struct list_node *next = list_next(&m->queue, n);
-		struct job *j = list_entry(n, struct job, queue_link);
-		if (j->strategy == SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN)
+	/* Jobs leave the queue in policy order while workers have room; those that still have
+	 * ready tasks go back (their keys are fixed, so they keep their places). */
+	size_t nvisited = 0;
+	struct policy_entry *e;
+	while (any_room(m) && (e = policy_pop(&m->queue))) {
+		struct job *j = container_of_job(e);
+		switch (j->strategy) {
+		case SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN:
 			schedule_round_robin(m, j);
-		else
-			schedule_dynamic(m, j);
-		if (list_empty(&j->ready)) {
-			list_unlink(&j->queue_link);
-			j->queued = false;
-		}
-		if (!any_room(m))
 			break;
-		n = next;
+		case SHOAL__STRATEGY__STRATEGY_LEAST_LOADED:
+			schedule_least_loaded(m, j);
+			break;
+		default:
+			schedule_dynamic(m, j);
+			break;
+		}
+		if (list_empty(&j->ready))
+			continue;
+		if (nvisited == m->visited_cap) {
+			m->visited_cap = m->visited_cap ? m->visited_cap * 2 : 16;
+			m->visited = xrealloc(m->visited, m->visited_cap * sizeof(*m->visited));
+		}
+		m->visited[nvisited++] = j;
 	}
+	for (size_t i = 0; i < nvisited; i++)
+		policy_push(&m->queue, &m->visited[i]->qentry);
 	registry_flush_batches(m);
 }

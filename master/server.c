@@ -314,6 +314,7 @@ static void on_sweep(uv_timer_t *t)
 	uint64_t now = wall_ms();
 	sweep_pending(m, now);
 	registry_sweep(m, now);
+	speculate_sweep(m);
 }
 
 int server_start(struct master *m)
@@ -321,7 +322,7 @@ int server_start(struct master *m)
 	list_init(&m->workers);
 	list_init(&m->clients);
 	list_init(&m->pending);
-	list_init(&m->queue);
+	policy_queue_init(&m->queue, m->cfg.policy, m->cfg.aging);
 	m->next_worker_id = 1;
 	conn_limits_default(&m->limits);
 	m->limits.max_frame = m->cfg.max_frame;
@@ -362,8 +363,8 @@ int server_start(struct master *m)
 		uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof(ip));
 		port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
 	}
-	log_info("master", "event=listening address=%s:%u state_dir=%s", ip, port,
-	         m->cfg.state_dir);
+	log_info("master", "event=listening address=%s:%u state_dir=%s policy=%s", ip, port,
+	         m->cfg.state_dir, policy_name(m->cfg.policy));
 
 	uv_timer_init(m->loop, &m->sweep);
 	m->sweep.data = m;

@@ -168,8 +168,11 @@ int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, ch
 		break;
 	}
 	if (t->segs) {
-		spill_add_piece(j, t, data, len); /* the last piece */
+		spill_add_piece(j, &t->segs, data, len); /* the last piece */
 		t->out_off = t->segs->off[0];
+		t->out_len = 0;
+		for (uint32_t i = 0; i < t->segs->n; i++)
+			t->out_len += t->segs->len[i];
 		return 0;
 	}
 	t->out_off = s->size;
@@ -178,14 +181,12 @@ int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, ch
 	return 0;
 }
 
-void spill_add_piece(struct job *j, struct task *t, const uint8_t *data, size_t len)
+void spill_add_piece(struct job *j, struct task_segs **segs, const uint8_t *data, size_t len)
 {
 	struct spill *s = j->spill;
-	struct task_segs *g = t->segs;
-	if (!g) {
-		g = t->segs = xcalloc(1, sizeof(*g));
-		t->out_len = 0;
-	}
+	struct task_segs *g = *segs;
+	if (!g)
+		g = *segs = xcalloc(1, sizeof(*g));
 	if (g->n == g->cap) {
 		g->cap = g->cap ? g->cap * 2 : 8;
 		g->off = xrealloc(g->off, g->cap * sizeof(*g->off));
@@ -194,21 +195,20 @@ void spill_add_piece(struct job *j, struct task *t, const uint8_t *data, size_t 
 	g->off[g->n] = s->size;
 	g->len[g->n] = len;
 	g->n++;
-	t->out_len += len;
 	append(s, data, len);
 }
 
-void spill_drop_pieces(struct task *t)
+void spill_drop_pieces(struct task_segs **segs)
 {
-	if (!t->segs)
+	struct task_segs *g = *segs;
+	if (!g)
 		return;
 	/* The bytes stay in the spill file, unreferenced: an abandoned attempt costs disk space
 	 * until the job ends, never a wrong result. */
-	free(t->segs->off);
-	free(t->segs->len);
-	free(t->segs);
-	t->segs = NULL;
-	t->out_len = 0;
+	free(g->off);
+	free(g->len);
+	free(g);
+	*segs = NULL;
 }
 
 static void append(struct spill *s, const uint8_t *data, size_t len)
@@ -294,7 +294,10 @@ static void finish_spilled(struct spill *s, struct job *j)
 		j->tasks[i].res_off = off;
 		off += j->tasks[i].out_len;
 	}
-	/* PENDING-COMBINE: enabled once common/plugin.c lands */
+	if (j->plugin && j->m->cfg.allow_exec) {
+		combine_start(j);
+		return;
+	}
 	jobs_succeed(j, off);
 }
 

@@ -26,7 +26,10 @@ struct upload {
 	struct cutter cutter;
 	uint64_t *parts; /* (offset, length) pairs */
 	uint32_t nparts, parts_cap;
-	uint64_t largest;    /* largest partition cut: it must fit in one message */
+	uint64_t largest;     /* largest partition cut: it must fit in one message */
+	uint32_t defer_parts; /* --partitions of an input of unknown size: cut once it is in */
+	uv_work_t cut_work;
+	int cut_errno;
 	struct buf pending;  /* received, not yet being written */
 	struct buf inflight; /* being written */
 	uv_fs_t wreq;
@@ -61,7 +64,6 @@ static void upload_unref(struct upload *u)
 int upload_start(struct job *j, struct client *cl, const Shoal__JobSpec *spec, char *err,
                  size_t errlen)
 {
-	(void)spec;
 	if (cl->uploading) {
 		snprintf(err, errlen, "this connection is already uploading job %llu",
 		         (unsigned long long)cl->uploading->id);
@@ -85,6 +87,8 @@ int upload_start(struct job *j, struct client *cl, const Shoal__JobSpec *spec, c
 	u->path = xstrdup(path);
 	u->refs = 1; /* the job's own reference */
 	cutter_init(&u->cutter, j->part_size);
+	if (spec->has_partitions && spec->partitions > 0 && !spec->has_upload_size)
+		u->defer_parts = spec->partitions;
 	j->upload = u;
 	cl->uploading = j;
 	return 0;
@@ -133,13 +137,77 @@ static void send_ack(struct upload *u)
 
 static void start_write(struct upload *u);
 
+/* Cuts the whole spool into defer_parts partitions with the cutter's rule, reading only
+ * around each boundary: from where a partition may end, up to the next '\n'. */
+static void cut_work(uv_work_t *w)
+{
+	struct upload *u = w->data;
+	uint64_t size = u->written;
+	uint64_t target = size / u->defer_parts + (size % u->defer_parts != 0);
+	if (target == 0)
+		target = 1;
+	uint8_t chunk[65536];
+	uint64_t start = 0;
+	u->cut_errno = 0;
+	while (start < size) {
+		uint64_t pos = start + target - 1, end = size;
+		while (pos < size) {
+			ssize_t n = pread(u->fd, chunk, sizeof(chunk), (off_t)pos);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				u->cut_errno = n < 0 ? errno : EIO;
+				return;
+			}
+			const uint8_t *nl = memchr(chunk, '\n', (size_t)n);
+			if (nl) {
+				end = pos + (uint64_t)(nl - chunk) + 1;
+				break;
+			}
+			pos += (uint64_t)n;
+		}
+		on_cut(u, start, end - start);
+		start = end;
+	}
+}
+
+static void upload_ready(struct upload *u, struct job *j);
+
+static void cut_done(uv_work_t *w, int status)
+{
+	struct upload *u = w->data;
+	struct job *j = u->dead ? NULL : jobs_find(u->m, u->job_id);
+	if (j && (status < 0 || u->cut_errno))
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot read the upload spool %s: %s",
+		          u->path, status < 0 ? uv_strerror(status) : strerror(u->cut_errno));
+	else if (j)
+		upload_ready(u, j);
+	upload_unref(u);
+}
+
 static void upload_complete(struct upload *u, struct job *j)
 {
-	cutter_finish(&u->cutter, on_cut, u);
 	if (u->client) {
 		u->client->uploading = NULL;
 		u->client = NULL;
 	}
+	if (u->defer_parts) {
+		u->refs++;
+		u->cut_work.data = u;
+		int rc = uv_queue_work(u->m->loop, &u->cut_work, cut_work, cut_done);
+		if (rc < 0) {
+			u->refs--;
+			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot cut the upload: %s",
+			          uv_strerror(rc));
+		}
+		return;
+	}
+	cutter_finish(&u->cutter, on_cut, u);
+	upload_ready(u, j);
+}
+
+static void upload_ready(struct upload *u, struct job *j)
+{
 	log_info("upload", "job=%llu event=upload_complete bytes=%llu partitions=%u",
 	         (unsigned long long)u->job_id, (unsigned long long)u->written, u->nparts);
 	/* A partition travels in one frame; leave room for the task's other fields. */
@@ -222,7 +290,8 @@ void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChu
 		return;
 	}
 	buf_append(&u->pending, ch->data.data, ch->data.len);
-	cutter_feed(&u->cutter, ch->data.data, ch->data.len, on_cut, u);
+	if (!u->defer_parts)
+		cutter_feed(&u->cutter, ch->data.data, ch->data.len, on_cut, u);
 	u->received += ch->data.len;
 	if (ch->has_last && ch->last)
 		u->last = true;
@@ -256,6 +325,16 @@ uint64_t upload_bytes(const struct job *j)
 	return j->upload ? j->upload->written : j->input_bytes;
 }
 
+/* The worker holding this attempt of t (the primary or a speculative copy), if any. */
+static struct worker *attempt_holder(const struct task *t, uint32_t attempt)
+{
+	if (t->worker && t->attempt == attempt)
+		return t->worker;
+	if (t->backup && t->backup_attempt == attempt)
+		return t->backup;
+	return NULL;
+}
+
 static void on_task_read(uv_fs_t *req)
 {
 	struct task_read *tr = req->data;
@@ -271,7 +350,8 @@ static void on_task_read(uv_fs_t *req)
 			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
 			          "cannot read partition %u from the upload spool %s: %s", t->id,
 			          u->path, res < 0 ? uv_strerror((int)res) : "short read");
-		} else if (t->state == TASK_ASSIGNED && t->attempt == msg->attempt) {
+		} else if (t->state == TASK_ASSIGNED && attempt_holder(t, msg->attempt)) {
+			struct worker *holder = attempt_holder(t, msg->attempt);
 			msg->data.data = tr->data;
 			msg->data.len = tr->len;
 			Shoal__Task *tasks[1] = {msg};
@@ -281,7 +361,7 @@ static void on_task_read(uv_fs_t *req)
 			Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 			env.msg_case = SHOAL__ENVELOPE__MSG_TASK_BATCH;
 			env.task_batch = &tb;
-			conn_send(t->worker->conn, &env);
+			conn_send(holder->conn, &env);
 		}
 	}
 	free(tr->data);

@@ -1,0 +1,89 @@
+/* speculate.c: backup copies of stragglers (dynamic strategy).
+ *
+ * When every remaining task of a job is running (nothing left to hand out) and one has been
+ * running for more than SPECULATE_FACTOR times the median of the job's recent task times
+ * (plus SPECULATE_SLACK_MS, so that tiny tasks are not copied over scheduling noise), a copy
+ * runs on a worker with a free slot. The first copy to succeed wins; jobs.c cancels the
+ * other and drops its result by attempt id, so nothing is aggregated twice. A stopped or
+ * overloaded worker therefore cannot hold a job's end hostage. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "master.h"
+#include "util.h"
+
+#define SPECULATE_FACTOR   4
+#define SPECULATE_SLACK_MS 200
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+static uint32_t median_ms(const struct job *j)
+{
+	uint32_t v[ARRAY_SIZE(j->dur_ms)];
+	memcpy(v, j->dur_ms, j->ndur * sizeof(*v));
+	qsort(v, j->ndur, sizeof(*v), cmp_u32);
+	return v[j->ndur / 2];
+}
+
+/* A worker with a free slot, other than `not`, least loaded first. */
+static struct worker *idle_worker(struct master *m, const struct worker * not )
+{
+	struct worker *best = NULL;
+	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
+		struct worker *w = list_entry(n, struct worker, link);
+		if (w == not || w->inflight >= w->slots || conn_closing(w->conn) ||
+		    !conn_writable(w->conn))
+			continue;
+		if (!best ||
+		    (uint64_t)w->inflight * best->slots < (uint64_t)best->inflight * w->slots)
+			best = w;
+	}
+	return best;
+}
+
+static bool is_straggler(const struct task *t, uint64_t now)
+{
+	const struct job *j = t->job;
+	if (t->backup || j->strategy != SHOAL__STRATEGY__STRATEGY_DYNAMIC || !j->ndur ||
+	    !list_empty(&j->ready) || jobs_finished(j))
+		return false;
+	uint64_t limit = (uint64_t)SPECULATE_FACTOR * median_ms(j) + SPECULATE_SLACK_MS;
+	return now - t->started_ms > limit;
+}
+
+void speculate_sweep(struct master *m)
+{
+	uint64_t now = uv_now(m->loop);
+	for (struct list_node *wn = list_first(&m->workers); wn; wn = list_next(&m->workers, wn)) {
+		struct worker *holder = list_entry(wn, struct worker, link);
+		for (struct list_node *tn = list_first(&holder->assigned); tn;
+		     tn = list_next(&holder->assigned, tn)) {
+			struct task *t = list_entry(tn, struct task, link);
+			if (!is_straggler(t, now))
+				continue;
+			struct worker *w = idle_worker(m, holder);
+			if (!w)
+				goto out; /* no free slot anywhere */
+			t->backup = w;
+			t->backup_attempt = ++t->issued;
+			list_push_back(&w->backups, &t->backup_link);
+			w->inflight++;
+			t->job->speculated++;
+			log_info("sched",
+			         "job=%llu task=%u event=speculate running_ms=%llu median_ms=%u "
+			         "holder=%llu backup=%llu attempt=%u",
+			         (unsigned long long)t->job->id, t->id,
+			         (unsigned long long)(now - t->started_ms), median_ms(t->job),
+			         (unsigned long long)holder->id, (unsigned long long)w->id,
+			         t->backup_attempt);
+			sched_dispatch(t, w, t->backup_attempt);
+		}
+	}
+out:
+	registry_flush_batches(m);
+}
