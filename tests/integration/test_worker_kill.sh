@@ -15,7 +15,7 @@ for i in range(0, n, 100000):
     w("".join("%d\n" % (x * x) for x in range(i, min(n, i + 100000))))' "$SQ_N" >"$T/square.ref" &
 refpid=$!
 PIDS+=("$refpid")
-refs bigtext "$T/big.txt" 100 "$T/wordcount.ref"
+refs bigtext "$T/big.txt" 60 "$T/wordcount.ref"
 
 start_master
 for w in a b c; do start_worker "$w" --slots 2; done
@@ -46,7 +46,7 @@ requeued() {
 	sed -n "s/.*event=worker_gone .*name=$1 .*tasks_requeued=\([0-9]*\).*/\1/p" "$T/master.log" | tail -n 1
 }
 
-# ---- wordcount of an uploaded 100 MB file in 400 partitions; kill worker b midway
+# ---- wordcount of an uploaded 60 MB file in 400 partitions; kill worker b midway
 id=$(shoal submit --op wordcount --input "$T/big.txt" --partitions 400)
 [[ "$id" =~ ^[0-9]+$ ]] || fail "submit printed '$id'"
 kill_midway "$id" b
