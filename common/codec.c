@@ -442,6 +442,10 @@ static int codec_validate_submit(const Shoal__Envelope *env, char *err, size_t e
 		if (!s->upload)
 			return errorf(err, errlen, "submit: upload input set to false");
 		break;
+	case SHOAL__JOB_SPEC__INPUT_JOB:
+		if (s->job == 0)
+			return errorf(err, errlen, "submit: input job 0 does not exist");
+		break;
 	case SHOAL__JOB_SPEC__INPUT_PATH:
 		if (codec_check_str("submit: input path", s->path, CODEC_PATH_MAX, 1, err, errlen) <
 		    0)

@@ -182,9 +182,90 @@ static void queue_job(struct master *m, struct job *j)
 	policy_push(&m->queue, &j->qentry);
 }
 
+static bool deps_succeeded(const struct job *j)
+{
+	const struct job *a = j->after ? jobs_find(j->m, j->after) : NULL;
+	const struct job *b = j->input_job ? jobs_find(j->m, j->input_job) : NULL;
+	return (!a || a->state == SHOAL__JOB_STATE__JOB_SUCCEEDED) &&
+	       (!b || b->state == SHOAL__JOB_STATE__JOB_SUCCEEDED);
+}
+
+static void wait_for_deps(struct job *j)
+{
+	struct master *m = j->m;
+	if (j->waiting)
+		return;
+	if (m->nwaiting == m->waiting_cap) {
+		m->waiting_cap = m->waiting_cap ? m->waiting_cap * 2 : 8;
+		m->waiting = xrealloc(m->waiting, m->waiting_cap * sizeof(*m->waiting));
+	}
+	m->waiting[m->nwaiting++] = j;
+	j->waiting = true;
+}
+
+/* Starts a chained stage's copy of its input once the job it reads has succeeded. */
+static void start_chained_input(struct job *j)
+{
+	struct job *from = jobs_find(j->m, j->input_job);
+	struct plan_request req = {
+	    .count = from->result_size,
+	    .partitions = j->req_partitions,
+	    .partition_size = j->req_partition_size,
+	    .total_slots = j->m->total_slots,
+	    .min_part = MIN_DEFAULT_FILE_PART,
+	    .max_part = MAX_DEFAULT_UPLOAD_PART,
+	};
+	uint64_t ntasks;
+	j->part_size = plan_part_size(&req, &ntasks);
+	upload_from_job(j, from, j->part_size);
+}
+
+/* A job ended: jobs waiting for it run, or fail if it did not succeed. */
+static void release_waiting(struct master *m)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < m->nwaiting; i++) {
+		struct job *j = m->waiting[i];
+		const uint64_t deps[2] = {j->after, j->input_job};
+		const struct job *bad = NULL;
+		for (int k = 0; k < 2 && !bad; k++) {
+			const struct job *d = deps[k] ? jobs_find(m, deps[k]) : NULL;
+			if (d && (d->state == SHOAL__JOB_STATE__JOB_FAILED ||
+			          d->state == SHOAL__JOB_STATE__JOB_CANCELLED))
+				bad = d;
+		}
+		if (jobs_finished(j)) {
+			j->waiting = false;
+		} else if (bad) {
+			j->waiting = false;
+			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
+			          "job %llu, which this job waits for, %s%s%s",
+			          (unsigned long long)bad->id, jobs_state_name(bad->state),
+			          bad->error ? ": " : "", bad->error ? bad->error : "");
+		} else if (deps_succeeded(j)) {
+			j->waiting = false;
+			if (j->input_job && !j->upload &&
+			    j->state != SHOAL__JOB_STATE__JOB_SUCCEEDED)
+				start_chained_input(j);
+			else if (j->held)
+				jobs_make_runnable(j);
+		} else {
+			m->waiting[keep++] = j;
+		}
+	}
+	/* jobs_fail above may have appended nothing (it only ends jobs); compact. */
+	m->nwaiting = keep;
+}
+
 void jobs_make_runnable(struct job *j)
 {
 	struct master *m = j->m;
+	if (!deps_succeeded(j)) {
+		j->held = true;
+		wait_for_deps(j);
+		return;
+	}
+	j->held = false;
 	if (j->input == INPUT_UPLOAD) {
 		uint32_t n;
 		const uint64_t *parts = upload_parts(j, &n);
@@ -309,6 +390,8 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		                             MAX_DEFAULT_FILE_PART, &ntasks);
 		break;
 	}
+	case SHOAL__JOB_SPEC__INPUT_JOB:
+		break; /* sized when the earlier job's result is known */
 	case SHOAL__JOB_SPEC__INPUT_UPLOAD:
 		/* Uploaded partitions pass through the master's memory: keep them modest. */
 		if (spec->has_upload_size)
@@ -330,8 +413,24 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		return;
 	}
 
+	/* Barriers: the jobs this one waits for must exist (they may still be running). */
+	uint64_t deps[2] = {spec->has_after ? spec->after : 0,
+	                    spec->input_case == SHOAL__JOB_SPEC__INPUT_JOB ? spec->job : 0};
+	for (int k = 0; k < 2; k++) {
+		if (deps[k] && !jobs_find(m, deps[k])) {
+			server_send_failure(c, 0, 2, "no job %llu to %s",
+			                    (unsigned long long)deps[k],
+			                    k ? "read the result of" : "run after");
+			return;
+		}
+	}
+
 	struct job *j = job_new(m, spec, op);
 	j->part_size = part_size;
+	j->after = deps[0];
+	j->input_job = deps[1];
+	j->req_partitions = spec->has_partitions ? spec->partitions : 0;
+	j->req_partition_size = spec->has_partition_size ? spec->partition_size : 0;
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s/%llu", m->jobs_dir, (unsigned long long)j->id);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
@@ -364,6 +463,14 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		job_create_tasks(j, (uint32_t)ntasks, NULL);
 		send_submitted(c, j, 0);
 		jobs_make_runnable(j);
+		break;
+	case SHOAL__JOB_SPEC__INPUT_JOB:
+		/* Its input is copied from the earlier job's result once that has succeeded. */
+		j->input = INPUT_UPLOAD;
+		j->state = SHOAL__JOB_STATE__JOB_QUEUED;
+		send_submitted(c, j, 0);
+		wait_for_deps(j);
+		release_waiting(m); /* the earlier job may have ended already */
 		break;
 	default:
 		j->input = INPUT_UPLOAD;
@@ -488,6 +595,7 @@ void jobs_fail(struct job *j, Shoal__JobState state, const char *fmt, ...)
 	spill_destroy(j);
 	job_free_tasks(j); /* ntasks stays for display; nothing indexes tasks of an ended job */
 	watch_job_changed(j);
+	release_waiting(j->m);
 	sched_kick(j->m);
 }
 
@@ -505,6 +613,7 @@ void jobs_succeed(struct job *j, uint64_t result_size)
 	if (j->op->combine != OP_COMBINE_CONCAT)
 		job_free_tasks(j);
 	watch_job_changed(j);
+	release_waiting(j->m);
 }
 
 static void on_task_failed(struct job *j, struct task *t, struct worker *w, const char *error,
@@ -730,6 +839,8 @@ void jobs_fill_info(const struct job *j, Shoal__JobInfo *info)
 	info->records = j->records;
 	info->has_cost = true;
 	info->cost = j->cost;
+	info->has_after = j->after || j->input_job;
+	info->after = j->after ? j->after : j->input_job;
 	if (policy_queued(&j->qentry)) {
 		info->has_queue_position = true;
 		info->queue_position = queue_position(j);
@@ -788,6 +899,7 @@ void jobs_destroy_all(struct master *m)
 	free(m->jobs);
 	free(m->ring);
 	free(m->visited);
+	free(m->waiting);
 	policy_queue_deinit(&m->queue);
 	m->jobs = NULL;
 	m->njobs = 0;

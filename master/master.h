@@ -136,9 +136,15 @@ struct job {
 	struct policy_entry qentry; /* in m->queue while it has tasks to run */
 	uint32_t dur_ms[32];        /* recent task times, for speculation's median */
 	uint32_t ndur, dur_next;
-	uint32_t speculated; /* backup copies launched */
-	uint64_t cost;       /* shortest-job-first's estimate */
-	uint32_t rr_next;    /* round-robin: position in the worker ring */
+	uint32_t speculated;     /* backup copies launched */
+	uint64_t after;          /* barrier: runs only once this job has succeeded */
+	uint64_t input_job;      /* chained stage: its input is this job's result */
+	uint32_t req_partitions; /* --partitions / --partition-size, kept for a chained input */
+	uint64_t req_partition_size;
+	bool held;        /* ready to run, waiting for `after` / `input_job` */
+	bool waiting;     /* in m->waiting */
+	uint64_t cost;    /* shortest-job-first's estimate */
+	uint32_t rr_next; /* round-robin: position in the worker ring */
 
 	uint64_t submitted_ms, started_ms, finished_ms;
 
@@ -209,6 +215,8 @@ struct master {
 	size_t njobs, jobs_cap;
 	struct policy_queue queue; /* jobs with READY tasks, in the queue policy's order */
 	struct job **visited;      /* scheduling round scratch */
+	struct job **waiting;      /* jobs whose dependencies have not all succeeded */
+	size_t nwaiting, waiting_cap;
 	size_t visited_cap;
 	uint64_t *dirty; /* ids of watched jobs with an update due */
 	size_t ndirty, dirty_cap;
@@ -278,6 +286,9 @@ void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChu
 const uint64_t *upload_parts(const struct job *j, uint32_t *n);
 void upload_release_parts(struct job *j);
 uint64_t upload_bytes(const struct job *j);
+/* A chained stage: copies the result of job `from` into j's spool, cut into partitions of
+ * part_size bytes, on the thread pool; then the job becomes runnable. */
+void upload_from_job(struct job *j, struct job *from, uint64_t part_size);
 /* Makes an existing file the job's input file (the reducers' grouped input); takes fd. */
 void upload_adopt_file(struct job *j, int fd, const char *path);
 /* Reads a task's input from the spool and sends it to its worker; takes msg. */

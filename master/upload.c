@@ -94,6 +94,99 @@ int upload_start(struct job *j, struct client *cl, const Shoal__JobSpec *spec, c
 	return 0;
 }
 
+/* Copies an earlier job's result into the spool, cutting it as it goes (thread pool). */
+struct chain_copy {
+	uv_work_t work;
+	struct upload *u;
+	const struct job *from; /* succeeded: its result no longer changes */
+	char err[512];
+	int rc;
+};
+
+static void on_cut(void *arg, uint64_t offset, uint64_t length);
+
+static void chain_work(uv_work_t *w)
+{
+	struct chain_copy *cc = w->data;
+	struct upload *u = cc->u;
+	uint64_t size = cc->from->result_size;
+	size_t cap = 1u << 20;
+	uint8_t *buf = xmalloc(cap);
+	cc->rc = 0;
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < cap ? (size_t)(size - off) : cap;
+		if (spill_read_result(cc->from, off, buf, n, cc->err, sizeof(cc->err)) < 0) {
+			cc->rc = -1;
+			break;
+		}
+		for (size_t done = 0; done < n;) {
+			ssize_t k = pwrite(u->fd, buf + done, n - done, (off_t)(off + done));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) {
+				snprintf(cc->err, sizeof(cc->err), "writing %s: %s", u->path,
+				         k < 0 ? strerror(errno) : "short write");
+				cc->rc = -1;
+				goto out;
+			}
+			done += (size_t)k;
+		}
+		cutter_feed(&u->cutter, buf, n, on_cut, u);
+		off += n;
+	}
+	cutter_finish(&u->cutter, on_cut, u);
+	u->written = u->received = size;
+out:
+	free(buf);
+}
+
+static void upload_ready(struct upload *u, struct job *j);
+
+static void chain_done(uv_work_t *w, int status)
+{
+	struct chain_copy *cc = w->data;
+	struct upload *u = cc->u;
+	struct job *j = u->dead ? NULL : jobs_find(u->m, u->job_id);
+	if (j && (status < 0 || cc->rc < 0))
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot read the result of job %llu: %s",
+		          (unsigned long long)cc->from->id,
+		          status < 0 ? uv_strerror(status) : cc->err);
+	else if (j)
+		upload_ready(u, j);
+	free(cc);
+	upload_unref(u);
+}
+
+void upload_from_job(struct job *j, struct job *from, uint64_t part_size)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/input", j->dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot create %s: %s", path,
+		          strerror(errno));
+		return;
+	}
+	upload_adopt_file(j, fd, path);
+	struct upload *u = j->upload;
+	cutter_init(&u->cutter, part_size);
+	struct chain_copy *cc = xcalloc(1, sizeof(*cc));
+	cc->u = u;
+	cc->from = from;
+	cc->work.data = cc;
+	u->refs++;
+	log_info("upload", "job=%llu event=chained_input from_job=%llu bytes=%llu",
+	         (unsigned long long)j->id, (unsigned long long)from->id,
+	         (unsigned long long)from->result_size);
+	int rc = uv_queue_work(j->m->loop, &cc->work, chain_work, chain_done);
+	if (rc < 0) {
+		u->refs--;
+		free(cc);
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot copy the input: %s",
+		          uv_strerror(rc));
+	}
+}
+
 void upload_adopt_file(struct job *j, int fd, const char *path)
 {
 	struct upload *u = xcalloc(1, sizeof(*u));
@@ -170,8 +263,6 @@ static void cut_work(uv_work_t *w)
 		start = end;
 	}
 }
-
-static void upload_ready(struct upload *u, struct job *j);
 
 static void cut_done(uv_work_t *w, int status)
 {
