@@ -848,6 +848,14 @@ static int blob_open(shoal_client *c, struct blob *b, const char *what, const ch
 	return SHOAL_OK;
 }
 
+/* The protocol has no way to call off a transfer the master is expecting bytes for, and the
+ * master takes one transfer per connection at a time: the connection is of no further use. */
+static void blob_abandon(shoal_client *c)
+{
+	if (c->conn && !conn_closing(c->conn))
+		conn_close(c->conn, "a shipped file could not be sent");
+}
+
 /* Sends BlobData while the master's window and the connection's write queue allow. */
 static void blob_pump(shoal_client *c, struct call *call)
 {
@@ -873,11 +881,13 @@ static void blob_pump(shoal_client *c, struct call *call)
 			int e = errno;
 			call_finish(c, call, SHOAL_EUSAGE, "cannot read %s %s: %s", b->what,
 			            b->path, strerror(e));
+			blob_abandon(c);
 			return;
 		}
 		if ((size_t)got < want) {
 			call_finish(c, call, SHOAL_EUSAGE, "%s %s shrank while it was being sent",
 			            b->what, b->path);
+			blob_abandon(c);
 			return;
 		}
 		last = call->sent + (uint64_t)got == b->size;
@@ -955,6 +965,7 @@ static int blob_ship(shoal_client *c, const struct blob *b, uint8_t *chunk)
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__BlobOffer offer = SHOAL__BLOB_OFFER__INIT;
 	struct call call = {0};
+	int rc;
 
 	call.on_message = blob_on_message;
 	call.pump = blob_pump;
@@ -967,7 +978,10 @@ static int blob_ship(shoal_client *c, const struct blob *b, uint8_t *chunk)
 	env.msg_case = SHOAL__ENVELOPE__MSG_BLOB_OFFER;
 	env.blob_offer = &offer;
 	client_send(c, &call, &env);
-	return client_run(c, &call, CLIENT_REQUEST_TIMEOUT_MS);
+	rc = client_run(c, &call, CLIENT_REQUEST_TIMEOUT_MS);
+	if (rc == SHOAL_ECONN)
+		blob_abandon(c); /* a master silent that long may still expect the rest */
+	return rc;
 }
 
 /* The rules shoal_submit checks before anything else. SHOAL_OK or SHOAL_EUSAGE. */
