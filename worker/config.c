@@ -25,6 +25,9 @@ enum worker_opt {
 	OPT_NAME = 'n',
 	OPT_ALLOW_EXEC = 'x',
 	OPT_LOG_LEVEL = 'l',
+	OPT_CACHE_DIR = 'c',
+	OPT_CACHE_SIZE = 'C',
+	OPT_WORK_DIR = 'w',
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 };
@@ -41,7 +44,14 @@ static const struct worker_option worker_options[] = {
      "master to register with (env SHOAL_MASTER; default 127.0.0.1:7411)"},
     {"slots", OPT_SLOTS, "N", "tasks run at once (default: available CPUs)"},
     {"name", OPT_NAME, "NAME", "name shown by `shoal workers` (default HOSTNAME-PID)"},
-    {"allow-exec", OPT_ALLOW_EXEC, NULL, "accept --exec jobs (commands run on this host)"},
+    {"allow-exec", OPT_ALLOW_EXEC, NULL,
+     "run --exec commands and --plugin code (user code runs on this host)"},
+    {"cache-dir", OPT_CACHE_DIR, "DIR",
+     "where shipped files are cached (default ~/.cache/shoal, /var/cache/shoal as root)"},
+    {"cache-size", OPT_CACHE_SIZE, "BYTES",
+     "cache bound; K, M, G, T suffixes are powers of 1024 (default 4G)"},
+    {"work-dir", OPT_WORK_DIR, "DIR",
+     "--exec tasks' working directories go here (default: a temporary directory)"},
     {"log-level", OPT_LOG_LEVEL, "LEVEL", "debug, info, warn or error (default info)"},
     {"help", OPT_HELP, NULL, "print this help and exit"},
     {"version", OPT_VERSION, NULL, "print the version and exit"},
@@ -97,6 +107,60 @@ static int worker_config_set_master(struct worker_config *cfg, const char *s, ch
 	return 0;
 }
 
+/* A byte count: digits, then an optional K, M, G or T (powers of 1024; a trailing B or iB
+ * is allowed, "4GiB"). */
+static int worker_config_parse_bytes(const char *s, uint64_t *out)
+{
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'K':
+	case 'k':
+		shift = 10;
+		end++;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		end++;
+		break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		end++;
+		break;
+	case 'T':
+	case 't':
+		shift = 40;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (shift > 0 && *end == 'i')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end != '\0' || (shift > 0 && v > (UINT64_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int worker_config_set_path(char *dst, size_t dstlen, const char *s)
+{
+	if (s[0] == '\0' || strlen(s) >= dstlen)
+		return -1;
+	snprintf(dst, dstlen, "%s", s);
+	return 0;
+}
+
 /* Strict decimal: digits only, no sign, no trailing bytes. */
 static int worker_config_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
@@ -129,6 +193,7 @@ enum worker_config_result worker_config_parse(struct worker_config *cfg, int arg
 	             : default_slots > WORKER_MAX_SLOTS ? WORKER_MAX_SLOTS
 	                                                : default_slots;
 	cfg->log_level = LOG_INFO;
+	cfg->cache_size = WORKER_DEFAULT_CACHE_SIZE;
 
 	char why[256];
 	bool master_flag = false;
@@ -168,6 +233,23 @@ enum worker_config_result worker_config_parse(struct worker_config *cfg, int arg
 				    err,
 				    "invalid --log-level '%s': expected debug, info, warn or error",
 				    optarg);
+			break;
+		case OPT_CACHE_DIR:
+			if (worker_config_set_path(cfg->cache_dir, sizeof(cfg->cache_dir),
+			                           optarg) != 0)
+				return worker_config_usage(err, "invalid --cache-dir '%s'", optarg);
+			break;
+		case OPT_CACHE_SIZE:
+			if (worker_config_parse_bytes(optarg, &cfg->cache_size) != 0)
+				return worker_config_usage(
+				    err,
+				    "invalid --cache-size '%s': expected bytes, like 512M or 4G",
+				    optarg);
+			break;
+		case OPT_WORK_DIR:
+			if (worker_config_set_path(cfg->work_dir, sizeof(cfg->work_dir), optarg) !=
+			    0)
+				return worker_config_usage(err, "invalid --work-dir '%s'", optarg);
 			break;
 		case OPT_HELP:
 			worker_config_help(out, default_slots);

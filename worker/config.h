@@ -11,8 +11,10 @@
 
 #include "log.h"
 
-#define WORKER_MAX_SLOTS 1024u /* libuv's thread pool has at most 1024 threads */
-#define WORKER_NAME_MAX  255u
+#define WORKER_MAX_SLOTS          1024u /* libuv's thread pool has at most 1024 threads */
+#define WORKER_NAME_MAX           255u
+#define WORKER_PATH_MAX           4096u
+#define WORKER_DEFAULT_CACHE_SIZE ((uint64_t)4 << 30)
 
 struct worker_config {
 	char master[300]; /* HOST:PORT as given, for logs */
@@ -22,6 +24,9 @@ struct worker_config {
 	char name[WORKER_NAME_MAX + 1]; /* empty: the caller fills in "<hostname>-<pid>" */
 	bool allow_exec;
 	enum log_level log_level;
+	char cache_dir[WORKER_PATH_MAX]; /* empty: the caller uses cache_default_dir */
+	uint64_t cache_size;             /* bytes */
+	char work_dir[WORKER_PATH_MAX];  /* empty: a temporary directory of this worker's own */
 };
 
 enum worker_config_result {

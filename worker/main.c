@@ -3,6 +3,8 @@
  * Everything runs on one libuv loop; tasks run on libuv's thread pool (runner.c). The first
  * SIGINT/SIGTERM drains (running tasks finish and report, then every handle closes and the
  * loop closes cleanly); a second one exits at once. */
+#include <inttypes.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +12,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cache.h"
 #include "config.h"
+#include "fsutil.h"
 #include "log.h"
 #include "session.h"
 
@@ -30,8 +34,10 @@ static void on_signal(uv_signal_t *h, int signum)
 	struct worker_main *m = h->data;
 	if (++m->signals > 1) {
 		/* Running tasks cannot be interrupted, so this is the only way out of a long one.
-		 * _exit: pool threads are still running, atexit handlers are no place for them. */
+		 * _exit: pool threads are still running, atexit handlers are no place for them.
+		 * Commands lead their own process groups: they would outlive us. */
 		log_warn(SUBSYS, "second signal (%s): exiting now", strsignal(signum));
+		worker_session_kill_children(m->session);
 		_exit(1);
 	}
 	log_info(SUBSYS, "%s: finishing running tasks, then exiting (signal again to exit now)",
@@ -48,12 +54,13 @@ static void on_session_stopped(void *arg, int status)
 	uv_close((uv_handle_t *)&m->sigterm, NULL);
 }
 
-/* The pool runs the tasks, and resolving the master's name (reconnects) needs it too: one
- * thread more than the slots keeps a resolve from waiting behind long tasks. The pool reads
- * the variable once, on first use, so this must run before anything queues work. */
+/* The pool runs the tasks, and resolving the master's name (reconnects), blob writes and
+ * exec tasks' directory work need it too: a few threads more than the slots keep those from
+ * waiting behind long tasks. The pool reads the variable once, on first use, so this must
+ * run before anything queues work. */
 static void worker_size_threadpool(uint32_t slots)
 {
-	unsigned want = slots + 1 > 4 ? slots + 1 : 4;
+	unsigned want = slots + 4;
 	if (want > WORKER_MAX_SLOTS)
 		want = WORKER_MAX_SLOTS;
 	const char *cur = getenv("UV_THREADPOOL_SIZE");
@@ -91,6 +98,33 @@ int main(int argc, char **argv)
 	else
 		snprintf(name, sizeof(name), "%s-%ld", host, (long)getpid());
 
+	/* Where shipped files are cached and commands run. Blocking is fine: the loop has not
+	 * started. */
+	char cache_dir[sizeof(cfg.cache_dir)];
+	if (cfg.cache_dir[0] != '\0')
+		snprintf(cache_dir, sizeof(cache_dir), "%s", cfg.cache_dir);
+	else if (cache_default_dir(cache_dir, sizeof(cache_dir)) != 0)
+		cache_dir[0] = '\0';
+	char work_root[sizeof(cfg.work_dir) + 64];
+	char why[512];
+	bool own_work_root = cfg.work_dir[0] == '\0';
+	if (!own_work_root) {
+		snprintf(work_root, sizeof(work_root), "%s", cfg.work_dir);
+		if (fs_mkdir_p(work_root, 0700, why, sizeof(why)) != 0) {
+			log_error(SUBSYS, "--work-dir: %s", why);
+			return 1;
+		}
+	} else {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(work_root, sizeof(work_root), "%s/shoal-worker-XXXXXX",
+		         tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
+		if (mkdtemp(work_root) == NULL) {
+			log_error(SUBSYS, "cannot make a working directory %s: %s", work_root,
+			          strerror(errno));
+			return 1;
+		}
+	}
+
 	struct worker_main m;
 	memset(&m, 0, sizeof(m));
 	int rc = uv_loop_init(&m.loop);
@@ -106,6 +140,9 @@ int main(int argc, char **argv)
 	    .host = host,
 	    .slots = cfg.slots,
 	    .allow_exec = cfg.allow_exec,
+	    .cache_dir = cache_dir[0] != '\0' ? cache_dir : NULL,
+	    .cache_size = cfg.cache_size,
+	    .work_root = work_root,
 	};
 	m.session = worker_session_create(&m.loop, &scfg, on_session_stopped, &m);
 
@@ -115,13 +152,18 @@ int main(int argc, char **argv)
 	uv_signal_start(&m.sigint, on_signal, SIGINT);
 	uv_signal_start(&m.sigterm, on_signal, SIGTERM);
 
-	log_info(SUBSYS, "starting name=%s master=%s slots=%u allow_exec=%s pid=%ld", name,
-	         cfg.master, cfg.slots, cfg.allow_exec ? "yes" : "no", (long)getpid());
+	log_info(SUBSYS,
+	         "starting name=%s master=%s slots=%u allow_exec=%s cache_dir=%s "
+	         "cache_size=%" PRIu64 " work_dir=%s pid=%ld",
+	         name, cfg.master, cfg.slots, cfg.allow_exec ? "yes" : "no",
+	         cache_dir[0] != '\0' ? cache_dir : "-", cfg.cache_size, work_root, (long)getpid());
 	worker_session_start(m.session);
 
 	uv_run(&m.loop, UV_RUN_DEFAULT);
 
 	worker_session_destroy(&m.session);
+	if (own_work_root && fs_rmtree(work_root, why, sizeof(why)) != 0)
+		log_warn(SUBSYS, "%s", why);
 	rc = uv_loop_close(&m.loop);
 	if (rc != 0) {
 		log_error(SUBSYS, "event loop not closed cleanly: %s", uv_strerror(rc));

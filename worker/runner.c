@@ -1,53 +1,49 @@
-/* runner.c: task queue and execution on libuv's thread pool (see runner.h).
+/* runner.c: task queue, slots, and execution on libuv's thread pool or as exec children
+ * (see runner.h).
  *
- * Ownership: a task belongs to the runner from submit until it is freed (cancelled, dropped,
- * stopped) or its result is handed to on_done; from then on to whoever took the result.
- * While a task is in a thread, the thread alone touches its input and result; the loop
- * thread only flips `dropped` and links, which the thread never reads. */
+ * Ownership: a task belongs to the runner from enqueue until it is freed (cancelled,
+ * dropped, stopped) or its result is handed to on_done; from then on to whoever took the
+ * result. While a pool task is in a thread, the thread alone touches its input and result;
+ * the loop thread only flips `dropped` and links, which the thread never reads. An exec
+ * task's child is driven from the loop (exec.c); its input stays until the child is done. */
 #include "runner.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec.h"
 #include "log.h"
 #include "ops.h"
+#include "plugin.h"
 #include "records.h"
 #include "util.h"
+
+#define SUBSYS "runner"
 
 /* Chunking of small tasks (see runner_pump). */
 #define RUNNER_CHUNK_MAX   64u
 #define RUNNER_SMALL_RANGE 4096u
 #define RUNNER_SMALL_DATA  ((size_t)16 * 1024)
 
-enum runner_input { RUNNER_INPUT_NONE, RUNNER_INPUT_RANGE, RUNNER_INPUT_DATA, RUNNER_INPUT_SPLIT };
-
-struct runner_task {
-	struct runner_result res; /* first: runner_result_free finds the task from it */
-	uv_work_t work;
-	struct runner *runner;
-	struct runner_task *prev, *next; /* in the queue or the running list */
-	struct runner_task *chunk_next;  /* running: the next task of the same work request */
-	bool dropped;                    /* running, but nobody wants the result any more */
-	bool small;                      /* cheap enough to share a work request (see pump) */
-
-	char *op;
-	Shoal__Arg *argv;  /* nargs args, strings owned */
-	Shoal__Arg **args; /* pointers into argv, the shape op_run wants */
-	size_t nargs;
-
-	enum runner_input input;
-	int64_t lo, hi;
-	uint8_t *data;
-	size_t len;
-	char *path;
-	uint64_t offset, length;
-};
+#define RUNNER_DEFAULT_CHUNK ((size_t)4 << 20)
+#define RUNNER_ENV_VARS      6u
 
 struct runner_list {
-	struct runner_task *head, *tail;
+	struct task *head, *tail;
 	size_t n;
+};
+
+/* What an exec task's child gets besides its input: kept until the child is done. */
+struct runner_exec {
+	struct runner *runner;
+	struct task *task;
+	struct exec_file *files;
+	char *env[RUNNER_ENV_VARS];
+	size_t nenv;
+	char label[96];
 };
 
 struct runner {
@@ -56,16 +52,21 @@ struct runner {
 	runner_done_fn on_done;
 	void *arg;
 	struct runner_list queue;
-	struct runner_list running; /* in threads, dropped ones included */
+	struct runner_list running; /* pool tasks and exec tasks, dropped ones included */
 	uint32_t live;              /* running and not dropped */
-	uint32_t busy;              /* work requests in the pool: slots in use */
+	uint32_t busy;              /* slots in use: work requests in the pool, exec children */
 	bool paused;
 	bool stopping;
 	runner_stopped_fn on_stopped;
 	void *stopped_arg;
+
+	char *work_root; /* NULL: exec tasks fail */
+	char *master;
+	size_t chunk;
+	runner_output_fn on_output;
 };
 
-static void runner_list_push(struct runner_list *l, struct runner_task *t)
+static void runner_list_push(struct runner_list *l, struct task *t)
 {
 	t->next = NULL;
 	t->prev = l->tail;
@@ -77,7 +78,7 @@ static void runner_list_push(struct runner_list *l, struct runner_task *t)
 	l->n++;
 }
 
-static void runner_list_unlink(struct runner_list *l, struct runner_task *t)
+static void runner_list_unlink(struct runner_list *l, struct task *t)
 {
 	if (t->prev != NULL)
 		t->prev->next = t->next;
@@ -91,119 +92,118 @@ static void runner_list_unlink(struct runner_list *l, struct runner_task *t)
 	l->n--;
 }
 
-static void runner_task_free_input(struct runner_task *t)
+/* ---- pool tasks: built-in ops and plugins ---- */
+
+/* Decimal lines lo..hi-1: what a plugin or a command sees of a range. */
+static void runner_range_lines(int64_t lo, int64_t hi, struct buf *out)
 {
-	free(t->op);
-	t->op = NULL;
-	for (size_t i = 0; i < t->nargs; i++) {
-		free(t->argv[i].key);
-		free(t->argv[i].value);
+	for (int64_t v = lo; v < hi; v++)
+		buf_printf(out, "%" PRId64 "\n", v);
+}
+
+static uint64_t runner_count_records(const uint8_t *p, size_t len)
+{
+	struct record_iter it;
+	record_iter_init(&it, p, len);
+	const uint8_t *rec;
+	size_t reclen;
+	uint64_t n = 0;
+	while (record_iter_next(&it, &rec, &reclen))
+		n++;
+	return n;
+}
+
+/* Runs in a pool thread: a plugin's map over the partition's records. */
+static void runner_run_plugin(struct task *t, const struct op_input *in)
+{
+	struct buf lines = BUF_INIT;
+	const uint8_t *data = in->data;
+	size_t len = in->len;
+	if (in->is_range) {
+		runner_range_lines(in->lo, in->hi, &lines);
+		data = lines.data != NULL ? lines.data : (const uint8_t *)"";
+		len = lines.len;
 	}
-	free(t->argv);
-	free(t->args);
-	t->argv = NULL;
-	t->args = NULL;
-	t->nargs = 0;
-	free(t->data);
-	t->data = NULL;
-	free(t->path);
-	t->path = NULL;
+	char err[1024] = "";
+	t->res.records = runner_count_records(data, len);
+	if (plugin_map(t->plugin_obj, t->args, t->nargs, data, len, &t->res.out, err,
+	               sizeof(err)) != 0)
+		task_fail(t, false, "%s", err[0] != '\0' ? err : "plugin map failed");
+	else
+		t->res.ok = true;
+	buf_free(&lines);
 }
 
-static void runner_task_free(struct runner_task *t)
+/* Runs in a pool thread: reads a split if needed, then the op or plugin. */
+static void runner_task_execute(struct task *t)
 {
-	runner_task_free_input(t);
-	buf_free(&t->res.out);
-	free(t->res.error);
-	free(t);
-}
-
-void runner_result_free(struct runner_result **res)
-{
-	if (*res == NULL)
-		return;
-	runner_task_free((struct runner_task *)(void *)*res);
-	*res = NULL;
-}
-
-static void runner_task_fail(struct runner_task *t, bool permanent, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void runner_task_fail(struct runner_task *t, bool permanent, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	t->res.ok = false;
-	t->res.permanent = permanent;
-	free(t->res.error);
-	/* The master rejects a failure without a reason (it would have nothing to show). */
-	t->res.error = xstrdup(msg[0] != '\0' ? msg : "task failed");
-	buf_free(&t->res.out);
-}
-
-/* Runs in a pool thread: reads a split if needed, then the op. */
-static void runner_task_execute(struct runner_task *t)
-{
-	const struct op_desc *op = op_find(t->op);
-	if (op == NULL) {
-		runner_task_fail(t, true, "unknown op %s", t->op);
-		return;
-	}
+	const struct op_desc *op = NULL;
 	struct op_error err;
 	memset(&err, 0, sizeof(err));
-	if (op_args_check(op, t->args, t->nargs, err.msg, sizeof(err.msg)) != 0) {
-		runner_task_fail(t, true, "%s", err.msg);
-		return;
+	if (t->plugin_obj == NULL) {
+		op = op_find(t->op);
+		if (op == NULL) {
+			task_fail(t, true, "unknown op %s", t->op);
+			return;
+		}
+		if (op_args_check(op, t->args, t->nargs, err.msg, sizeof(err.msg)) != 0) {
+			task_fail(t, true, "%s", err.msg);
+			return;
+		}
 	}
 
 	struct op_input in;
 	memset(&in, 0, sizeof(in));
 	struct buf split = BUF_INIT;
 	switch (t->input) {
-	case RUNNER_INPUT_RANGE:
+	case TASK_INPUT_RANGE:
 		in.is_range = true;
 		in.lo = t->lo;
 		in.hi = t->hi;
 		break;
-	case RUNNER_INPUT_DATA:
+	case TASK_INPUT_DATA:
 		in.data = t->data;
 		in.len = t->len;
 		break;
-	case RUNNER_INPUT_SPLIT:
+	case TASK_INPUT_SPLIT:
 		/* Not permanent: the file may be missing or unreadable on this worker only. */
 		if (split_read(t->path, t->offset, t->length, &split, err.msg, sizeof(err.msg)) !=
 		    0) {
 			buf_free(&split);
-			runner_task_fail(t, false, "%s", err.msg);
+			task_fail(t, false, "%s", err.msg);
 			return;
 		}
 		in.data = split.data;
 		in.len = split.len;
 		break;
-	case RUNNER_INPUT_NONE:
+	case TASK_INPUT_NONE:
 	default:
-		runner_task_fail(t, true, "task has no input");
+		task_fail(t, true, "task has no input");
 		return;
 	}
-
-	uint64_t records = 0;
-	if (op_run(op, t->args, t->nargs, &in, t->res.ref.task_id, &t->res.out, &records, &err) !=
-	    0) {
-		runner_task_fail(t, err.permanent, "%s", err.msg[0] ? err.msg : "op failed");
-	} else {
-		t->res.ok = true;
+	if (t->side != NULL) {
+		in.side = t->side->data;
+		in.side_len = t->side->len;
 	}
-	t->res.records = records;
+
+	if (t->plugin_obj != NULL) {
+		runner_run_plugin(t, &in);
+	} else {
+		uint64_t records = 0;
+		if (op_run(op, t->args, t->nargs, &in, t->res.ref.task_id, &t->res.out, &records,
+		           &err) != 0)
+			task_fail(t, err.permanent, "%s", err.msg[0] ? err.msg : "op failed");
+		else
+			t->res.ok = true;
+		t->res.records = records;
+	}
 	buf_free(&split);
 }
 
 /* Runs in a pool thread: every task of the chunk, one after the other. */
 static void on_work(uv_work_t *req)
 {
-	for (struct runner_task *t = req->data; t != NULL; t = t->chunk_next) {
+	for (struct task *t = req->data; t != NULL; t = t->chunk_next) {
 		uint64_t start = mono_us();
 		runner_task_execute(t);
 		/* The input is not needed any more: free it here so big inputs do not wait for
@@ -226,38 +226,38 @@ static void runner_check_stopped(struct runner *r)
 }
 
 /* Takes the task out of the running list; the caller then frees it or hands it on. */
-static void runner_task_finish(struct runner *r, struct runner_task *t, int status)
+static void runner_task_finish(struct runner *r, struct task *t, int status)
 {
 	runner_list_unlink(&r->running, t);
 	if (!t->dropped)
 		r->live--;
-	runner_task_free_input(t);
+	task_free_input(t);
 	if (status != 0 && !t->dropped)
-		runner_task_fail(t, false, "task was not run: %s", uv_strerror(status));
+		task_fail(t, false, "task was not run: %s", uv_strerror(status));
 }
 
-static void runner_task_deliver(struct runner *r, struct runner_task *t)
+static void runner_task_deliver(struct runner *r, struct task *t)
 {
 	if (t->dropped)
-		runner_task_free(t);
+		task_free(&t);
 	else
 		r->on_done(r->arg, &t->res);
 }
 
 static void on_after_work(uv_work_t *req, int status)
 {
-	struct runner_task *lead = req->data;
+	struct task *lead = req->data;
 	struct runner *r = lead->runner;
 
 	r->busy--;
-	for (struct runner_task *t = lead; t != NULL; t = t->chunk_next)
+	for (struct task *t = lead; t != NULL; t = t->chunk_next)
 		runner_task_finish(r, t, status);
 
 	/* Refill the slot before anything else, so the pool never waits on the loop. */
 	runner_pump(r);
 
-	struct runner_task *next;
-	for (struct runner_task *t = lead; t != NULL; t = next) {
+	struct task *next;
+	for (struct task *t = lead; t != NULL; t = next) {
 		next = t->chunk_next;
 		t->chunk_next = NULL;
 		runner_task_deliver(r, t);
@@ -265,9 +265,135 @@ static void on_after_work(uv_work_t *req, int status)
 	runner_check_stopped(r);
 }
 
-static struct runner_task *runner_take(struct runner *r)
+/* ---- exec tasks ---- */
+
+static void runner_exec_free(struct runner_exec *x)
 {
-	struct runner_task *t = r->queue.head;
+	free(x->files);
+	for (size_t i = 0; i < x->nenv; i++)
+		free(x->env[i]);
+	free(x);
+}
+
+static void on_exec_output(void *arg, const uint8_t *data, size_t len)
+{
+	struct runner_exec *x = arg;
+	struct runner *r = x->runner;
+	if (!x->task->dropped && r->on_output != NULL)
+		r->on_output(r->arg, &x->task->res.ref, data, len);
+}
+
+static void on_exec_done(void *arg, struct exec_result *res)
+{
+	struct runner_exec *x = arg;
+	struct runner *r = x->runner;
+	struct task *t = x->task;
+	t->run = NULL;
+	if (res->ok) {
+		t->res.ok = true;
+		t->res.out = res->out;
+		res->out = (struct buf)BUF_INIT;
+		t->res.buckets = res->buckets;
+		t->res.nbuckets = res->nbuckets;
+		res->buckets = NULL;
+	} else {
+		/* Non-permanent: the normal retry rules apply to a failing command. */
+		task_fail(t, false, "%s", res->error != NULL ? res->error : "command failed");
+	}
+	t->res.records = res->records;
+	t->res.elapsed_us = res->elapsed_us;
+	runner_exec_free(x);
+
+	r->busy--;
+	runner_task_finish(r, t, 0);
+	runner_pump(r);
+	runner_task_deliver(r, t);
+	runner_check_stopped(r);
+}
+
+static char *runner_env(const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static char *runner_env(const char *key, const char *fmt, ...)
+{
+	char value[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(value, sizeof(value), fmt, ap);
+	va_end(ap);
+	size_t n = strlen(key) + 1 + strlen(value) + 1;
+	char *s = xmalloc(n);
+	snprintf(s, n, "%s=%s", key, value);
+	return s;
+}
+
+static void runner_start_exec(struct runner *r, struct task *t)
+{
+	struct runner_exec *x = xcalloc(1, sizeof(*x));
+	x->runner = r;
+	x->task = t;
+	const struct task_ref *ref = &t->res.ref;
+	snprintf(x->label, sizeof(x->label), "j%" PRIu64 "-t%" PRIu32 "-a%" PRIu32, ref->job_id,
+	         ref->task_id, ref->attempt);
+	x->files = xcalloc(t->nfiles > 0 ? t->nfiles : 1, sizeof(*x->files));
+	for (size_t i = 0; i < t->nfiles; i++) {
+		x->files[i].name = t->files[i].name;
+		x->files[i].path = t->files[i].entry != NULL ? cache_entry_path(t->files[i].entry)
+		                                             : "/nonexistent";
+	}
+	x->env[x->nenv++] = runner_env("SHOAL_JOB_ID", "%" PRIu64, ref->job_id);
+	x->env[x->nenv++] = runner_env("SHOAL_TASK_ID", "%" PRIu32, ref->task_id);
+	x->env[x->nenv++] = runner_env("SHOAL_PARTITION", "%" PRIu32, ref->task_id);
+	x->env[x->nenv++] = runner_env("SHOAL_ATTEMPT", "%" PRIu32, ref->attempt);
+	x->env[x->nenv++] = runner_env("SHOAL_MASTER", "%s", r->master != NULL ? r->master : "");
+	if (t->broadcast != NULL && t->broadcast->entry != NULL)
+		x->env[x->nenv++] =
+		    runner_env("SHOAL_BROADCAST", "%s", cache_entry_path(t->broadcast->entry));
+
+	struct exec_params p;
+	memset(&p, 0, sizeof(p));
+	p.cmd = t->exec;
+	p.work_root = r->work_root;
+	p.label = x->label;
+	p.files = x->files;
+	p.nfiles = t->nfiles;
+	p.env = (const char *const *)x->env;
+	p.nenv = x->nenv;
+	switch (t->input) {
+	case TASK_INPUT_RANGE:
+		p.input = EXEC_INPUT_RANGE;
+		p.lo = t->lo;
+		p.hi = t->hi;
+		break;
+	case TASK_INPUT_DATA:
+		p.input = EXEC_INPUT_DATA;
+		p.data = t->data;
+		p.len = t->len;
+		break;
+	case TASK_INPUT_SPLIT:
+		p.input = EXEC_INPUT_SPLIT;
+		p.path = t->path;
+		p.offset = t->offset;
+		p.length = t->length;
+		break;
+	case TASK_INPUT_NONE:
+	default:
+		p.input = EXEC_INPUT_NONE;
+		break;
+	}
+	p.chunk = r->chunk;
+	p.reducers = t->reducers;
+	static const struct exec_callbacks cb = {on_exec_output, on_exec_done};
+	t->run = exec_start(r->loop, &p, &cb, x);
+	if (t->run != NULL && r->paused)
+		exec_pause(t->run, true);
+}
+
+/* ---- the queue ---- */
+
+static struct task *runner_take(struct runner *r)
+{
+	struct task *t = r->queue.head;
 	runner_list_unlink(&r->queue, t);
 	runner_list_push(&r->running, t);
 	t->chunk_next = NULL;
@@ -287,8 +413,13 @@ static void runner_pump(struct runner *r)
 		if (per > RUNNER_CHUNK_MAX)
 			per = RUNNER_CHUNK_MAX;
 
-		struct runner_task *lead = runner_take(r);
-		struct runner_task *tail = lead;
+		struct task *lead = runner_take(r);
+		if (lead->exec != NULL) {
+			r->busy++;
+			runner_start_exec(r, lead);
+			continue;
+		}
+		struct task *tail = lead;
 		for (size_t k = 1;
 		     lead->small && k < per && r->queue.head != NULL && r->queue.head->small; k++) {
 			tail->chunk_next = runner_take(r);
@@ -299,8 +430,8 @@ static void runner_pump(struct runner *r)
 		int rc = uv_queue_work(r->loop, &lead->work, on_work, on_after_work);
 		if (rc != 0) {
 			/* Cannot happen with valid arguments; report rather than lose the tasks. */
-			struct runner_task *next;
-			for (struct runner_task *t = lead; t != NULL; t = next) {
+			struct task *next;
+			for (struct task *t = lead; t != NULL; t = next) {
 				next = t->chunk_next;
 				t->chunk_next = NULL;
 				runner_task_finish(r, t, rc);
@@ -319,15 +450,33 @@ struct runner *runner_create(uv_loop_t *loop, uint32_t slots, runner_done_fn on_
 	r->slots = slots > 0 ? slots : 1;
 	r->on_done = on_done;
 	r->arg = arg;
+	r->chunk = RUNNER_DEFAULT_CHUNK;
 	return r;
+}
+
+void runner_set_exec(struct runner *r, const struct runner_exec_config *cfg)
+{
+	free(r->work_root);
+	free(r->master);
+	r->work_root = cfg->work_root != NULL ? xstrdup(cfg->work_root) : NULL;
+	r->master = cfg->master != NULL ? xstrdup(cfg->master) : NULL;
+	if (cfg->chunk > 0)
+		r->chunk = cfg->chunk;
+	r->on_output = cfg->on_output;
+}
+
+void runner_set_chunk(struct runner *r, size_t chunk)
+{
+	if (chunk > 0)
+		r->chunk = chunk;
 }
 
 static void runner_clear_queue(struct runner *r)
 {
-	struct runner_task *t;
+	struct task *t;
 	while ((t = r->queue.head) != NULL) {
 		runner_list_unlink(&r->queue, t);
-		runner_task_free(t);
+		task_free(&t);
 	}
 }
 
@@ -338,127 +487,102 @@ void runner_destroy(struct runner **rp)
 		return;
 	runner_clear_queue(r);
 	if (r->busy > 0) {
-		/* Threads still hold these tasks and their after-work callbacks will look at r:
-		 * freeing either would be a use-after-free, so leak them, loudly. */
-		log_error("runner", "destroyed with %zu tasks in threads; leaking them",
-		          r->running.n);
+		/* Threads and children still hold these tasks and their callbacks will look at
+		 * r: freeing either would be a use-after-free, so leak them, loudly. */
+		log_error(SUBSYS, "destroyed with %zu tasks running; leaking them", r->running.n);
 		runner_drop(r);
 		r->stopping = true;
 	} else {
+		free(r->work_root);
+		free(r->master);
 		free(r);
 	}
 	*rp = NULL;
 }
 
-static void runner_copy_args(struct runner_task *t, const Shoal__Task *task)
-{
-	if (task->n_args == 0 || task->args == NULL)
-		return;
-	t->nargs = task->n_args;
-	t->argv = xcalloc(t->nargs, sizeof(*t->argv));
-	t->args = xcalloc(t->nargs, sizeof(*t->args));
-	for (size_t i = 0; i < t->nargs; i++) {
-		const Shoal__Arg *a = task->args[i];
-		shoal__arg__init(&t->argv[i]);
-		t->argv[i].key = xstrdup(a != NULL && a->key != NULL ? a->key : "");
-		t->argv[i].value = xstrdup(a != NULL && a->value != NULL ? a->value : "");
-		t->args[i] = &t->argv[i];
-	}
-}
-
 /* Small by input size, the only cost known in advance; file splits do I/O and go alone. */
-static bool runner_task_is_small(const struct runner_task *t)
+static bool runner_task_is_small(const struct task *t)
 {
+	if (t->plugin_obj != NULL || t->side != NULL)
+		return false; /* cost unknown */
 	switch (t->input) {
-	case RUNNER_INPUT_RANGE:
+	case TASK_INPUT_RANGE:
 		return t->hi <= t->lo || (uint64_t)t->hi - (uint64_t)t->lo <= RUNNER_SMALL_RANGE;
-	case RUNNER_INPUT_DATA:
+	case TASK_INPUT_DATA:
 		return t->len <= RUNNER_SMALL_DATA;
-	case RUNNER_INPUT_NONE:
+	case TASK_INPUT_NONE:
 		return true;
 	default:
 		return false;
 	}
 }
 
-void runner_submit(struct runner *r, const Shoal__Task *task)
+/* The master takes a result in pieces (TaskOutput) only where it concatenates partials. */
+static bool runner_task_streamable(const struct task *t)
 {
-	if (r->stopping)
-		return;
-	struct runner_task *t = xcalloc(1, sizeof(*t));
-	t->runner = r;
-	t->res.ref.job_id = task->job_id;
-	t->res.ref.task_id = task->task_id;
-	t->res.ref.attempt = task->attempt;
-	t->op = xstrdup(task->op != NULL ? task->op : "");
-	runner_copy_args(t, task);
+	if (t->exec != NULL || t->plugin != NULL)
+		return true;
+	const struct op_desc *op = op_find(t->op != NULL ? t->op : "");
+	return op != NULL && op->combine == OP_COMBINE_CONCAT;
+}
 
-	switch (task->input_case) {
-	case SHOAL__TASK__INPUT_RANGE:
-		if (task->range != NULL) {
-			t->input = RUNNER_INPUT_RANGE;
-			t->lo = task->range->lo;
-			t->hi = task->range->hi;
-		}
-		break;
-	case SHOAL__TASK__INPUT_DATA:
-		/* The envelope dies when on_message returns; the thread needs its own copy. */
-		t->input = RUNNER_INPUT_DATA;
-		t->len = task->data.len;
-		t->data = xmalloc(t->len);
-		if (t->len > 0)
-			memcpy(t->data, task->data.data, t->len);
-		break;
-	case SHOAL__TASK__INPUT_SPLIT:
-		if (task->split != NULL && task->split->path != NULL) {
-			t->input = RUNNER_INPUT_SPLIT;
-			t->path = xstrdup(task->split->path);
-			t->offset = task->split->offset;
-			t->length = task->split->length;
-		}
-		break;
-	default:
-		break;
+void runner_enqueue(struct runner *r, struct task *t)
+{
+	if (r->stopping) {
+		task_free(&t);
+		return;
 	}
-	t->small = runner_task_is_small(t);
+	t->runner = r;
+	if (t->failed_early) {
+		r->on_done(r->arg, &t->res);
+		return;
+	}
+	if (t->exec != NULL && r->work_root == NULL) {
+		task_fail(t, false, "this worker cannot run commands (no working directory)");
+		r->on_done(r->arg, &t->res);
+		return;
+	}
+	t->small = t->exec == NULL && runner_task_is_small(t);
+	t->res.streamable = runner_task_streamable(t);
 	runner_list_push(&r->queue, t);
 	runner_pump(r);
 }
 
-static int runner_ref_cmp(const void *a, const void *b)
+void runner_submit(struct runner *r, const Shoal__Task *task)
 {
-	const struct runner_ref *x = a, *y = b;
-	if (x->job_id != y->job_id)
-		return x->job_id < y->job_id ? -1 : 1;
-	if (x->task_id != y->task_id)
-		return x->task_id < y->task_id ? -1 : 1;
-	if (x->attempt != y->attempt)
-		return x->attempt < y->attempt ? -1 : 1;
-	return 0;
+	if (r->stopping)
+		return;
+	runner_enqueue(r, task_create(task));
 }
 
-size_t runner_cancel(struct runner *r, struct runner_ref *refs, size_t n)
+/* Marks a running task's result unwanted; an exec child dies at once. */
+static void runner_task_drop(struct runner *r, struct task *t)
+{
+	t->dropped = true;
+	r->live--;
+	if (t->run != NULL)
+		exec_kill(t->run);
+}
+
+size_t runner_cancel(struct runner *r, const struct task_ref *refs, size_t n)
 {
 	if (n == 0)
 		return 0;
-	/* Sorting once makes a big cancel O((queue + n) log n) instead of O(queue * n). */
-	qsort(refs, n, sizeof(*refs), runner_ref_cmp);
 	size_t found = 0;
-	struct runner_task *t = r->queue.head;
+	struct task *t = r->queue.head;
 	while (t != NULL) {
-		struct runner_task *next = t->next;
-		if (bsearch(&t->res.ref, refs, n, sizeof(*refs), runner_ref_cmp) != NULL) {
+		struct task *next = t->next;
+		if (bsearch(&t->res.ref, refs, n, sizeof(*refs), task_ref_cmp) != NULL) {
 			runner_list_unlink(&r->queue, t);
-			runner_task_free(t);
+			task_free(&t);
 			found++;
 		}
 		t = next;
 	}
 	for (t = r->running.head; t != NULL; t = t->next) {
 		if (!t->dropped &&
-		    bsearch(&t->res.ref, refs, n, sizeof(*refs), runner_ref_cmp) != NULL) {
-			t->dropped = true;
-			r->live--;
+		    bsearch(&t->res.ref, refs, n, sizeof(*refs), task_ref_cmp) != NULL) {
+			runner_task_drop(r, t);
 			found++;
 		}
 	}
@@ -468,17 +592,19 @@ size_t runner_cancel(struct runner *r, struct runner_ref *refs, size_t n)
 void runner_drop(struct runner *r)
 {
 	runner_clear_queue(r);
-	for (struct runner_task *t = r->running.head; t != NULL; t = t->next) {
-		if (!t->dropped) {
-			t->dropped = true;
-			r->live--;
-		}
-	}
+	for (struct task *t = r->running.head; t != NULL; t = t->next)
+		if (!t->dropped)
+			runner_task_drop(r, t);
 }
 
 void runner_set_paused(struct runner *r, bool paused)
 {
+	if (r->paused == paused)
+		return;
 	r->paused = paused;
+	for (struct task *t = r->running.head; t != NULL; t = t->next)
+		if (t->run != NULL)
+			exec_pause(t->run, paused);
 	if (!paused)
 		runner_pump(r);
 }
@@ -492,6 +618,13 @@ void runner_stop(struct runner *r, runner_stopped_fn on_stopped, void *arg)
 	r->stopped_arg = arg;
 	runner_clear_queue(r);
 	runner_check_stopped(r);
+}
+
+void runner_kill_children(struct runner *r)
+{
+	for (struct task *t = r->running.head; t != NULL; t = t->next)
+		if (t->run != NULL)
+			exec_kill(t->run);
 }
 
 uint32_t runner_running(const struct runner *r)

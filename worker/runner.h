@@ -1,22 +1,24 @@
-/* runner.h: the worker's task queue and its execution on libuv's thread pool.
+/* runner.h: the worker's task queue and its slots.
  *
- * runner_submit copies everything a task needs (the envelope it arrived in is freed as soon
- * as the message callback returns) and appends it to a FIFO. Up to `slots` tasks run at once
- * with uv_queue_work; when one finishes, the next queued task starts from the same after-work
- * callback, so a slot never idles while work waits.
+ * Ready tasks (prep.c has their files, broadcast bytes and plugin at hand) wait in a FIFO.
+ * Up to `slots` run at once: built-in ops and plugins on libuv's thread pool (small ones a
+ * few to a work request, see runner_pump), --exec tasks as child processes (exec.c). When one
+ * finishes, the next queued task starts at once, so a slot never idles while work waits.
  *
- * A finished task reaches on_done on the loop thread as a struct runner_result that the
- * callee takes and releases with runner_result_free: its `out` buffer is the op's partial
- * result and can go to the wire without a copy.
+ * A finished task reaches on_done on the loop thread as a struct task_result that the callee
+ * takes and releases with task_result_free: its `out` buffer is the partial result and can go
+ * to the wire without a copy. An exec task's stdout also streams out while it runs, through
+ * on_output, in pieces of the configured chunk size; out then holds only the rest.
  *
  * Task lifecycle inside the runner:
  *
- *   submit --> QUEUED --slot free--> RUNNING --thread done--> on_done (result handed over)
- *                |                      |
- *   cancel/drop: freed        cancel/drop: marked; result freed unseen when the thread ends
+ *   enqueue --> QUEUED --slot free--> RUNNING --thread / child done--> on_done
+ *                 |                      |
+ *   cancel/drop: freed        cancel/drop: marked (an exec child is SIGKILLed); the result
+ *                                          is freed unseen when the task ends
  *
- * Running tasks cannot be interrupted (built-in ops are short); they still hold their slot
- * until they end. Everything here runs on the loop thread except the op itself. */
+ * Pool tasks cannot be interrupted (built-in ops are short); they hold their slot until they
+ * end. Everything here runs on the loop thread except the op or plugin itself. */
 #ifndef SHOAL_WORKER_RUNNER_H
 #define SHOAL_WORKER_RUNNER_H
 
@@ -27,57 +29,59 @@
 
 #include "buf.h"
 #include "shoal.pb-c.h"
+#include "task.h"
 
 struct runner;
 
-/* Identifies one attempt of one task. */
-struct runner_ref {
-	uint64_t job_id;
-	uint32_t task_id;
-	uint32_t attempt;
-};
-
-struct runner_result {
-	struct runner_ref ref;
-	bool ok;
-	bool permanent;      /* !ok: the data is at fault, re-running cannot help */
-	struct buf out;      /* ok: the op's partial result (owned) */
-	char *error;         /* !ok: why (owned) */
-	uint64_t records;    /* records the task read */
-	uint64_t elapsed_us; /* time in the thread, input reading included */
-};
-
 /* Takes res. Called on the loop thread. */
-typedef void (*runner_done_fn)(void *arg, struct runner_result *res);
-/* The runner is stopped and no task is in a thread any more. */
+typedef void (*runner_done_fn)(void *arg, struct task_result *res);
+/* A piece of a running exec task's stdout. Borrows data. */
+typedef void (*runner_output_fn)(void *arg, const struct task_ref *ref, const uint8_t *data,
+                                 size_t len);
+/* The runner is stopped and no task is in a thread or a child any more. */
 typedef void (*runner_stopped_fn)(void *arg);
 
-/* Returns an owned runner; slots >= 1. */
+/* How exec tasks run. Strings are copied. */
+struct runner_exec_config {
+	const char *work_root; /* per-attempt working directories go under it */
+	const char *master;    /* SHOAL_MASTER for the child */
+	size_t chunk;          /* stdout streams in pieces of this size */
+	runner_output_fn on_output;
+};
+
+/* Returns an owned runner; slots >= 1. Without runner_set_exec, exec tasks fail. */
 struct runner *runner_create(uv_loop_t *loop, uint32_t slots, runner_done_fn on_done, void *arg);
-/* Requires that no task is in a thread (after runner_stop's callback, or before any
- * submit ran). Frees queued tasks. Sets *r to NULL. */
+void runner_set_exec(struct runner *r, const struct runner_exec_config *cfg);
+/* Size of the stdout pieces of exec tasks started from now on (the master's frame limit may
+ * be known only after registration). */
+void runner_set_chunk(struct runner *r, size_t chunk);
+/* Requires that no task is running (after runner_stop's callback, or before any task
+ * started). Frees queued tasks. Sets *r to NULL. */
 void runner_destroy(struct runner **r);
 
-/* Queues a copy of task (borrowed). Ignored after runner_stop. */
+/* Takes t and queues it (a task that already failed is reported at once). Ignored (t freed)
+ * after runner_stop. */
+void runner_enqueue(struct runner *r, struct task *t);
+/* Copies task (borrowed) and queues it: for tasks that need no shipped file. */
 void runner_submit(struct runner *r, const Shoal__Task *task);
-/* Cancels these attempts: queued ones are removed, running ones lose their result. Sorts
- * refs in place. Returns how many attempts were found. */
-size_t runner_cancel(struct runner *r, struct runner_ref *refs, size_t n);
+/* Cancels these attempts: queued ones are removed, running ones lose their result (exec
+ * children are killed). refs must be sorted with task_ref_cmp. Returns how many were found. */
+size_t runner_cancel(struct runner *r, const struct task_ref *refs, size_t n);
 /* Forgets every task (the master they came from is gone): the queue is emptied, running
- * tasks lose their result. */
+ * tasks lose their result, exec children are killed. */
 void runner_drop(struct runner *r);
-/* While paused no queued task starts (the connection's write queue is full). */
+/* While paused no queued task starts and exec tasks' stdout is not read (the connection's
+ * write queue is full). */
 void runner_set_paused(struct runner *r, bool paused);
 /* Stops taking work: the queue is emptied, running tasks finish and report as usual; then
  * on_stopped runs once (maybe before runner_stop returns, if nothing is running). */
 void runner_stop(struct runner *r, runner_stopped_fn on_stopped, void *arg);
+/* SIGKILLs every exec child now (the worker is exiting at once). */
+void runner_kill_children(struct runner *r);
 
-/* Tasks whose results are still wanted and that are in a thread now. */
+/* Tasks whose results are still wanted and that are running now. */
 uint32_t runner_running(const struct runner *r);
 /* Tasks waiting for a slot. */
 size_t runner_queued(const struct runner *r);
-
-/* Releases a result handed to on_done. Sets *res to NULL. */
-void runner_result_free(struct runner_result **res);
 
 #endif

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "cache.h"
 #include "codec.h"
 #include "conn.h"
 #include "log.h"
+#include "prep.h"
 #include "runner.h"
 #include "util.h"
 
@@ -22,9 +24,14 @@
  * small enough to keep frames and latency modest, big enough to amortise framing. */
 #define SESSION_BATCH_RESULTS 1024u
 #define SESSION_BATCH_BYTES   (1u << 20)
-/* Generous bound on a TaskResult's encoding beyond its data and error text. */
+/* Generous bound on a TaskResult's encoding beyond its data and error text, and on each
+ * bucket size it carries (a varint of up to 10 bytes and its tag). */
 #define SESSION_RESULT_OVERHEAD 128u
+#define SESSION_BUCKET_BYTES    12u
 #define SESSION_FRAME_SLACK     1024u
+/* TaskOutput pieces: big enough to amortise framing, small enough to interleave with other
+ * traffic and to keep the worker's memory per streaming task modest. */
+#define SESSION_OUTPUT_CHUNK ((size_t)4 << 20)
 /* Shutting down: how long the last results may take to reach the kernel. */
 #define SESSION_GOODBYE_MS      5000u
 #define SESSION_GOODBYE_POLL_MS 10u
@@ -49,7 +56,9 @@ struct worker_session {
 	void *arg;
 
 	struct runner *runner;
-	struct conn *conn; /* NULL while disconnected */
+	struct prep *prep;
+	struct cache *cache; /* NULL if the directory was unusable */
+	struct conn *conn;   /* NULL while disconnected */
 	struct conn_limits limits;
 	enum session_state state;
 	uint64_t worker_id;
@@ -70,10 +79,17 @@ struct worker_session {
 	/* Results waiting to be sent. results[i] points into owned[i]'s buffers. */
 	Shoal__TaskResult *results;
 	Shoal__TaskResult **result_ptrs;
-	struct runner_result **owned;
+	struct task_result **owned;
 	size_t nresults;
 	size_t cap;
 	size_t bytes;
+
+	/* Results too big for one frame, sending their leading bytes as TaskOutput pieces while
+	 * the connection is writable: outbox[out_head .. out_head + out_n). */
+	struct task_result **outbox;
+	size_t out_head, out_n, out_cap;
+	size_t chunk;   /* TaskOutput piece size */
+	int stop_waits; /* prep and runner still stopping */
 
 	bool started;
 	bool stopping;
@@ -101,10 +117,26 @@ static const char *session_peer(const struct worker_session *s)
 static void session_drop_results(struct worker_session *s)
 {
 	for (size_t i = 0; i < s->nresults; i++)
-		runner_result_free(&s->owned[i]);
+		task_result_free(&s->owned[i]);
 	s->nresults = 0;
 	s->bytes = 0;
 	uv_check_stop(&s->flush);
+	for (size_t i = 0; i < s->out_n; i++)
+		task_result_free(&s->outbox[s->out_head + i]);
+	s->out_head = s->out_n = 0;
+}
+
+static bool session_registered(const struct worker_session *s)
+{
+	return s->conn != NULL && s->state == SESSION_REGISTERED && !conn_closing(s->conn);
+}
+
+/* Back-pressure: a master that does not read what we send gets no new work and no more
+ * command output from us until the queue drains (on_drain resumes). */
+static void session_check_writable(struct worker_session *s)
+{
+	if (s->conn != NULL && !conn_writable(s->conn))
+		runner_set_paused(s->runner, true);
 }
 
 /* Sends the pending results as one ResultBatch, then frees them: conn_send has packed the
@@ -115,7 +147,7 @@ static void session_flush(struct worker_session *s)
 	if (s->nresults == 0)
 		return;
 	/* A closing connection is about to report itself; these results die with it. */
-	if (s->conn == NULL || s->state != SESSION_REGISTERED || conn_closing(s->conn)) {
+	if (!session_registered(s)) {
 		session_drop_results(s);
 		return;
 	}
@@ -135,12 +167,12 @@ static void session_flush(struct worker_session *s)
 	else
 		log_debug(SUBSYS, "conn=%" PRIu64 " sent %zu results (%zu bytes)",
 		          session_conn_id(s), s->nresults, s->bytes);
-	session_drop_results(s);
-
-	/* Back-pressure: a master that does not read our results gets no new work from us
-	 * until the queue drains (on_drain resumes). */
-	if (s->conn != NULL && !conn_writable(s->conn))
-		runner_set_paused(s->runner, true);
+	/* Only the batch: the outbox keeps going. */
+	for (size_t i = 0; i < s->nresults; i++)
+		task_result_free(&s->owned[i]);
+	s->nresults = 0;
+	s->bytes = 0;
+	session_check_writable(s);
 }
 
 static void on_flush(uv_check_t *h)
@@ -159,39 +191,24 @@ static void session_result_reserve(struct worker_session *s)
 	s->cap = cap;
 }
 
-static size_t session_result_size(const struct runner_result *res)
+static size_t session_result_size(const struct task_result *res)
 {
-	return SESSION_RESULT_OVERHEAD + res->out.len + (res->error ? strlen(res->error) : 0);
+	return SESSION_RESULT_OVERHEAD + (res->out.len - res->sent) +
+	       (res->error ? strlen(res->error) : 0) + (size_t)res->nbuckets * SESSION_BUCKET_BYTES;
 }
 
-/* Takes res: appends it to the pending batch. */
-static void on_task_done(void *arg, struct runner_result *res)
+/* The largest frame we may send, less room for the envelope around a result. */
+static size_t session_limit(const struct worker_session *s)
 {
-	struct worker_session *s = arg;
-	if (s->conn == NULL || s->state != SESSION_REGISTERED) {
-		runner_result_free(&res);
-		return;
-	}
+	return s->limits.max_frame > SESSION_FRAME_SLACK ? s->limits.max_frame - SESSION_FRAME_SLACK
+	                                                 : s->limits.max_frame;
+}
 
-	size_t limit = s->limits.max_frame > SESSION_FRAME_SLACK
-	                   ? s->limits.max_frame - SESSION_FRAME_SLACK
-	                   : s->limits.max_frame;
+/* Takes res: appends it to the pending batch (its output from `sent` on). */
+static void session_batch_add(struct worker_session *s, struct task_result *res)
+{
 	size_t size = session_result_size(res);
-	if (size > limit) {
-		/* It can never be sent; the same partition would produce it again. */
-		char msg[256];
-		snprintf(msg, sizeof(msg),
-		         "partition result of %zu bytes exceeds the %" PRIu32
-		         "-byte frame limit; use smaller partitions",
-		         res->out.len, s->limits.max_frame);
-		buf_free(&res->out);
-		free(res->error);
-		res->error = xstrdup(msg);
-		res->ok = false;
-		res->permanent = true;
-		size = session_result_size(res);
-	}
-	if (s->bytes + size > limit)
+	if (s->bytes + size > session_limit(s))
 		session_flush(s);
 
 	session_result_reserve(s);
@@ -204,8 +221,10 @@ static void on_task_done(void *arg, struct runner_result *res)
 	if (res->ok) {
 		static uint8_t empty[1];
 		tr->has_data = true;
-		tr->data.data = res->out.data != NULL ? res->out.data : empty;
-		tr->data.len = res->out.len;
+		tr->data.data = res->out.data != NULL ? res->out.data + res->sent : empty;
+		tr->data.len = res->out.len - res->sent;
+		tr->n_buckets = res->nbuckets;
+		tr->buckets = res->buckets;
 	} else {
 		tr->error = res->error != NULL ? res->error : "failed";
 		tr->has_permanent = true;
@@ -222,6 +241,144 @@ static void on_task_done(void *arg, struct runner_result *res)
 		session_flush(s);
 	else
 		uv_check_start(&s->flush, on_flush);
+}
+
+static int session_send_output(struct worker_session *s, const struct task_ref *ref,
+                               const uint8_t *data, size_t len)
+{
+	Shoal__TaskOutput out = SHOAL__TASK_OUTPUT__INIT;
+	out.job_id = ref->job_id;
+	out.task_id = ref->task_id;
+	out.attempt = ref->attempt;
+	out.data.data = (uint8_t *)data;
+	out.data.len = len;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_TASK_OUTPUT;
+	env.task_output = &out;
+	int rc = conn_send(s->conn, &env);
+	if (rc < 0)
+		log_warn(SUBSYS,
+		         "conn=%" PRIu64 " peer=%s: cannot send %zu bytes of output of job=%" PRIu64
+		         " task=%" PRIu32 ": %s",
+		         session_conn_id(s), session_peer(s), len, ref->job_id, ref->task_id,
+		         uv_strerror(rc));
+	return rc;
+}
+
+/* Sends outbox pieces while the connection takes them; a result whose rest fits one frame
+ * joins the batch. */
+static void session_pump_outbox(struct worker_session *s)
+{
+	size_t limit = session_limit(s);
+	while (s->out_n > 0 && session_registered(s) && conn_writable(s->conn)) {
+		struct task_result *res = s->outbox[s->out_head];
+		if (session_result_size(res) > limit) {
+			size_t n = res->out.len - res->sent;
+			if (n > s->chunk)
+				n = s->chunk;
+			if (session_send_output(s, &res->ref, res->out.data + res->sent, n) < 0)
+				return; /* the connection is closing; on_close drops the outbox */
+			res->sent += n;
+			continue;
+		}
+		s->out_head++;
+		s->out_n--;
+		if (s->out_n == 0)
+			s->out_head = 0;
+		session_batch_add(s, res);
+	}
+	session_check_writable(s);
+}
+
+static void session_outbox_push(struct worker_session *s, struct task_result *res)
+{
+	if (s->out_head > 0 && s->out_head + s->out_n == s->out_cap) {
+		memmove(s->outbox, s->outbox + s->out_head, s->out_n * sizeof(*s->outbox));
+		s->out_head = 0;
+	}
+	if (s->out_n == s->out_cap) {
+		s->out_cap = s->out_cap ? s->out_cap * 2 : 16;
+		s->outbox = xrealloc(s->outbox, s->out_cap * sizeof(*s->outbox));
+	}
+	s->outbox[s->out_head + s->out_n++] = res;
+}
+
+/* Takes res: sends it now or with the next batch, its leading bytes first as TaskOutput if
+ * it is too big for one frame. */
+static void on_task_done(void *arg, struct task_result *res)
+{
+	struct worker_session *s = arg;
+	if (!session_registered(s)) {
+		task_result_free(&res);
+		return;
+	}
+	if (session_result_size(res) > session_limit(s)) {
+		if (res->ok && res->streamable) {
+			session_outbox_push(s, res);
+			session_pump_outbox(s);
+			return;
+		}
+		/* It can never be sent; the same partition would produce it again. */
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+		         "partition result of %zu bytes exceeds the %" PRIu32
+		         "-byte frame limit; use smaller partitions",
+		         res->out.len, s->limits.max_frame);
+		buf_free(&res->out);
+		res->sent = 0;
+		free(res->error);
+		res->error = xstrdup(msg);
+		res->ok = false;
+		res->permanent = true;
+	}
+	session_batch_add(s, res);
+}
+
+/* A piece of a running command's stdout: straight to the master. */
+static void on_task_output(void *arg, const struct task_ref *ref, const uint8_t *data, size_t len)
+{
+	struct worker_session *s = arg;
+	if (!session_registered(s))
+		return;
+	(void)session_send_output(s, ref, data, len);
+	session_check_writable(s);
+}
+
+/* ---- blobs ---- */
+
+static void on_cache_request(void *arg, const uint8_t sha[DIGEST_LEN])
+{
+	struct worker_session *s = arg;
+	if (!session_registered(s))
+		return; /* tasks come only while registered, and a lost master aborts fetches */
+	Shoal__BlobRequest req = SHOAL__BLOB_REQUEST__INIT;
+	req.sha256.data = (uint8_t *)sha;
+	req.sha256.len = DIGEST_LEN;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_BLOB_REQUEST;
+	env.blob_request = &req;
+	char hex[DIGEST_HEX_LEN + 1];
+	digest_hex(sha, hex);
+	int rc = conn_send(s->conn, &env);
+	if (rc < 0)
+		log_warn(SUBSYS, "conn=%" PRIu64 " peer=%s: cannot request blob %s: %s",
+		         session_conn_id(s), session_peer(s), hex, uv_strerror(rc));
+	else
+		log_debug(SUBSYS, "conn=%" PRIu64 " requested blob sha256=%s", session_conn_id(s),
+		          hex);
+}
+
+static void on_cache_fetched(void *arg, const uint8_t sha[DIGEST_LEN], int status, const char *err)
+{
+	struct worker_session *s = arg;
+	prep_on_fetched(s->prep, sha, status, err);
+}
+
+/* prep: the task has all it needs. */
+static void on_task_ready(void *arg, struct task *t)
+{
+	struct worker_session *s = arg;
+	runner_enqueue(s->runner, t);
 }
 
 /* ---- messages from the master ---- */
@@ -260,6 +417,12 @@ static void session_on_welcome(struct worker_session *s, const Shoal__Welcome *w
 	/* Results must fit the master's frame limit, which may be below ours. */
 	if (w->has_max_frame && w->max_frame < s->limits.max_frame)
 		s->limits.max_frame = w->max_frame;
+	/* Output pieces go in frames of their own: leave room for the envelope. */
+	size_t limit = session_limit(s);
+	s->chunk = limit > SESSION_OUTPUT_CHUNK + SESSION_RESULT_OVERHEAD
+	               ? SESSION_OUTPUT_CHUNK
+	               : limit - SESSION_RESULT_OVERHEAD;
+	runner_set_chunk(s->runner, s->chunk);
 	s->state = SESSION_REGISTERED;
 	uv_timer_stop(&s->timer);
 	backoff_reset(&s->backoff);
@@ -302,7 +465,7 @@ static void session_on_task_batch(struct worker_session *s, const Shoal__TaskBat
 	}
 	for (size_t i = 0; i < b->n_tasks; i++) {
 		if (b->tasks[i] != NULL)
-			runner_submit(s->runner, b->tasks[i]);
+			prep_submit(s->prep, task_create(b->tasks[i]));
 	}
 }
 
@@ -310,15 +473,17 @@ static void session_on_cancel(struct worker_session *s, const Shoal__CancelTasks
 {
 	if (c->n_tasks == 0)
 		return;
-	struct runner_ref *refs = xcalloc(c->n_tasks, sizeof(*refs));
+	struct task_ref *refs = xcalloc(c->n_tasks, sizeof(*refs));
 	size_t n = 0;
 	for (size_t i = 0; i < c->n_tasks; i++) {
 		const Shoal__TaskRef *r = c->tasks[i];
 		if (r == NULL)
 			continue;
-		refs[n++] = (struct runner_ref){r->job_id, r->task_id, r->attempt};
+		refs[n++] = (struct task_ref){r->job_id, r->task_id, r->attempt};
 	}
-	size_t found = runner_cancel(s->runner, refs, n);
+	/* Sorted once, so a big cancel costs O((tasks + n) log n), not O(tasks * n). */
+	qsort(refs, n, sizeof(*refs), task_ref_cmp);
+	size_t found = runner_cancel(s->runner, refs, n) + prep_cancel(s->prep, refs, n);
 	log_debug(SUBSYS, "conn=%" PRIu64 " cancel: %zu asked, %zu found", session_conn_id(s), n,
 	          found);
 	free(refs);
@@ -339,6 +504,10 @@ static void on_message(struct conn *c, Shoal__Envelope *env)
 		break;
 	case SHOAL__ENVELOPE__MSG_CANCEL_TASKS:
 		session_on_cancel(s, env->cancel_tasks);
+		break;
+	case SHOAL__ENVELOPE__MSG_BLOB_DATA:
+		if (s->state == SESSION_REGISTERED && s->cache != NULL)
+			cache_on_data(s->cache, env->blob_data);
 		break;
 	default:
 		/* Not for workers; harmless to ignore, and a newer master may send more kinds. */
@@ -389,6 +558,7 @@ static void on_drain(struct conn *c)
 {
 	struct worker_session *s = conn_data(c);
 	runner_set_paused(s->runner, false);
+	session_pump_outbox(s);
 }
 
 static void on_retry(uv_timer_t *h);
@@ -410,8 +580,12 @@ static void on_close(struct conn *c, const char *reason)
 	s->state = SESSION_IDLE;
 	uv_timer_stop(&s->heartbeat);
 	uv_timer_stop(&s->timer);
-	/* Whatever this master gave us it will run elsewhere; unsent results are void. */
+	/* Whatever this master gave us it will run elsewhere; unsent results are void, and so
+	 * are half-received blobs. */
 	session_drop_results(s);
+	prep_drop(s->prep);
+	if (s->cache != NULL)
+		cache_abort(s->cache);
 	runner_drop(s->runner);
 	runner_set_paused(s->runner, false);
 
@@ -510,7 +684,8 @@ static void on_goodbye(uv_timer_t *h)
 	struct worker_session *s = h->data;
 	if (s->conn == NULL)
 		return;
-	if (conn_pending(s->conn) > 0 && mono_us() < s->goodbye_deadline_us) {
+	if ((conn_pending(s->conn) > 0 || s->out_n > 0 || s->nresults > 0) &&
+	    mono_us() < s->goodbye_deadline_us) {
 		uv_timer_start(&s->timer, on_goodbye, SESSION_GOODBYE_POLL_MS, 0);
 		return;
 	}
@@ -518,7 +693,8 @@ static void on_goodbye(uv_timer_t *h)
 		conn_close(s->conn, "worker shutting down");
 }
 
-static void on_runner_stopped(void *arg)
+/* prep, runner and cache are all idle. */
+static void on_cache_closed(void *arg)
 {
 	struct worker_session *s = arg;
 	s->runner_stopped = true;
@@ -534,6 +710,18 @@ static void on_runner_stopped(void *arg)
 	session_maybe_finish(s);
 }
 
+/* prep or runner is idle; the cache closes last (tasks unpin their files as they end). */
+static void on_part_stopped(void *arg)
+{
+	struct worker_session *s = arg;
+	if (--s->stop_waits > 0)
+		return;
+	if (s->cache != NULL)
+		cache_close(s->cache, on_cache_closed, s);
+	else
+		on_cache_closed(s);
+}
+
 void worker_session_stop(struct worker_session *s)
 {
 	if (s->stopping)
@@ -543,7 +731,14 @@ void worker_session_stop(struct worker_session *s)
 	/* Before registration nothing we run is wanted: no reason to keep the line open. */
 	if (s->conn != NULL && s->state != SESSION_REGISTERED && !conn_closing(s->conn))
 		conn_close(s->conn, "worker shutting down");
-	runner_stop(s->runner, on_runner_stopped, s);
+	s->stop_waits = 2;
+	prep_stop(s->prep, on_part_stopped, s);
+	runner_stop(s->runner, on_part_stopped, s);
+}
+
+void worker_session_kill_children(struct worker_session *s)
+{
+	runner_kill_children(s->runner);
 }
 
 /* ---- create / start / destroy ---- */
@@ -564,7 +759,34 @@ struct worker_session *worker_session_create(uv_loop_t *loop,
 	s->on_stopped = on_stopped;
 	s->arg = arg;
 	conn_limits_default(&s->limits);
+	s->chunk = SESSION_OUTPUT_CHUNK;
 	s->runner = runner_create(loop, cfg->slots, on_task_done, s);
+	const struct runner_exec_config ecfg = {
+	    .work_root = cfg->work_root,
+	    .master = cfg->master,
+	    .chunk = s->chunk,
+	    .on_output = on_task_output,
+	};
+	runner_set_exec(s->runner, &ecfg);
+
+	char err[512] = "";
+	if (cfg->cache_dir != NULL) {
+		const struct cache_callbacks ccb = {on_cache_request, on_cache_fetched};
+		s->cache =
+		    cache_open(loop, cfg->cache_dir, cfg->cache_size, &ccb, s, err, sizeof(err));
+		if (s->cache == NULL)
+			log_error(SUBSYS, "no blob cache: %s; tasks that ship files will fail here",
+			          err);
+	} else {
+		snprintf(err, sizeof(err), "no cache directory configured");
+	}
+	const struct prep_config pcfg = {
+	    .worker_name = cfg->name,
+	    .allow_exec = cfg->allow_exec,
+	    .cache_error = s->cache == NULL ? err : NULL,
+	};
+	const struct prep_callbacks pcb = {on_task_ready, on_task_done};
+	s->prep = prep_create(loop, s->cache, &pcfg, &pcb, s);
 	backoff_init(&s->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS, BACKOFF_JITTER);
 	s->rand_state = mono_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
 
@@ -590,7 +812,12 @@ void worker_session_destroy(struct worker_session **sp)
 	if (s == NULL)
 		return;
 	session_drop_results(s);
+	/* Tasks hold references into prep (broadcast bytes) and the cache (pins): they go
+	 * first. */
 	runner_destroy(&s->runner);
+	prep_destroy(&s->prep);
+	cache_destroy(&s->cache);
+	free(s->outbox);
 	free(s->results);
 	free(s->result_ptrs);
 	free(s->owned);

@@ -1,8 +1,11 @@
 /* session.h: the worker's session with its master.
  *
- * Connects, registers (Hello -> Welcome), heartbeats, feeds TaskBatch and CancelTasks to the
- * runner, and sends finished tasks back as one ResultBatch per loop iteration. When the
- * master goes away, the tasks it gave are forgotten (it re-runs them elsewhere) and the
+ * Connects, registers (Hello -> Welcome), heartbeats, feeds TaskBatch to prep (shipped
+ * files, broadcast, plugin) and on to the runner, CancelTasks to both, BlobData to the blob
+ * cache (whose BlobRequests it sends), and sends finished tasks back as one ResultBatch per
+ * loop iteration. Output too big for one frame goes ahead of its result as TaskOutput
+ * pieces, paced by the connection's write queue. When the master goes away, the tasks it
+ * gave are forgotten (it re-runs them elsewhere), partial blobs are discarded, and the
  * session reconnects with capped exponential backoff and jitter, forever, then registers
  * again. A Refusal that names a protocol version mismatch stops the session for good.
  *
@@ -29,6 +32,9 @@ struct worker_session_config {
 	const char *host; /* this host's name, reported in Hello */
 	uint32_t slots;
 	bool allow_exec;
+	const char *cache_dir; /* blob cache directory */
+	uint64_t cache_size;   /* its bound in bytes */
+	const char *work_root; /* exec tasks' working directories go under it */
 };
 
 /* The session is fully stopped: no handle open, no connection, no task in a thread.
@@ -43,6 +49,9 @@ struct worker_session *worker_session_create(uv_loop_t *loop,
 void worker_session_start(struct worker_session *s);
 /* Begins a graceful stop (idempotent); on_stopped follows, from the loop. */
 void worker_session_stop(struct worker_session *s);
+/* The worker is exiting at once: SIGKILL every exec child (they lead their own process
+ * groups and would outlive us). */
+void worker_session_kill_children(struct worker_session *s);
 /* Frees a session after on_stopped ran. Sets *s to NULL. */
 void worker_session_destroy(struct worker_session **s);
 

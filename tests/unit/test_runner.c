@@ -193,12 +193,12 @@ END_TEST
 #define MAX_RESULTS 64
 
 struct collect {
-	struct runner_result *res[MAX_RESULTS];
+	struct task_result *res[MAX_RESULTS];
 	size_t n;
 	int stopped;
 };
 
-static void on_done(void *arg, struct runner_result *res)
+static void on_done(void *arg, struct task_result *res)
 {
 	struct collect *c = arg;
 	ck_assert_uint_lt(c->n, MAX_RESULTS);
@@ -214,11 +214,11 @@ static void on_stopped(void *arg)
 static void collect_free(struct collect *c)
 {
 	for (size_t i = 0; i < c->n; i++)
-		runner_result_free(&c->res[i]);
+		task_result_free(&c->res[i]);
 	c->n = 0;
 }
 
-static const struct runner_result *find(const struct collect *c, uint32_t task_id)
+static const struct task_result *find(const struct collect *c, uint32_t task_id)
 {
 	for (size_t i = 0; i < c->n; i++)
 		if (c->res[i]->ref.task_id == task_id)
@@ -264,7 +264,7 @@ static void close_loop(uv_loop_t *loop)
 	ck_assert_int_eq(uv_loop_close(loop), 0);
 }
 
-static int result_is(const struct runner_result *res, const char *want)
+static int result_is(const struct task_result *res, const char *want)
 {
 	return res != NULL && res->ok && res->out.len == strlen(want) &&
 	       memcmp(res->out.data, want, res->out.len) == 0;
@@ -322,7 +322,7 @@ START_TEST(test_runner_failures)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ck_assert_uint_eq(c.n, 4);
 
-	const struct runner_result *res = find(&c, 1);
+	const struct task_result *res = find(&c, 1);
 	ck_assert(!res->ok);
 	ck_assert(res->permanent);
 	ck_assert_str_eq(res->error, "unknown op nope");
@@ -392,7 +392,8 @@ START_TEST(test_runner_cancel_drop)
 	for (uint32_t i = 0; i < 5; i++)
 		submit_range(r, "square", i, 0, 1000);
 	/* Task 0 runs; 1..4 wait. Cancel the running one, a queued one and one never seen. */
-	struct runner_ref refs[] = {{7, 3, 1}, {7, 0, 1}, {7, 9, 1}, {7, 2, 2}};
+	struct task_ref refs[] = {{7, 3, 1}, {7, 0, 1}, {7, 9, 1}, {7, 2, 2}};
+	qsort(refs, 4, sizeof(refs[0]), task_ref_cmp);
 	ck_assert_uint_eq(runner_cancel(r, refs, 4), 2);
 	ck_assert_uint_eq(runner_running(r), 0);
 	ck_assert_uint_eq(runner_queued(r), 3);
@@ -470,13 +471,13 @@ START_TEST(test_runner_chunks)
 		submit_range(r, "square", i, i, i + 1);
 	ck_assert_uint_eq(runner_running(r), 1);
 	/* Cancel some queued ones: chunks must skip them. */
-	struct runner_ref refs[] = {{7, 5, 1}, {7, 6, 1}};
+	struct task_ref refs[] = {{7, 5, 1}, {7, 6, 1}};
 	ck_assert_uint_eq(runner_cancel(r, refs, 2), 2);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ck_assert_uint_eq(c.n, MAX_RESULTS - 2);
 	uint32_t prev = 0;
 	for (size_t i = 0; i < c.n; i++) {
-		const struct runner_result *res = c.res[i];
+		const struct task_result *res = c.res[i];
 		ck_assert(res->ok);
 		if (i > 0)
 			ck_assert_uint_gt(res->ref.task_id, prev);
