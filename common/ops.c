@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "num.h"
+#include "ops_sort.h"
 #include "records.h"
 #include "util.h"
 
@@ -33,6 +34,7 @@ enum ops_kind {
 	OPS_WORDCOUNT,
 	OPS_GREP,
 	OPS_SORT,
+	OPS_KNN,
 };
 
 static const struct op_desc op_table[] = {
@@ -41,11 +43,17 @@ static const struct op_desc op_table[] = {
     {"count", OP_COMBINE_FOLD, false, "number of records", "", false},
     {"min", OP_COMBINE_FOLD, false, "smallest integer record", "", false},
     {"max", OP_COMBINE_FOLD, false, "largest integer record", "", false},
-    {"mean", OP_COMBINE_FOLD, false, "mean of the integer records, as Python's sum/count", "", false},
-    {"wordcount", OP_COMBINE_MERGE, true, "WORD<TAB>COUNT per distinct word, sorted bytewise", "", false},
+    {"mean", OP_COMBINE_FOLD, false, "mean of the integer records, as Python's sum/count", "",
+     false},
+    {"wordcount", OP_COMBINE_MERGE, true, "WORD<TAB>COUNT per distinct word, sorted bytewise", "",
+     false},
     {"grep", OP_COMBINE_CONCAT, false,
      "records containing --arg pattern=TEXT (fixed bytes), in input order", "pattern", false},
     {"sort", OP_COMBINE_MERGE, false, "records sorted bytewise (as LC_ALL=C sort)", "", false},
+    {"knn", OP_COMBINE_CONCAT, false,
+     "label of each row f1,...,fd[,label] by majority of the k nearest rows of --broadcast "
+     "TRAIN.csv, in input order",
+     "k labeled", true},
 };
 
 #define OPS_N (sizeof(op_table) / sizeof(op_table[0]))
@@ -88,9 +96,8 @@ static int ops_kind_of(const struct op_desc *op)
 static const char *ops_quote_with(char quote, const uint8_t *p, size_t n, char *out, size_t outlen)
 {
 	size_t k = 0;
-	size_t shown = n > 80 ? 80 : n;
 	out[k++] = quote;
-	for (size_t i = 0; i < shown && k + 8 < outlen; i++) {
+	for (size_t i = 0; i < n && i < 80 && k + 8 < outlen; i++) {
 		uint8_t c = p[i];
 		if (c == (uint8_t)quote || c == '\\') {
 			out[k++] = '\\';
@@ -111,7 +118,7 @@ static const char *ops_quote_with(char quote, const uint8_t *p, size_t n, char *
 		}
 	}
 	out[k++] = quote;
-	if (shown < n && k + 4 < outlen) {
+	if (n > 80 && k + 4 < outlen) {
 		memcpy(out + k, "...", 3);
 		k += 3;
 	}
@@ -289,6 +296,23 @@ static bool ops_arg_known(const char *list, const char *key)
 	return false;
 }
 
+/* knn's k: a whole number from 1 to UINT32_MAX (training rows are counted in 32 bits); 0 if v
+ * is not one. */
+static uint32_t ops_parse_k(const char *v)
+{
+	uint64_t k = 0;
+	if (*v == '\0')
+		return 0;
+	for (; *v != '\0'; v++) {
+		if (*v < '0' || *v > '9')
+			return 0;
+		k = k * 10 + (uint64_t)(*v - '0');
+		if (k > UINT32_MAX)
+			return 0;
+	}
+	return (uint32_t)k;
+}
+
 int op_args_check(const struct op_desc *op, Shoal__Arg *const *args, size_t nargs, char *err,
                   size_t errlen)
 {
@@ -316,6 +340,21 @@ int op_args_check(const struct op_desc *op, Shoal__Arg *const *args, size_t narg
 				                        sizeof(q)));
 				return -1;
 			}
+		}
+	}
+	if (kind == OPS_KNN) {
+		const char *v = ops_arg_value(args, nargs, "k");
+		if (v != NULL && ops_parse_k(v) == 0) {
+			snprintf(err, errlen,
+			         "knn needs --arg k=K with K a whole number from 1 (got %s)",
+			         ops_quote_with('\'', (const uint8_t *)v, strlen(v), q, sizeof(q)));
+			return -1;
+		}
+		v = ops_arg_value(args, nargs, "labeled");
+		if (v != NULL && strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+			snprintf(err, errlen, "knn: --arg labeled takes 0 or 1 (got %s)",
+			         ops_quote_with('\'', (const uint8_t *)v, strlen(v), q, sizeof(q)));
+			return -1;
 		}
 	}
 	if (kind == OPS_GREP) {
@@ -547,12 +586,6 @@ static int ops_fold_map(int kind, const struct op_input *in, uint32_t partition,
  * smaller of the three parts and loops on the largest, so the stack depth is at most
  * log2(n) whatever the data (long shared prefixes included). */
 
-struct ops_item {
-	const uint8_t *p;
-	size_t len;
-	uint64_t aux; /* wordcount: the count */
-};
-
 static inline int ops_ch(const struct ops_item *it, size_t d)
 {
 	return d < it->len ? it->p[d] : -1;
@@ -635,6 +668,11 @@ static void ops_mkqsort(struct ops_item *a, size_t n, size_t d)
 			d++;
 		}
 	}
+}
+
+void ops__sort_items(struct ops_item *items, size_t n)
+{
+	ops_mkqsort(items, n, 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -820,6 +858,674 @@ static void ops_wordcount(const struct op_input *in, struct buf *out, uint64_t *
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* knn: k nearest neighbours, brute force.
+ *
+ * The training set (the job's --broadcast file) holds CSV rows f1,...,fd,label; the queries
+ * (the partition's records) hold f1,...,fd, or f1,...,fd,label with labeled=1 (the label is
+ * read and ignored: the client scores it). Plain CSV: no quoting, fields split at every ','.
+ * Numbers are decimal ([+-]digits[.digits][e[+-]digits], spaces or tabs around them allowed);
+ * a trailing CR is dropped. A first line whose first field is not a number is a header and is
+ * skipped: in the training set, and in the queries when it is the first record of partition 0
+ * (the only place a header can be, whatever the partitioning).
+ *
+ * The distance of two rows is the sum over j = 1..d, in that order, of (q_j - t_j)^2 in double
+ * (no square root: it keeps the order). The k nearest rows are kept, equal distances going to
+ * the earlier training row; the vote picks the most frequent label among them and, on a tie,
+ * the tied label whose nearest member comes first. Each prediction is thus a pure function of
+ * the query row, which makes the result independent of the partitioning.
+ *
+ * Speed: every partition parses the training set once, into blocks of KNN_LANES rows stored
+ * feature-major, so that one query's distances to a block's rows are KNN_LANES independent sums
+ * computed side by side in vector registers, each in the exact order of the scalar loop above.
+ * KNN_GROUP queries share each load of the training data, and queries go in tiles against
+ * chunks of the training set small enough to stay in L2. The k best of each query are a
+ * max-heap whose root (the current k-th distance) most candidates fail against at once. */
+
+#define KNN_LANES 8         /* training rows per block */
+#define KNN_GROUP 4         /* queries whose distances are computed together */
+#define KNN_TILE  256       /* queries per tile */
+#define KNN_CHUNK (1 << 18) /* bytes of training data per chunk (L2) */
+#define KNN_HEAPS (1 << 22) /* bytes of candidate heaps per tile, at most (large k) */
+
+#ifdef __clang__
+/* a += e * e stays two roundings even where FMA exists (GCC: off in ISO C mode). */
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+struct knn_label {
+	const uint8_t *p; /* in the training text */
+	size_t len;
+};
+
+struct knn_train {
+	size_t n, d;       /* rows, features per row */
+	size_t nblocks;    /* ceil(n / KNN_LANES) */
+	double *t;         /* feature j of row b*KNN_LANES+r at [(b*d + j)*KNN_LANES + r] */
+	uint32_t *row_lab; /* label id of each row */
+	struct knn_label *labels;
+	size_t nlabels;
+};
+
+struct knn_cand {
+	double dist;
+	uint32_t row;
+};
+
+static bool knn_is_blank(uint8_t c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static const double knn_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Parses the decimal number that p[0..n) holds, blanks around it allowed, correctly rounded.
+ * Up to 19 significant digits and a power of ten up to 22 away, the value is one exact integer
+ * times or divided by one exact power of ten: a single rounding, hence exact (Clinger's fast
+ * path). Other spellings, already checked for syntax, go to strtod. 0, or -1 if the text is
+ * not a decimal number or its value is not finite. */
+static int knn_parse_num(const uint8_t *p, size_t n, double *out)
+{
+	while (n > 0 && knn_is_blank(p[n - 1]))
+		n--;
+	size_t i = 0;
+	while (i < n && knn_is_blank(p[i]))
+		i++;
+	size_t start = i;
+	bool neg = false;
+	if (i < n && (p[i] == '+' || p[i] == '-'))
+		neg = p[i++] == '-';
+	uint64_t mant = 0;
+	int sig = 0;          /* significant digits in mant */
+	long e10 = 0;         /* value = mant * 10^e10 (before the exponent part) */
+	bool inexact = false; /* a non-zero digit did not fit in mant */
+	bool digits = false;
+	for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+		digits = true;
+		if (mant == 0 && p[i] == '0')
+			continue;
+		if (sig < 19) {
+			mant = mant * 10 + (uint64_t)(p[i] - '0');
+			sig++;
+		} else {
+			e10++;
+			inexact |= p[i] != '0';
+		}
+	}
+	if (i < n && p[i] == '.') {
+		for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+			digits = true;
+			if (mant == 0 && p[i] == '0') {
+				e10--;
+			} else if (sig < 19) {
+				mant = mant * 10 + (uint64_t)(p[i] - '0');
+				sig++;
+				e10--;
+			} else {
+				inexact |= p[i] != '0';
+			}
+		}
+	}
+	if (!digits)
+		return -1;
+	if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+		i++;
+		bool eneg = false;
+		if (i < n && (p[i] == '+' || p[i] == '-'))
+			eneg = p[i++] == '-';
+		if (i == n || p[i] < '0' || p[i] > '9')
+			return -1;
+		long ex = 0;
+		for (; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+			if (ex < 100000) /* far beyond any double; keeps the sum small */
+				ex = ex * 10 + (p[i] - '0');
+		e10 += eneg ? -ex : ex;
+	}
+	if (i != n)
+		return -1;
+	double v;
+	if (mant == 0) {
+		v = 0.0;
+	} else if (!inexact && mant <= ((uint64_t)1 << 53) && e10 >= -22 && e10 <= 22) {
+		v = e10 < 0 ? (double)mant / knn_pow10[-e10] : (double)mant * knn_pow10[e10];
+	} else {
+		char small[64];
+		size_t len = n - start;
+		char *s = len < sizeof(small) ? small : xmalloc(len + 1);
+		memcpy(s, p + start, len);
+		s[len] = '\0';
+		v = strtod(s, NULL);
+		if (s != small)
+			free(s);
+		if (!isfinite(v))
+			return -1;
+		*out = v; /* strtod read the sign */
+		return 0;
+	}
+	*out = neg ? -v : v;
+	return 0;
+}
+
+/* The first field of a row is not a number: the row is a header. */
+static bool knn_is_header(const uint8_t *rec, size_t len)
+{
+	const uint8_t *comma = memchr(rec, ',', len);
+	double v;
+	return knn_parse_num(rec, comma != NULL ? (size_t)(comma - rec) : len, &v) < 0;
+}
+
+static size_t knn_count_fields(const uint8_t *rec, size_t len)
+{
+	size_t n = 1;
+	for (const uint8_t *p = rec, *end = rec + len; (p = memchr(p, ',', (size_t)(end - p)));)
+		n++, p++;
+	return n;
+}
+
+enum knn_row_status { KNN_ROW_OK, KNN_ROW_FIELDS, KNN_ROW_NUMBER, KNN_ROW_LABEL };
+
+/* Parses one CSV row: nnum numbers into x, then, if label is not NULL, a label (blanks around
+ * it trimmed, not empty) that must be the last field. On KNN_ROW_NUMBER, *bad is the 1-based
+ * field that is not a number. */
+static enum knn_row_status knn_parse_row(const uint8_t *rec, size_t len, size_t nnum, double *x,
+                                         struct knn_label *label, size_t *bad)
+{
+	size_t pos = 0;
+	for (size_t j = 0; j < nnum; j++) {
+		const uint8_t *comma = memchr(rec + pos, ',', len - pos);
+		size_t end = comma != NULL ? (size_t)(comma - rec) : len;
+		bool last = j + 1 == nnum && label == NULL;
+		if ((comma == NULL) != last)
+			return KNN_ROW_FIELDS;
+		if (knn_parse_num(rec + pos, end - pos, &x[j]) < 0) {
+			*bad = j + 1;
+			return KNN_ROW_NUMBER;
+		}
+		pos = end + 1;
+	}
+	if (label == NULL)
+		return KNN_ROW_OK;
+	if (memchr(rec + pos, ',', len - pos) != NULL)
+		return KNN_ROW_FIELDS;
+	size_t a = pos, b = len;
+	while (a < b && knn_is_blank(rec[a]))
+		a++;
+	while (b > a && knn_is_blank(rec[b - 1]))
+		b--;
+	if (a == b)
+		return KNN_ROW_LABEL;
+	label->p = rec + a;
+	label->len = b - a;
+	return KNN_ROW_OK;
+}
+
+static uint64_t knn_hash(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3u;
+	return h;
+}
+
+/* Label ids: an open-addressing table of id + 1 (0: empty), load at most 1/2. */
+struct knn_labels {
+	uint32_t *slots;
+	size_t mask;
+};
+
+static uint32_t knn_label_id(struct knn_train *tr, struct knn_labels *lt, struct knn_label l)
+{
+	size_t s = (size_t)knn_hash(l.p, l.len) & lt->mask;
+	for (; lt->slots[s] != 0; s = (s + 1) & lt->mask) {
+		const struct knn_label *e = &tr->labels[lt->slots[s] - 1];
+		if (e->len == l.len && memcmp(e->p, l.p, l.len) == 0)
+			return lt->slots[s] - 1;
+	}
+	uint32_t id = (uint32_t)tr->nlabels++;
+	tr->labels[id] = l;
+	lt->slots[s] = id + 1;
+	if (tr->nlabels * 2 > lt->mask + 1) {
+		size_t old_n = lt->mask + 1;
+		uint32_t *old = lt->slots;
+		lt->mask = old_n * 2 - 1;
+		lt->slots = xcalloc(lt->mask + 1, sizeof(*lt->slots));
+		for (size_t i = 0; i < old_n; i++) {
+			if (old[i] == 0)
+				continue;
+			const struct knn_label *e = &tr->labels[old[i] - 1];
+			size_t t = (size_t)knn_hash(e->p, e->len) & lt->mask;
+			while (lt->slots[t] != 0)
+				t = (t + 1) & lt->mask;
+			lt->slots[t] = old[i];
+		}
+		free(old);
+	}
+	return id;
+}
+
+static void knn_train_free(struct knn_train *tr)
+{
+	free(tr->t);
+	free(tr->row_lab);
+	free(tr->labels);
+}
+
+/* True if only line ends and blanks are left from pos: blank lines that end a file. */
+static bool knn_rest_blank(const uint8_t *p, size_t len, size_t pos)
+{
+	for (; pos < len; pos++)
+		if (!knn_is_blank(p[pos]) && p[pos] != '\r' && p[pos] != '\n')
+			return false;
+	return true;
+}
+
+static int knn_train_parse(const uint8_t *p, size_t len, struct knn_train *tr, struct op_error *err)
+{
+	char q[400];
+	memset(tr, 0, sizeof(*tr));
+	/* Lines bound the rows, so one allocation of each array suffices. */
+	size_t maxrows = (size_t)ops_count_records(p, len);
+	if (maxrows > UINT32_MAX)
+		return ops_fail(err, true, "knn: the training set has more than %u rows",
+		                UINT32_MAX);
+	tr->row_lab = xmalloc((maxrows > 0 ? maxrows : 1) * sizeof(*tr->row_lab));
+	tr->labels = xmalloc((maxrows > 0 ? maxrows : 1) * sizeof(*tr->labels));
+	struct knn_labels lt = {xcalloc(64, sizeof(uint32_t)), 63};
+	double *x = NULL;
+	struct knn_label prev = {NULL, 0};
+	uint32_t prev_id = 0;
+	struct record_iter it;
+	const uint8_t *rec;
+	size_t rlen;
+	uint64_t line = 0;
+	record_iter_init(&it, p, len);
+	while (record_iter_next(&it, &rec, &rlen)) {
+		line++;
+		if (rlen > 0 && rec[rlen - 1] == '\r')
+			rlen--;
+		if (line == 1 && rlen > 0 && knn_is_header(rec, rlen))
+			continue;
+		if (rlen == 0) {
+			if (knn_rest_blank(p, len, it.pos))
+				break;
+			goto empty;
+		}
+		if (tr->d == 0) {
+			size_t nf = knn_count_fields(rec, rlen);
+			if (nf < 2) {
+				ops_fail(err, true,
+				         "knn: training set line %llu has one field; rows are "
+				         "f1,...,fd,label: %s",
+				         (unsigned long long)line,
+				         ops_quote(rec, rlen, q, sizeof(q)));
+				goto fail;
+			}
+			tr->d = nf - 1;
+			tr->t = xcalloc((maxrows + KNN_LANES - 1) / KNN_LANES * KNN_LANES,
+			                tr->d * sizeof(double));
+			x = xmalloc(tr->d * sizeof(*x));
+		}
+		struct knn_label l;
+		size_t bad = 0;
+		switch (knn_parse_row(rec, rlen, tr->d, x, &l, &bad)) {
+		case KNN_ROW_OK:
+			break;
+		case KNN_ROW_FIELDS:
+			ops_fail(
+			    err, true,
+			    "knn: training set line %llu has %zu fields, the first row %zu: %s",
+			    (unsigned long long)line, knn_count_fields(rec, rlen), tr->d + 1,
+			    ops_quote(rec, rlen, q, sizeof(q)));
+			goto fail;
+		case KNN_ROW_NUMBER:
+			ops_fail(
+			    err, true,
+			    "knn: training set line %llu: field %zu is not a finite number: %s",
+			    (unsigned long long)line, bad, ops_quote(rec, rlen, q, sizeof(q)));
+			goto fail;
+		default:
+			ops_fail(err, true, "knn: training set line %llu has an empty label: %s",
+			         (unsigned long long)line, ops_quote(rec, rlen, q, sizeof(q)));
+			goto fail;
+		}
+		size_t i = tr->n++;
+		double *dst = tr->t + (i / KNN_LANES) * tr->d * KNN_LANES + i % KNN_LANES;
+		for (size_t j = 0; j < tr->d; j++)
+			dst[j * KNN_LANES] = x[j];
+		/* Rows of one label usually come together: skip the table for a repeat. */
+		if (prev.p == NULL || prev.len != l.len || memcmp(prev.p, l.p, l.len) != 0) {
+			prev_id = knn_label_id(tr, &lt, l);
+			prev = l;
+		}
+		tr->row_lab[i] = prev_id;
+	}
+	if (tr->n == 0) {
+		ops_fail(err, true, "knn: the training set (--broadcast) has no rows");
+		goto fail;
+	}
+	tr->nblocks = (tr->n + KNN_LANES - 1) / KNN_LANES;
+	free(x);
+	free(lt.slots);
+	return 0;
+empty:
+	ops_fail(err, true, "knn: training set line %llu is empty", (unsigned long long)line);
+fail:
+	free(x);
+	free(lt.slots);
+	knn_train_free(tr);
+	return -1;
+}
+
+/* The k best candidates of one query: a max-heap under (dist, row), so that the root is the
+ * one to drop. It starts full of sentinels (inf, UINT32_MAX) that every row beats, even one at
+ * an infinite distance, which spares a fill phase. */
+static bool knn_cand_after(struct knn_cand a, struct knn_cand b)
+{
+	return a.dist > b.dist || (a.dist == b.dist && a.row > b.row);
+}
+
+static void knn_sift_down(struct knn_cand *h, size_t k, size_t i, struct knn_cand c)
+{
+	for (;;) {
+		size_t l = 2 * i + 1;
+		if (l >= k)
+			break;
+		size_t m = l + 1 < k && knn_cand_after(h[l + 1], h[l]) ? l + 1 : l;
+		if (!knn_cand_after(h[m], c))
+			break;
+		h[i] = h[m];
+		i = m;
+	}
+	h[i] = c;
+}
+
+/* Rows arrive in increasing order, so a row at the root's distance always loses to the root;
+ * the caller only calls with dist <= the root's. */
+static void knn_offer(struct knn_cand *h, size_t k, double dist, uint32_t row, double *worst)
+{
+	struct knn_cand c = {dist, row};
+	if (!knn_cand_after(h[0], c))
+		return;
+	knn_sift_down(h, k, 0, c);
+	*worst = h[0].dist;
+}
+
+/* A tile of queries being answered. */
+struct knn_tile {
+	const struct knn_train *tr;
+	size_t k;
+	size_t cap, nq;         /* capacity (a multiple of KNN_GROUP), queries held */
+	double *q;              /* nq rows of d features */
+	struct knn_cand *heaps; /* k per query */
+	double *worst;          /* the root distance of each heap */
+	uint32_t *votes;        /* per label, zero between queries */
+};
+
+/* Distances of KNN_GROUP queries to the rows of blocks b0..b1-1, offered to their heaps. Vector
+ * lanes are training rows; each lane sums its features in order j = 0..d-1, exactly as the
+ * scalar loop does, so the distances are the same bits with or without vectors. */
+typedef double knn_vec __attribute__((vector_size(4 * sizeof(double))));
+typedef int64_t knn_mask __attribute__((vector_size(4 * sizeof(int64_t))));
+
+static inline __attribute__((always_inline)) void knn_group_body(const struct knn_tile *t, size_t g,
+                                                                 size_t b0, size_t b1)
+{
+	const struct knn_train *tr = t->tr;
+	size_t d = tr->d;
+	const double *q0 = t->q + g * d, *q1 = q0 + d, *q2 = q1 + d, *q3 = q2 + d;
+	for (size_t b = b0; b < b1; b++) {
+		const double *tb = tr->t + b * d * KNN_LANES;
+		knn_vec a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0};
+		knn_vec a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+		for (size_t j = 0; j < d; j++) {
+			knn_vec t0, t1, e;
+			memcpy(&t0, tb + j * KNN_LANES, sizeof(t0));
+			memcpy(&t1, tb + j * KNN_LANES + 4, sizeof(t1));
+			/* (t - q)^2 is (q - t)^2 to the bit: negation is exact. */
+			e = t0 - q0[j];
+			a00 += e * e;
+			e = t1 - q0[j];
+			a01 += e * e;
+			e = t0 - q1[j];
+			a10 += e * e;
+			e = t1 - q1[j];
+			a11 += e * e;
+			e = t0 - q2[j];
+			a20 += e * e;
+			e = t1 - q2[j];
+			a21 += e * e;
+			e = t0 - q3[j];
+			a30 += e * e;
+			e = t1 - q3[j];
+			a31 += e * e;
+		}
+		/* Most blocks have no row within any query's k-th distance: one vector compare
+		 * per query finds out, and only the rare block that does is looked at row by
+		 * row. */
+		knn_vec acc[KNN_GROUP][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+		for (size_t i = 0; i < KNN_GROUP; i++) {
+			double *worst = &t->worst[g + i];
+			knn_mask m = (acc[i][0] <= *worst) | (acc[i][1] <= *worst);
+			if ((m[0] | m[1] | m[2] | m[3]) == 0)
+				continue;
+			double dist[KNN_LANES];
+			memcpy(dist, &acc[i][0], sizeof(acc[i][0]));
+			memcpy(dist + 4, &acc[i][1], sizeof(acc[i][1]));
+			size_t lanes =
+			    tr->n - b * KNN_LANES < KNN_LANES ? tr->n - b * KNN_LANES : KNN_LANES;
+			struct knn_cand *h = t->heaps + (g + i) * t->k;
+			for (size_t r = 0; r < lanes; r++)
+				if (dist[r] <= *worst)
+					knn_offer(h, t->k, dist[r], (uint32_t)(b * KNN_LANES + r),
+					          worst);
+		}
+	}
+}
+
+static void knn_group_generic(const struct knn_tile *t, size_t g, size_t b0, size_t b1)
+{
+	knn_group_body(t, g, b0, b1);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define KNN_HAVE_AVX2 1
+/* Twice the lanes per instruction where the CPU has them; same operations, same bits. */
+__attribute__((target("avx2"))) static void knn_group_avx2(const struct knn_tile *t, size_t g,
+                                                           size_t b0, size_t b1)
+{
+	knn_group_body(t, g, b0, b1);
+}
+#endif
+
+typedef void (*knn_group_fn)(const struct knn_tile *t, size_t g, size_t b0, size_t b1);
+
+static knn_group_fn knn_pick_group_fn(void)
+{
+#ifdef KNN_HAVE_AVX2
+	if (__builtin_cpu_supports("avx2"))
+		return knn_group_avx2;
+#endif
+	return knn_group_generic;
+}
+
+/* Answers the tile's queries and appends their labels to out. */
+static void knn_tile_run(struct knn_tile *t, knn_group_fn group, struct buf *out)
+{
+	const struct knn_train *tr = t->tr;
+	size_t d = tr->d, k = t->k;
+	if (t->nq == 0)
+		return;
+	/* Pad to whole groups with copies of the last query; their answers are dropped. */
+	size_t ng = (t->nq + KNN_GROUP - 1) / KNN_GROUP * KNN_GROUP;
+	for (size_t i = t->nq; i < ng; i++)
+		memcpy(t->q + i * d, t->q + (t->nq - 1) * d, d * sizeof(double));
+	for (size_t i = 0; i < ng; i++) {
+		t->worst[i] = INFINITY;
+		for (size_t c = 0; c < k; c++)
+			t->heaps[i * k + c] = (struct knn_cand){INFINITY, UINT32_MAX};
+	}
+	size_t chunk = KNN_CHUNK / (d * KNN_LANES * sizeof(double));
+	if (chunk == 0)
+		chunk = 1;
+	for (size_t b0 = 0; b0 < tr->nblocks; b0 += chunk) {
+		size_t b1 = tr->nblocks - b0 < chunk ? tr->nblocks : b0 + chunk;
+		for (size_t g = 0; g < ng; g += KNN_GROUP)
+			group(t, g, b0, b1);
+	}
+	for (size_t i = 0; i < t->nq; i++) {
+		struct knn_cand *h = t->heaps + i * k;
+		/* Heap sort in place: nearest first. */
+		for (size_t end = k; end > 1; end--) {
+			struct knn_cand top = h[0];
+			knn_sift_down(h, end - 1, 0, h[end - 1]);
+			h[end - 1] = top;
+		}
+		uint32_t best = 0;
+		for (size_t c = 0; c < k; c++) {
+			uint32_t v = ++t->votes[tr->row_lab[h[c].row]];
+			if (v > best)
+				best = v;
+		}
+		/* The first (nearest) candidate of a label with the most votes. */
+		size_t win = 0;
+		while (t->votes[tr->row_lab[h[win].row]] != best)
+			win++;
+		for (size_t c = 0; c < k; c++)
+			t->votes[tr->row_lab[h[c].row]] = 0;
+		const struct knn_label *l = &tr->labels[tr->row_lab[h[win].row]];
+		uint8_t *dst = buf_reserve(out, l->len + 1);
+		memcpy(dst, l->p, l->len);
+		dst[l->len] = '\n';
+		out->len += l->len + 1;
+	}
+	t->nq = 0;
+}
+
+/* The query records of one partition, fed in order (a range input comes in slices). */
+struct knn_query {
+	struct knn_tile tile;
+	knn_group_fn group;
+	bool labeled;
+	uint32_t partition;
+	uint64_t recno;
+	struct buf *out;
+};
+
+static int knn_feed(struct knn_query *kq, const uint8_t *p, size_t len, struct op_error *err)
+{
+	char q[400];
+	struct knn_tile *t = &kq->tile;
+	size_t d = t->tr->d;
+	struct record_iter it;
+	const uint8_t *rec;
+	size_t rlen;
+	record_iter_init(&it, p, len);
+	while (record_iter_next(&it, &rec, &rlen)) {
+		kq->recno++;
+		if (rlen > 0 && rec[rlen - 1] == '\r')
+			rlen--;
+		if (kq->recno == 1 && kq->partition == 0 && rlen > 0 && knn_is_header(rec, rlen))
+			continue;
+		if (rlen == 0)
+			return ops_fail(err, true, "partition %u: row %llu is empty", kq->partition,
+			                (unsigned long long)kq->recno);
+		struct knn_label l;
+		size_t bad = 0;
+		switch (
+		    knn_parse_row(rec, rlen, d, t->q + t->nq * d, kq->labeled ? &l : NULL, &bad)) {
+		case KNN_ROW_OK:
+			break;
+		case KNN_ROW_FIELDS:
+			return ops_fail(
+			    err, true,
+			    "partition %u: row %llu has %zu field%s, want %zu (%zu features "
+			    "as in the training set%s): %s",
+			    kq->partition, (unsigned long long)kq->recno,
+			    knn_count_fields(rec, rlen),
+			    knn_count_fields(rec, rlen) == 1 ? "" : "s", d + kq->labeled, d,
+			    kq->labeled ? ", then the label" : "",
+			    ops_quote(rec, rlen, q, sizeof(q)));
+		case KNN_ROW_NUMBER:
+			return ops_fail(
+			    err, true,
+			    "partition %u: row %llu: field %zu is not a finite number: %s",
+			    kq->partition, (unsigned long long)kq->recno, bad,
+			    ops_quote(rec, rlen, q, sizeof(q)));
+		default:
+			return ops_fail(err, true, "partition %u: row %llu has an empty label: %s",
+			                kq->partition, (unsigned long long)kq->recno,
+			                ops_quote(rec, rlen, q, sizeof(q)));
+		}
+		if (++t->nq == t->cap)
+			knn_tile_run(t, kq->group, kq->out);
+	}
+	return 0;
+}
+
+/* k and labeled, already checked by op_args_check. */
+static void knn_args(Shoal__Arg *const *args, size_t nargs, size_t *k, bool *labeled)
+{
+	const char *v = ops_arg_value(args, nargs, "k");
+	*k = v != NULL ? ops_parse_k(v) : 3;
+	v = ops_arg_value(args, nargs, "labeled");
+	*labeled = v != NULL && strcmp(v, "1") == 0;
+}
+
+static int ops_knn(Shoal__Arg *const *args, size_t nargs, const struct op_input *in,
+                   uint32_t partition, struct buf *out, uint64_t *records, struct op_error *err)
+{
+	if (in->side == NULL)
+		return ops_fail(err, true, "knn needs --broadcast TRAIN.csv");
+	struct knn_query kq = {.partition = partition, .out = out};
+	size_t k;
+	knn_args(args, nargs, &k, &kq.labeled);
+	struct knn_train tr;
+	if (knn_train_parse(in->side, in->side_len, &tr, err) < 0)
+		return -1;
+	if (k > tr.n) {
+		knn_train_free(&tr);
+		return ops_fail(err, true, "knn: k=%zu but the training set has %zu rows", k, tr.n);
+	}
+	struct knn_tile *t = &kq.tile;
+	t->tr = &tr;
+	t->k = k;
+	/* Large k: fewer queries per tile, so that the heaps stay within KNN_HEAPS. */
+	size_t cap = KNN_HEAPS / (k * sizeof(struct knn_cand));
+	cap = cap > KNN_TILE ? KNN_TILE : cap / KNN_GROUP * KNN_GROUP;
+	t->cap = cap > KNN_GROUP ? cap : KNN_GROUP;
+	t->q = xmalloc(t->cap * tr.d * sizeof(double));
+	t->heaps = xmalloc(t->cap * k * sizeof(struct knn_cand));
+	t->worst = xmalloc(t->cap * sizeof(double));
+	t->votes = xcalloc(tr.nlabels, sizeof(uint32_t));
+	kq.group = knn_pick_group_fn();
+
+	int rc = 0;
+	if (in->is_range) {
+		struct buf text = BUF_INIT;
+		for (int64_t x = in->lo; x < in->hi && rc == 0;) {
+			int64_t stop = in->hi - x > 65536 ? x + 65536 : in->hi;
+			buf_reset(&text);
+			ops_range_text(x, stop, &text);
+			rc = knn_feed(&kq, text.data, text.len, err);
+			x = stop;
+		}
+		buf_free(&text);
+	} else {
+		rc = knn_feed(&kq, in->data, in->len, err);
+	}
+	if (rc == 0)
+		knn_tile_run(t, kq.group, out);
+	free(t->q);
+	free(t->heaps);
+	free(t->worst);
+	free(t->votes);
+	knn_train_free(&tr);
+	*records = kq.recno;
+	return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* op_run */
 
 int op_run(const struct op_desc *op, Shoal__Arg *const *args, size_t nargs,
@@ -858,6 +1564,9 @@ int op_run(const struct op_desc *op, Shoal__Arg *const *args, size_t nargs,
 	case OPS_WORDCOUNT:
 		ops_wordcount(in, out, &n);
 		rc = 0;
+		break;
+	case OPS_KNN:
+		rc = ops_knn(args, nargs, in, partition, out, &n, err);
 		break;
 	default:
 		rc = ops_fold_map(kind, in, partition, out, &n, err);
@@ -1111,9 +1820,10 @@ static void ops_shortest(double x, char *digits, int *ndig, int *decpt)
 			goto found;
 		}
 		i = n - 1;
-		while (i >= 0 && dn[i] == '0')
+		/* The leading digit is not 0, so the borrow stops at dn[0] at the latest. */
+		while (i > 0 && dn[i] == '0')
 			dn[i--] = '9';
-		dn[i]--; /* the leading digit is not 0, so i >= 0 */
+		dn[i]--;
 		if (dn[0] == '0') {
 			/* 10..0 - 1 = 9..9 on the finer grid below the power of ten. */
 			memmove(dn, dn + 1, (size_t)(n - 1));

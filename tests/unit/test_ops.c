@@ -519,16 +519,18 @@ static uint8_t *gen_ints(size_t n, i128 *values, i128 mag_limit, size_t *len_out
 
 START_TEST(test_registry)
 {
-	static const char *const names[] = {"square", "sum",       "count", "min", "max",
-	                                    "mean",   "wordcount", "grep",  "sort"};
-	ck_assert_uint_eq(op_count(), 9);
-	for (size_t i = 0; i < 9; i++) {
+	static const char *const names[] = {"square", "sum",       "count", "min",  "max",
+	                                    "mean",   "wordcount", "grep",  "sort", "knn"};
+	ck_assert_uint_eq(op_count(), 10);
+	for (size_t i = 0; i < 10; i++) {
 		ck_assert_str_eq(op_at(i)->name, names[i]);
 		ck_assert_ptr_eq(op_find(names[i]), op_at(i));
 		ck_assert_ptr_nonnull(op_at(i)->summary);
 		ck_assert_ptr_nonnull(op_at(i)->args);
+		/* Only knn reads the --broadcast file (test_knn covers it). */
+		ck_assert(op_at(i)->needs_broadcast == (i == 9));
 	}
-	ck_assert_ptr_null(op_at(9));
+	ck_assert_ptr_null(op_at(10));
 	ck_assert_ptr_null(op_find("knn2"));
 	ck_assert_ptr_null(op_find(""));
 	ck_assert_int_eq(op("square")->combine, OP_COMBINE_CONCAT);
