@@ -29,9 +29,11 @@
 
 #define SUBSYS "cache"
 
-#define CACHE_BUCKETS 1024u /* the index is keyed by SHA-256: buckets fill evenly */
-#define CACHE_TMP     ".tmp."
-#define CACHE_MODE    0555
+#define CACHE_BUCKETS   1024u /* the index is keyed by SHA-256: buckets fill evenly */
+#define CACHE_TMP       ".tmp."
+#define CACHE_MODE      0555
+#define CACHE_HASH_STEP ((uint64_t)1 << 20) /* hashed per round: a few ms */
+#define CACHE_READ_SIZE ((size_t)256 << 10)
 
 struct cache_entry {
 	struct cache *cache;
@@ -72,6 +74,8 @@ struct cache_fetch {
 	char *final;
 	int fd;
 	bool created;  /* tmp exists (or may) */
+	bool got_last; /* the last piece is written */
+	uint64_t written, hashed;
 	bool complete; /* the last piece was verified and renamed into place */
 	struct digest *digest;
 	int status;
@@ -334,11 +338,64 @@ static void cache_fetch_unlink(struct cache *c, struct cache_fetch *f)
 	f->active = false;
 }
 
-/* Pool thread: writes and hashes the batch; at the last piece verifies and renames. */
+/* Pool thread: hashes up to CACHE_HASH_STEP more bytes of what is written, reading them
+ * back (from the page cache). */
+static int cache_work_hash(struct cache_fetch *f)
+{
+	uint64_t stop =
+	    f->written - f->hashed > CACHE_HASH_STEP ? f->hashed + CACHE_HASH_STEP : f->written;
+	uint8_t *buf = xmalloc(CACHE_READ_SIZE);
+	int rc = 0;
+	while (f->hashed < stop) {
+		size_t want = stop - f->hashed < CACHE_READ_SIZE ? (size_t)(stop - f->hashed)
+		                                                 : CACHE_READ_SIZE;
+		ssize_t n = pread(f->fd, buf, want, (off_t)f->hashed);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = errorf(f->err, sizeof(f->err), "cannot read back %s: %s", f->tmp,
+			            n < 0 ? strerror(errno) : "file shrank");
+			break;
+		}
+		digest_update(f->digest, buf, (size_t)n);
+		f->hashed += (uint64_t)n;
+	}
+	free(buf);
+	return rc;
+}
+
+/* Pool thread: the last byte is hashed: verify, then rename into place. */
+static int cache_work_finish(struct cache_fetch *f)
+{
+	uint8_t got[DIGEST_LEN];
+	digest_finish(&f->digest, got);
+	int rc = close(f->fd);
+	f->fd = -1;
+	if (rc != 0)
+		return errorf(f->err, sizeof(f->err), "cannot write %s: %s", f->tmp,
+		              strerror(errno));
+	if (memcmp(got, f->sha, DIGEST_LEN) != 0) {
+		char hex[DIGEST_HEX_LEN + 1];
+		digest_hex(got, hex);
+		return errorf(f->err, sizeof(f->err),
+		              "blob %s arrived with SHA-256 %s: corrupted in transit", f->hex, hex);
+	}
+	if (rename(f->tmp, f->final) != 0)
+		return errorf(f->err, sizeof(f->err), "cannot rename %s to %s: %s", f->tmp,
+		              f->final, strerror(errno));
+	f->created = false;
+	f->complete = true;
+	return 0;
+}
+
+/* Pool thread: writes the batch, then hashes a step of the file. Writing is much faster than
+ * SHA-256, so pieces are written (and their memory freed) as soon as they come, and hashing
+ * follows behind from the page cache: the worker never holds more than a moment's worth of
+ * a blob in memory, however fast the master sends it. */
 static int cache_work_write(struct cache_fetch *f)
 {
 	if (f->fd < 0) {
-		f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, CACHE_MODE);
+		f->fd = open(f->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, CACHE_MODE);
 		if (f->fd < 0)
 			return errorf(f->err, sizeof(f->err), "cannot create %s: %s", f->tmp,
 			              strerror(errno));
@@ -356,29 +413,15 @@ static int cache_work_write(struct cache_fetch *f)
 			}
 			off += (size_t)n;
 		}
-		digest_update(f->digest, p->data, p->len);
-		if (!p->last)
-			continue;
-		uint8_t got[DIGEST_LEN];
-		digest_finish(&f->digest, got);
-		int rc = close(f->fd);
-		f->fd = -1;
-		if (rc != 0)
-			return errorf(f->err, sizeof(f->err), "cannot write %s: %s", f->tmp,
-			              strerror(errno));
-		if (memcmp(got, f->sha, DIGEST_LEN) != 0) {
-			char hex[DIGEST_HEX_LEN + 1];
-			digest_hex(got, hex);
-			return errorf(f->err, sizeof(f->err),
-			              "blob %s arrived with SHA-256 %s: corrupted in transit",
-			              f->hex, hex);
-		}
-		if (rename(f->tmp, f->final) != 0)
-			return errorf(f->err, sizeof(f->err), "cannot rename %s to %s: %s", f->tmp,
-			              f->final, strerror(errno));
-		f->created = false;
-		f->complete = true;
+		f->written += p->len;
+		if (p->last)
+			f->got_last = true;
 	}
+	/* With pieces waiting, the next round writes them first; the loop decides. */
+	if (f->hashed < f->written && cache_work_hash(f) != 0)
+		return -1;
+	if (f->got_last && f->hashed == f->written)
+		return cache_work_finish(f);
 	return 0;
 }
 
@@ -455,7 +498,14 @@ static void cache_fetch_fail(struct cache_fetch *f, const char *why)
 
 static void cache_fetch_kick(struct cache_fetch *f)
 {
-	if (f->busy || f->head == NULL)
+	if (f->busy)
+		return;
+	/* Nothing new, but written bytes still to hash: another round. */
+	if (f->head == NULL && f->created && (f->hashed < f->written || f->got_last)) {
+		cache_fetch_queue(f, CACHE_WORK_WRITE);
+		return;
+	}
+	if (f->head == NULL)
 		return;
 	f->batch = f->head;
 	f->head = f->tail = NULL;

@@ -54,6 +54,7 @@ struct prep_plugin {
 	enum load_state state;
 	struct cache_entry *pin; /* while loading */
 	char *path;
+	char *name; /* the file's name as shipped, for messages */
 	struct plugin *p;
 	char err[512];
 	uv_work_t work;
@@ -291,9 +292,19 @@ static struct prep_side *prep_side_get(struct prep *p, struct task *t)
 static void on_plugin_work(uv_work_t *req)
 {
 	struct prep_plugin *pl = req->data;
-	pl->p = plugin_load(pl->path, pl->err, sizeof(pl->err));
-	if (pl->p == NULL && pl->err[0] == '\0')
-		snprintf(pl->err, sizeof(pl->err), "plugin %s cannot be loaded", pl->path);
+	char why[sizeof(pl->err)] = "";
+	pl->p = plugin_load(pl->path, why, sizeof(why));
+	if (pl->p != NULL)
+		return;
+	/* The loader names the file it opened, a hash in the cache; the user knows the name
+	 * they shipped. */
+	const char *at = strstr(why, pl->path);
+	if (at != NULL)
+		snprintf(pl->err, sizeof(pl->err), "%.*s%s%s", (int)(at - why), why, pl->name,
+		         at + strlen(pl->path));
+	else
+		snprintf(pl->err, sizeof(pl->err), "plugin %s: %s", pl->name,
+		         why[0] != '\0' ? why : "cannot be loaded");
 }
 
 static void on_plugin_done(uv_work_t *req, int status)
@@ -327,6 +338,7 @@ static struct prep_plugin *prep_plugin_get(struct prep *p, struct task *t)
 	pl->state = LOAD_RUNNING;
 	pl->pin = cache_pin(p->cache, pl->sha, t->plugin->size);
 	pl->path = xstrdup(cache_entry_path(t->plugin->entry));
+	pl->name = xstrdup(t->plugin->name);
 	pl->next = p->plugins;
 	p->plugins = pl;
 	pl->work.data = pl;
@@ -511,6 +523,8 @@ size_t prep_cancel(struct prep *p, const struct task_ref *refs, size_t n)
 
 void prep_drop(struct prep *p)
 {
+	/* Job ids are the master's: the next master (or this one restarted) may reuse them. */
+	p->nseen = 0;
 	struct task *t;
 	while ((t = p->head) != NULL) {
 		prep_unlink(p, t);
@@ -584,6 +598,7 @@ void prep_destroy(struct prep **pp)
 		plugin_unload(&pl->p);
 		cache_unpin(&pl->pin);
 		free(pl->path);
+		free(pl->name);
 		free(pl);
 	}
 	free(p->name);

@@ -15,6 +15,7 @@
 #include "cache.h"
 #include "digest.h"
 #include "fsutil.h"
+#include "log.h"
 
 struct events {
 	int requests;
@@ -454,6 +455,7 @@ static Suite *cache_suite(void)
 
 int main(void)
 {
+	log_set_level(LOG_WARN); /* the tests' own failures speak; info lines are noise here */
 	SRunner *sr = srunner_create(cache_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);

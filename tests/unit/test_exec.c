@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "log.h"
 #include "exec.h"
 
 struct run {
@@ -630,6 +631,7 @@ static Suite *exec_suite(void)
 
 int main(void)
 {
+	log_set_level(LOG_WARN); /* the tests' own failures speak; info lines are noise here */
 	SRunner *sr = srunner_create(exec_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
