@@ -1675,7 +1675,7 @@ int op_fold_add(struct op_fold *f, const uint8_t *partial, size_t len, char *err
 	case OPS_SUM:
 		if (__builtin_add_overflow(f->sum, a, &b)) {
 			snprintf(err, errlen, "sum overflows 128 bits");
-			return -1;
+			return OP_FOLD_OVERFLOW;
 		}
 		f->sum = b;
 		return 0;
@@ -1684,7 +1684,7 @@ int op_fold_add(struct op_fold *f, const uint8_t *partial, size_t len, char *err
 			goto bad;
 		if (__builtin_add_overflow(f->count, a, &b)) {
 			snprintf(err, errlen, "count overflows 128 bits");
-			return -1;
+			return OP_FOLD_OVERFLOW;
 		}
 		f->count = b;
 		return 0;
@@ -1702,11 +1702,11 @@ int op_fold_add(struct op_fold *f, const uint8_t *partial, size_t len, char *err
 		i128 sum, count;
 		if (__builtin_add_overflow(f->sum, a, &sum)) {
 			snprintf(err, errlen, "sum overflows 128 bits");
-			return -1;
+			return OP_FOLD_OVERFLOW;
 		}
 		if (__builtin_add_overflow(f->count, b, &count)) {
 			snprintf(err, errlen, "count overflows 128 bits");
-			return -1;
+			return OP_FOLD_OVERFLOW;
 		}
 		f->sum = sum;
 		f->count = count;

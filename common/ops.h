@@ -65,7 +65,11 @@ int op_run(const struct op_desc *op, Shoal__Arg *const *args, size_t nargs,
 /* Combine side of FOLD ops. */
 struct op_fold;
 struct op_fold *op_fold_create(const struct op_desc *op);
-/* Folds one partial. -1 with a reason if it is malformed or the fold would overflow. */
+/* op_fold_add's answer when the data itself is at fault: the exact result does not fit in 128
+ * bits, whatever worker computed the partials. */
+#define OP_FOLD_OVERFLOW (-2)
+/* Folds one partial. -1 with a reason if it is malformed (the worker is at fault), or
+ * OP_FOLD_OVERFLOW if the fold would overflow (the data is at fault). */
 int op_fold_add(struct op_fold *f, const uint8_t *partial, size_t len, char *err, size_t errlen);
 /* Writes the result (one line). -1 with a reason (e.g. "min of an empty input"). */
 int op_fold_finish(struct op_fold *f, struct buf *out, char *err, size_t errlen);

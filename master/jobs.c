@@ -757,9 +757,11 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 		on_task_failed(j, t, w, err, false);
 		return;
 	}
-	if (spill_add(j, t, data, len, err, sizeof(err)) < 0) {
-		/* A malformed partial is the worker's fault, not the data's: try elsewhere. */
-		on_task_failed(j, t, w, err, false);
+	int rc = spill_add(j, t, data, len, err, sizeof(err));
+	if (rc < 0) {
+		/* A malformed partial is the worker's fault (try elsewhere); an overflow of the
+		 * exact result is the data's (no retry can help). */
+		on_task_failed(j, t, w, err, rc == OP_FOLD_OVERFLOW);
 		return;
 	}
 	task_release(t);

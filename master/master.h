@@ -300,7 +300,8 @@ void upload_destroy(struct job *j);
 /* spill.c */
 int spill_start(struct job *j, char *err, size_t errlen);
 /* Takes a finished task's partial result into the job's aggregate. -1 with a reason if the
- * partial is malformed (the task is then treated as failed). */
+ * partial is malformed (the task is then treated as failed), OP_FOLD_OVERFLOW if folding it
+ * overflows (the job fails). */
 int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, char *err,
               size_t errlen);
 /* Takes a piece of a running attempt's output (TaskOutput) into *segs; the final piece comes

@@ -1018,7 +1018,8 @@ START_TEST(test_fold_overflow)
 	struct op_fold *f = op_fold_create(op("sum"));
 	const char *p1 = "sum 170141183460469231731687303715884105727\n", *p2 = "sum 1\n";
 	ck_assert_int_eq(op_fold_add(f, (const uint8_t *)p1, strlen(p1), err, sizeof(err)), 0);
-	ck_assert_int_eq(op_fold_add(f, (const uint8_t *)p2, strlen(p2), err, sizeof(err)), -1);
+	ck_assert_int_eq(op_fold_add(f, (const uint8_t *)p2, strlen(p2), err, sizeof(err)),
+	                 OP_FOLD_OVERFLOW);
 	ck_assert_str_eq(err, "sum overflows 128 bits");
 	p2 = "sum -170141183460469231731687303715884105728\n";
 	ck_assert_int_eq(op_fold_add(f, (const uint8_t *)p2, strlen(p2), err, sizeof(err)), 0);
@@ -1031,7 +1032,8 @@ START_TEST(test_fold_overflow)
 	p1 = "mean -170141183460469231731687303715884105728 5\n";
 	p2 = "mean -1 1\n";
 	ck_assert_int_eq(op_fold_add(f, (const uint8_t *)p1, strlen(p1), err, sizeof(err)), 0);
-	ck_assert_int_eq(op_fold_add(f, (const uint8_t *)p2, strlen(p2), err, sizeof(err)), -1);
+	ck_assert_int_eq(op_fold_add(f, (const uint8_t *)p2, strlen(p2), err, sizeof(err)),
+	                 OP_FOLD_OVERFLOW);
 	ck_assert_str_eq(err, "sum overflows 128 bits");
 	op_fold_destroy(&f);
 	buf_free(&out);
