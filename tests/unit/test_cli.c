@@ -542,8 +542,6 @@ START_TEST(test_jobflags_broadcast)
 	JF_BAD(f, "--broadcast data/: the path does not end in a file name");
 
 	memset(&f, 0, sizeof(f));
-	if (!op_find("knn"))
-		return; /* TODO(client): drop once the knn op is committed */
 	f.op = "knn";
 	JF_BAD(f, "op knn needs --broadcast FILE");
 	f.broadcast = "examples/data/iris_train.csv";
