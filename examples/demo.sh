@@ -29,7 +29,8 @@ done
 [ -n "$port" ] || { cat "$state/master.log" >&2; echo "master did not start" >&2; exit 1; }
 export SHOAL_MASTER=127.0.0.1:$port
 for i in 1 2; do
-	build/worker/shoal-worker --slots 2 --name "demo-worker-$i" 2>"$state/worker$i.log" &
+	build/worker/shoal-worker --slots 2 --name "demo-worker-$i" --allow-exec \
+		--cache-dir "$state/cache$i" --work-dir "$state/work$i" 2>"$state/worker$i.log" &
 	pids+=($!)
 done
 for _ in $(seq 100); do
@@ -48,5 +49,13 @@ build/client/shoal run --op wordcount --input examples/data/alice.txt | sort -t$
 echo
 echo "== shoal run --op sum --range 1:1000001"
 build/client/shoal run --op sum --range 1:1000001
+echo
+echo "== k-nearest neighbours (k=3) on iris: 120 training rows broadcast, 30 test rows partitioned"
+build/client/shoal run --op knn --arg k=3 --arg labeled=1 --broadcast examples/data/iris_train.csv \
+	--input examples/data/iris_test.csv --partitions 3 | sort | uniq -c
+echo
+echo "== the seed's Python map, as a streaming command: shoal run --exec 'python3 square.py' --file square.py --range 0:10"
+(cd examples && ../build/client/shoal run --exec 'python3 square.py' --file square.py --range 0:10 | tr '\n' ' ')
+echo
 echo
 build/client/shoal jobs
