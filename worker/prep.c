@@ -300,11 +300,11 @@ static void on_plugin_work(uv_work_t *req)
 	 * they shipped. */
 	const char *at = strstr(why, pl->path);
 	if (at != NULL)
-		snprintf(pl->err, sizeof(pl->err), "%.*s%s%s", (int)(at - why), why, pl->name,
-		         at + strlen(pl->path));
+		(void)errorf(pl->err, sizeof(pl->err), "%.*s%s%s", (int)(at - why), why, pl->name,
+		             at + strlen(pl->path));
 	else
-		snprintf(pl->err, sizeof(pl->err), "plugin %s: %s", pl->name,
-		         why[0] != '\0' ? why : "cannot be loaded");
+		(void)errorf(pl->err, sizeof(pl->err), "plugin %s: %s", pl->name,
+		             why[0] != '\0' ? why : "cannot be loaded");
 }
 
 static void on_plugin_done(uv_work_t *req, int status)
