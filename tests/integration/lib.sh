@@ -26,15 +26,51 @@ dump_logs() {
 	done
 }
 
+# Shoal daemons this test started (pid -> name), and those it stopped or killed itself.
+declare -A DAEMON=()
+declare -A DEAD_OK=()
+
+# daemon_killed PID: the test killed this daemon on purpose (no shutdown check for it at exit).
+daemon_killed() { DEAD_OK[$1]=1; }
+
+# At exit every process is stopped (SIGTERM, then SIGKILL after 10 s). Besides, the test fails
+# if a daemon died while the test ran (a crash the cluster's fault tolerance would hide), did
+# not exit with status 0 on SIGTERM, or a log holds a sanitizer report.
 cleanup() {
-	local rc=$?
+	local rc=$? st pid problems=()
+	for pid in "${PIDS[@]}"; do
+		if [ -n "${DAEMON[$pid]:-}" ] && [ -z "${DEAD_OK[$pid]:-}" ] && ! alive "$pid"; then
+			st=0
+			wait "$pid" 2>/dev/null || st=$?
+			problems+=("${DAEMON[$pid]} (pid $pid) died while the test ran: exit status $st")
+			DEAD_OK[$pid]=1
+		fi
+	done
 	for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill -TERM "$pid" 2>/dev/null || true; done
 	for pid in "${PIDS[@]}"; do
 		# Bounded wait, then force: a test must never hang on a stuck child.
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
+		for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+		if alive "$pid"; then
+			kill -KILL "$pid" 2>/dev/null || true
+			[ -z "${DAEMON[$pid]:-}" ] || [ -n "${DEAD_OK[$pid]:-}" ] ||
+				problems+=("${DAEMON[$pid]} (pid $pid) did not exit within 10 s of SIGTERM")
+			DEAD_OK[$pid]=1
+		fi
+		st=0
+		wait "$pid" 2>/dev/null || st=$?
+		if [ -n "${DAEMON[$pid]:-}" ] && [ -z "${DEAD_OK[$pid]:-}" ] && [ "$st" != 0 ]; then
+			problems+=("${DAEMON[$pid]} (pid $pid) exited with status $st on SIGTERM")
+		fi
 	done
+	local f
+	for f in "$T"/*.log; do
+		[ -f "$f" ] || continue
+		if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$f"; then
+			problems+=("sanitizer report in $(basename "$f"): $(grep -m1 -E 'Sanitizer|runtime error:' "$f")")
+		fi
+	done
+	for f in "${problems[@]}"; do echo "FAIL: $f" >&2; done
+	if [ ${#problems[@]} -gt 0 ] && [ $rc = 0 ]; then rc=1; fi
 	if [ $rc -ne 0 ]; then dump_logs; fi
 	if [ "${SHOAL_KEEP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 	exit $rc
@@ -53,6 +89,7 @@ start_master() {
 	"$SHOAL_MASTER_BIN" --listen 127.0.0.1:"${MASTER_PORT:-0}" --state-dir "$T/state" "$@" 2>>"$logf" &
 	MASTER_PID=$!
 	PIDS+=("$MASTER_PID")
+	DAEMON[$MASTER_PID]=shoal-master
 	local port=
 	for _ in $(seq 200); do
 		port=$(sed -n 's/.*event=listening address=127.0.0.1:\([0-9]*\).*/\1/p' "$logf" | tail -n 1)
@@ -72,6 +109,7 @@ start_worker() {
 	"$SHOAL_WORKER_BIN" --master "$SHOAL_MASTER" --name "$name" "$@" 2>>"$T/worker-$name.log" &
 	WORKER_PID[$name]=$!
 	PIDS+=("$!")
+	DAEMON[$!]="shoal-worker $name"
 }
 
 # wait_workers N: waits (bounded) until the master lists N workers.
@@ -147,6 +185,7 @@ STOP_RC=
 stop_pid() {
 	local pid=$1 secs=${2:-10}
 	STOP_RC=0
+	DEAD_OK[$pid]=1
 	kill -TERM "$pid" 2>/dev/null || true
 	for _ in $(seq $((secs * 20))); do
 		alive "$pid" || break

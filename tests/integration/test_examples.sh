@@ -17,6 +17,7 @@ start_master
 for i in 1 2; do
 	"$SHOAL_WORKER_BIN" --slots 2 --name "demo-worker-$i" 2>>"$T/worker-demo-$i.log" &
 	PIDS+=("$!")
+	DAEMON[$!]="shoal-worker demo-worker-$i"
 done
 wait_workers 2
 expect_exit 0 shoal workers

@@ -31,6 +31,7 @@ kill_midway() {
 		succeeded | failed | cancelled) fail "job $id ended before worker $name could be killed: $st" ;;
 		esac
 		if [ "$total" -gt 0 ] && [ "$ndone" -gt 0 ] && [ "$ndone" -lt "$total" ]; then
+			daemon_killed "${WORKER_PID[$name]}"
 			kill -KILL "${WORKER_PID[$name]}"
 			log "job $id: killed worker $name at $ndone/$total tasks done"
 			return 0
