@@ -121,10 +121,19 @@ static void on_setup_work(uv_work_t *req)
 		int rc = fs_link_or_copy(f->path, dst, why, sizeof(why));
 		free(dst);
 		if (rc != 0) {
+			/* The caller forgets a cached file that vanished, so a retry refetches. */
+			if (access(f->path, F_OK) != 0)
+				e->res.missing = i + 1;
 			e->setup_status = errorf(e->err, sizeof(e->err), "cannot place file %s: %s",
 			                         f->name, why);
 			return;
 		}
+	}
+	if (e->p.broadcast != NULL && access(e->p.broadcast, R_OK) != 0) {
+		e->res.missing = e->p.nfiles + 1;
+		e->setup_status = errorf(e->err, sizeof(e->err), "broadcast file %s: %s",
+		                         e->p.broadcast, strerror(errno));
+		return;
 	}
 	switch (e->p.input) {
 	case EXEC_INPUT_DATA:

@@ -47,6 +47,7 @@ struct exec_params {
 	const char *label;     /* names the directory and log lines ("j3-t7-a1") */
 	const struct exec_file *files;
 	size_t nfiles;
+	const char *broadcast;  /* NULL, or a file that must exist ($SHOAL_BROADCAST) */
 	const char *const *env; /* KEY=VALUE added to the inherited environment (replacing) */
 	size_t nenv;
 	enum exec_input input;
@@ -66,6 +67,7 @@ struct exec_result {
 	struct buf out;    /* ok: stdout not handed to on_output (all of it with reducers) */
 	uint64_t *buckets; /* reducers: nbuckets bucket sizes of out */
 	uint32_t nbuckets;
+	size_t missing;      /* a source file was missing: 1 + its index (nfiles: the broadcast) */
 	uint64_t records;    /* records fed to stdin */
 	uint64_t elapsed_us; /* from exec_start to on_done */
 };

@@ -302,6 +302,12 @@ static void on_exec_done(void *arg, struct exec_result *res)
 	}
 	t->res.records = res->records;
 	t->res.elapsed_us = res->elapsed_us;
+	/* A cached file vanished under us (removed by hand, or by another worker sharing the
+	 * directory): forget it, so that the retry fetches it again. */
+	if (res->missing > 0 && res->missing <= t->nfiles && t->files[res->missing - 1].entry)
+		cache_forget(t->files[res->missing - 1].entry);
+	else if (res->missing == t->nfiles + 1 && t->broadcast != NULL && t->broadcast->entry)
+		cache_forget(t->broadcast->entry);
 	runner_exec_free(x);
 
 	r->busy--;
@@ -357,6 +363,8 @@ static void runner_start_exec(struct runner *r, struct task *t)
 	p.label = x->label;
 	p.files = x->files;
 	p.nfiles = t->nfiles;
+	if (t->broadcast != NULL && t->broadcast->entry != NULL)
+		p.broadcast = cache_entry_path(t->broadcast->entry);
 	p.env = (const char *const *)x->env;
 	p.nenv = x->nenv;
 	switch (t->input) {

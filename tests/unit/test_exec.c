@@ -516,7 +516,20 @@ START_TEST(test_exec_files_env_dir)
 	run(&r2, &p);
 	ck_assert(!r2.res.ok);
 	ck_assert_ptr_nonnull(strstr(r2.res.error, "gone.txt"));
+	ck_assert_uint_eq(r2.res.missing, 1); /* the caller forgets that cached file */
 	run_free(&r2);
+
+	/* So is a missing broadcast file. */
+	params_init(&p, "true");
+	p.files = files;
+	p.nfiles = 2;
+	p.broadcast = "/nonexistent/shoal-broadcast";
+	struct run r3 = {0};
+	run(&r3, &p);
+	ck_assert(!r3.res.ok);
+	ck_assert_ptr_nonnull(strstr(r3.res.error, "shoal-broadcast"));
+	ck_assert_uint_eq(r3.res.missing, 3);
+	run_free(&r3);
 	unlink(src);
 	unlink(data);
 }
