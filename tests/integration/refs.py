@@ -11,6 +11,10 @@
                                  from one block's Counter times the number of blocks
   refs.py ref OP FILE            the result of OP (square sum count min max mean wordcount) on
                                  FILE; FILE may be "range:LO:HI"
+  refs.py knn TRAIN TEST K       the predicted label of each TEST row (CSV with a header, the
+                                 label last in TRAIN): Euclidean distance, the K nearest (ties
+                                 in distance: earlier training row first), majority vote (a tie
+                                 in votes: the label of the nearest among the tied)
   refs.py freeport               a TCP port on 127.0.0.1 that nobody listens on right now
 
 Records are what shoal calls records: newline-terminated lines, plus a final line without a
@@ -174,6 +178,26 @@ def ref(op, spec):
         sys.exit("refs.py: no reference for op " + op)
 
 
+def knn(train_path, test_path, k):
+    import csv
+
+    def rows(p):
+        with open(p, newline="") as f:
+            return list(csv.reader(f))[1:]
+
+    train = [([float(v) for v in r[:-1]], r[-1]) for r in rows(train_path)]
+    d = len(train[0][0])
+    out = []
+    for r in rows(test_path):
+        x = [float(v) for v in r[:d]]
+        near = sorted((sum((a - b) ** 2 for a, b in zip(x, f)), i, lab)
+                      for i, (f, lab) in enumerate(train))[:k]
+        votes = collections.Counter(lab for _, _, lab in near)
+        best = max(votes.values())
+        out.append(next(lab for _, _, lab in near if votes[lab] == best))
+    sys.stdout.write("".join(lab + "\n" for lab in out))
+
+
 def main():
     a = sys.argv[1:]
     if a[0] == "ints":
@@ -184,6 +208,8 @@ def main():
         gen_bigtext(a[1], int(a[2]), a[3] if len(a) > 3 else None)
     elif a[0] == "ref":
         ref(a[1], a[2])
+    elif a[0] == "knn":
+        knn(a[1], a[2], int(a[3]))
     elif a[0] == "freeport":
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
