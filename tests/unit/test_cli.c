@@ -624,12 +624,18 @@ START_TEST(test_accuracy_header)
 	    "1e999,1",
 	    "1 2,3",
 	    "1_0,2",
-	    "\xef\xbb\xbf"
-	    "5.1,3.5",
+	    "\357\273\2775.1,3.5", /* a UTF-8 byte-order mark first */
 	};
 	static const char *const number[] = {
-	    "5.1,3.5,1.4,0.2,setosa", "5,x",      "-1.5e3,x", "+.5,a", "5.,a", " \t7 ,a", "1E-5",
-	    "0e99999999,a",           "1e+300,a",
+	    "5.1,3.5,1.4,0.2,setosa",
+	    "5,x",
+	    "-1.5e3,x",
+	    "+.5,a",
+	    "5.,a",
+	    " \t7 ,a",
+	    "1E-5",
+	    "0e99999999,a", /* zero, whatever the exponent */
+	    "1e+300,a",
 	};
 
 	for (size_t i = 0; i < sizeof(header) / sizeof(header[0]); i++)
