@@ -634,6 +634,8 @@ void cache_abort(struct cache *c)
 		struct cache_fetch *f = c->fetches;
 		log_debug(SUBSYS, "fetch sha256=%s abandoned after %" PRIu64 " bytes", f->hex,
 		          f->received);
+		/* Out of the list first, whatever its state: the loop must make progress. */
+		cache_fetch_unlink(c, f);
 		cache_fetch_discard(f);
 	}
 }
