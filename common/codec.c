@@ -30,6 +30,9 @@
 #define CODEC_FILES_MAX        64u
 #define CODEC_FILE_NAME_MAX    255u
 #define CODEC_REDUCERS_MAX     10000u
+#define CODEC_LOCK_NAME_MAX    256u
+#define CODEC_LOCK_TTL_MIN     100u
+#define CODEC_LOCK_TTL_MAX     86400000u
 
 struct codec_budget {
 	size_t left;
@@ -549,6 +552,51 @@ static int codec_validate_blob_request(const Shoal__Envelope *env, char *err, si
 	return codec_check_sha("blob_request", env->blob_request->sha256, err, errlen);
 }
 
+/* Lock names are shown in logs and compared as strings: short, printable. */
+static int codec_check_lock_name(const char *kind, const char *name, char *err, size_t errlen)
+{
+	size_t n = codec_len(name, CODEC_LOCK_NAME_MAX);
+	if (n == 0 || n > CODEC_LOCK_NAME_MAX)
+		return errorf(err, errlen, "%s: lock name is empty or longer than %u bytes", kind,
+		              CODEC_LOCK_NAME_MAX);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return errorf(err, errlen, "%s: lock name has a control character", kind);
+	return 0;
+}
+
+static int codec_validate_lock_acquire(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	const Shoal__LockAcquire *m = env->lock_acquire;
+	if (m->ttl_ms < CODEC_LOCK_TTL_MIN || m->ttl_ms > CODEC_LOCK_TTL_MAX)
+		return errorf(err, errlen, "lock_acquire: ttl %u ms out of range %u-%u", m->ttl_ms,
+		              CODEC_LOCK_TTL_MIN, CODEC_LOCK_TTL_MAX);
+	return codec_check_lock_name("lock_acquire", m->name, err, errlen);
+}
+
+static int codec_validate_lock_granted(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	return codec_check_lock_name("lock_granted", env->lock_granted->name, err, errlen);
+}
+
+static int codec_validate_lock_renew(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	return codec_check_lock_name("lock_renew", env->lock_renew->name, err, errlen);
+}
+
+static int codec_validate_lock_release(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	return codec_check_lock_name("lock_release", env->lock_release->name, err, errlen);
+}
+
+static int codec_validate_lock_lost(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	if (codec_check_lock_name("lock_lost", env->lock_lost->name, err, errlen) < 0)
+		return -1;
+	return codec_check_str("lock_lost: reason", env->lock_lost->reason, CODEC_TEXT_MAX, 0,
+	                       err, errlen);
+}
+
 /* Kinds whose every value is acceptable (ids, offsets, byte payloads bounded by the frame). */
 static int codec_validate_any(const Shoal__Envelope *env, char *err, size_t errlen)
 {
@@ -589,6 +637,11 @@ static codec_validator *const codec_validators[] = {
     [SHOAL__ENVELOPE__MSG_BLOB_ACK] = codec_validate_blob_ack,
     [SHOAL__ENVELOPE__MSG_BLOB_DATA] = codec_validate_blob_data,
     [SHOAL__ENVELOPE__MSG_BLOB_REQUEST] = codec_validate_blob_request,
+    [SHOAL__ENVELOPE__MSG_LOCK_ACQUIRE] = codec_validate_lock_acquire,
+    [SHOAL__ENVELOPE__MSG_LOCK_GRANTED] = codec_validate_lock_granted,
+    [SHOAL__ENVELOPE__MSG_LOCK_RENEW] = codec_validate_lock_renew,
+    [SHOAL__ENVELOPE__MSG_LOCK_RELEASE] = codec_validate_lock_release,
+    [SHOAL__ENVELOPE__MSG_LOCK_LOST] = codec_validate_lock_lost,
 };
 
 int codec_validate(const Shoal__Envelope *env, char *err, size_t errlen)

@@ -901,6 +901,7 @@ void jobs_destroy_all(struct master *m)
 	free(m->jobs);
 	free(m->ring);
 	free(m->visited);
+	locks_destroy_all(m);
 	free(m->waiting);
 	policy_queue_deinit(&m->queue);
 	m->jobs = NULL;

@@ -216,6 +216,8 @@ struct master {
 	struct policy_queue queue; /* jobs with READY tasks, in the queue policy's order */
 	struct job **visited;      /* scheduling round scratch */
 	struct job **waiting;      /* jobs whose dependencies have not all succeeded */
+	struct list_head locks;    /* named locks with a holder or waiters */
+	uint64_t lock_token;       /* fencing tokens: grows with every grant */
 	size_t nwaiting, waiting_cap;
 	size_t visited_cap;
 	uint64_t *dirty; /* ids of watched jobs with an update due */
@@ -353,6 +355,15 @@ void combine_start(struct job *j);
 /* speculate.c */
 /* Launches backup copies of stragglers on idle workers (called from the sweep timer). */
 void speculate_sweep(struct master *m);
+
+/* locks.c */
+void locks_on_acquire(struct master *m, struct client *cl, const Shoal__LockAcquire *a);
+void locks_on_renew(struct master *m, struct client *cl, const Shoal__LockRenew *r);
+void locks_on_release(struct master *m, struct client *cl, const Shoal__LockRelease *r);
+void locks_client_gone(struct master *m, struct client *cl);
+/* Expires lapsed leases (called from the sweep timer). */
+void locks_sweep(struct master *m);
+void locks_destroy_all(struct master *m);
 
 /* fetch.c */
 void fetch_on_request(struct master *m, struct client *cl, const Shoal__FetchResult *fr);

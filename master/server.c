@@ -164,6 +164,15 @@ static void on_client_message(struct peer *p, struct conn *c, Shoal__Envelope *e
 	case SHOAL__ENVELOPE__MSG_BLOB_OFFER:
 		blobs_on_offer(m, cl, env->blob_offer);
 		break;
+	case SHOAL__ENVELOPE__MSG_LOCK_ACQUIRE:
+		locks_on_acquire(m, cl, env->lock_acquire);
+		break;
+	case SHOAL__ENVELOPE__MSG_LOCK_RENEW:
+		locks_on_renew(m, cl, env->lock_renew);
+		break;
+	case SHOAL__ENVELOPE__MSG_LOCK_RELEASE:
+		locks_on_release(m, cl, env->lock_release);
+		break;
 	case SHOAL__ENVELOPE__MSG_BLOB_DATA:
 		blobs_on_data(m, cl, env->blob_data);
 		break;
@@ -262,6 +271,7 @@ static void on_close(struct conn *c, const char *reason)
 		watch_remove_client(p->client);
 		upload_client_gone(p->client);
 		blobs_client_gone(p->client);
+		locks_client_gone(p->m, p->client);
 		list_unlink(&p->client->link);
 		free(p->client);
 		break;
@@ -315,6 +325,7 @@ static void on_sweep(uv_timer_t *t)
 	sweep_pending(m, now);
 	registry_sweep(m, now);
 	speculate_sweep(m);
+	locks_sweep(m);
 }
 
 int server_start(struct master *m)
@@ -323,6 +334,7 @@ int server_start(struct master *m)
 	list_init(&m->clients);
 	list_init(&m->pending);
 	policy_queue_init(&m->queue, m->cfg.policy, m->cfg.aging);
+	list_init(&m->locks);
 	m->next_worker_id = 1;
 	conn_limits_default(&m->limits);
 	m->limits.max_frame = m->cfg.max_frame;
