@@ -4,6 +4,7 @@
  * SIGINT/SIGTERM drains (running tasks finish and report, then every handle closes and the
  * loop closes cleanly); a second one exits at once. */
 #include <inttypes.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -71,6 +72,32 @@ static void worker_size_threadpool(uint32_t slots)
 	setenv("UV_THREADPOOL_SIZE", buf, 1);
 }
 
+/* Default working directories are TMPDIR/shoal-worker-PID-XXXXXX: a worker that was killed
+ * (SIGKILL, a crash) leaves its own behind, maybe with a task's files in it; the next worker
+ * on the host removes those whose process is gone. */
+#define WORK_ROOT_PREFIX "shoal-worker-"
+
+static void worker_remove_stale_roots(const char *tmp)
+{
+	DIR *d = opendir(tmp);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, WORK_ROOT_PREFIX, strlen(WORK_ROOT_PREFIX)) != 0)
+			continue;
+		char *end;
+		long pid = strtol(de->d_name + strlen(WORK_ROOT_PREFIX), &end, 10);
+		if (pid <= 0 || *end != '-' || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char path[4096], why[512];
+		snprintf(path, sizeof(path), "%s/%s", tmp, de->d_name);
+		if (fs_rmtree(path, why, sizeof(why)) == 0)
+			log_info(SUBSYS, "removed %s, left by worker pid %ld", path, pid);
+	}
+	closedir(d);
+}
+
 int main(int argc, char **argv)
 {
 	struct worker_config cfg;
@@ -116,8 +143,10 @@ int main(int argc, char **argv)
 		}
 	} else {
 		const char *tmp = getenv("TMPDIR");
-		snprintf(work_root, sizeof(work_root), "%s/shoal-worker-XXXXXX",
-		         tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
+		tmp = tmp != NULL && tmp[0] == '/' ? tmp : "/tmp";
+		worker_remove_stale_roots(tmp);
+		snprintf(work_root, sizeof(work_root), "%s/" WORK_ROOT_PREFIX "%ld-XXXXXX", tmp,
+		         (long)getpid());
 		if (mkdtemp(work_root) == NULL) {
 			log_error(SUBSYS, "cannot make a working directory %s: %s", work_root,
 			          strerror(errno));
