@@ -254,8 +254,13 @@ static const char *exec_stderr_tail(struct exec *e)
 	while (b->len > 0 && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == ' ' ||
 	                      b->data[b->len - 1] == '\r' || b->data[b->len - 1] == '\t'))
 		b->len--;
+	/* The error reaches people's terminals: no control bytes (escape sequences, NUL) from
+	 * the command, only its text. */
+	for (size_t i = 0; i < b->len; i++)
+		if ((b->data[i] < 0x20 && b->data[i] != '\n' && b->data[i] != '\t') ||
+		    b->data[i] == 0x7f)
+			b->data[i] = '?';
 	buf_append_byte(b, '\0');
-	/* NUL bytes would cut the message short anyway. */
 	return (const char *)b->data;
 }
 

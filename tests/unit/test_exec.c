@@ -246,6 +246,13 @@ START_TEST(test_exec_exit_status)
 	ck_assert_str_eq(r.res.error, "command exited with status 3: first line\nthe reason");
 	run_free(&r);
 
+	/* Control bytes from the command do not reach the message. */
+	params_init(&p, "printf 'red \\033[31mtext\\r\\0end\\n' >&2; exit 1");
+	struct run r4 = {0};
+	run(&r4, &p);
+	ck_assert_str_eq(r4.res.error, "command exited with status 1: red ?[31mtext??end");
+	run_free(&r4);
+
 	/* Without stderr the message is just the status. */
 	params_init(&p, "exit 7");
 	struct run r2 = {0};
