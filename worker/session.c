@@ -267,15 +267,56 @@ static int session_send_output(struct worker_session *s, const struct task_ref *
 
 /* Sends outbox pieces while the connection takes them; a result whose rest fits one frame
  * joins the batch. */
+/* Length of the next TaskOutput piece of res. A map task's bucketed output (reduce jobs) is
+ * cut only after a '\n': the master merges each bucket's pieces as sorted runs of whole lines.
+ * 0 if a single line is longer than a frame can carry. */
+static size_t session_piece_len(const struct worker_session *s, const struct task_result *res,
+                                size_t limit)
+{
+	const uint8_t *p = res->out.data + res->sent;
+	size_t left = res->out.len - res->sent;
+	size_t n = left < s->chunk ? left : s->chunk;
+	if (res->nbuckets == 0 || n == left)
+		return n;
+	for (size_t i = n; i > 0; i--)
+		if (p[i - 1] == '\n')
+			return i;
+	size_t most = left < limit ? left : limit;
+	const uint8_t *nl = memchr(p + n, '\n', most - n);
+	return nl ? (size_t)(nl - p) + 1 : 0;
+}
+
+/* A bucketed output whose line cannot fit a frame can never be delivered: fail the task for
+ * good (the pieces already sent are dropped by the master with the failed attempt). */
+static void session_fail_unsplittable(struct worker_session *s, struct task_result *res)
+{
+	s->out_head++;
+	s->out_n--;
+	if (s->out_n == 0)
+		s->out_head = 0;
+	buf_free(&res->out);
+	res->sent = 0;
+	free(res->buckets);
+	res->buckets = NULL;
+	res->nbuckets = 0;
+	free(res->error);
+	res->error = xstrdup("a line of the map output is longer than a message can carry");
+	res->ok = false;
+	res->permanent = true;
+	session_batch_add(s, res);
+}
+
 static void session_pump_outbox(struct worker_session *s)
 {
 	size_t limit = session_limit(s);
 	while (s->out_n > 0 && session_registered(s) && conn_writable(s->conn)) {
 		struct task_result *res = s->outbox[s->out_head];
 		if (session_result_size(res) > limit) {
-			size_t n = res->out.len - res->sent;
-			if (n > s->chunk)
-				n = s->chunk;
+			size_t n = session_piece_len(s, res, limit);
+			if (n == 0) {
+				session_fail_unsplittable(s, res);
+				continue;
+			}
 			if (session_send_output(s, &res->ref, res->out.data + res->sent, n) < 0)
 				return; /* the connection is closing; on_close drops the outbox */
 			res->sent += n;

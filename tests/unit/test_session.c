@@ -59,6 +59,7 @@ struct fake {
 	/* TaskOutput pieces of tasks that have no result yet, per task id */
 	struct buf pending[MAX_RESULTS];
 	size_t pending_pieces[MAX_RESULTS];
+	unsigned unaligned_pieces[MAX_RESULTS]; /* TaskOutput pieces not ending in a newline */
 	struct result results[MAX_RESULTS];
 	size_t nresults;
 
@@ -140,6 +141,8 @@ static void fake_on_message(struct conn *c, Shoal__Envelope *env)
 		ck_assert_uint_le(o->data.len + 256, F.max_frame ? F.max_frame : 64u << 20);
 		buf_append(&F.pending[o->task_id], o->data.data, o->data.len);
 		F.pending_pieces[o->task_id]++;
+		if (o->data.len == 0 || o->data.data[o->data.len - 1] != '\n')
+			F.unaligned_pieces[o->task_id]++;
 		break;
 	}
 	case SHOAL__ENVELOPE__MSG_RESULT_BATCH:
@@ -446,6 +449,7 @@ START_TEST(test_session_streams_output)
 
 	/* A map task of a reduce job: its shuffled output is bigger than a frame too; the
 	 * buckets describe pieces and data together. */
+	F.unaligned_pieces[0] = 0;
 	send_task(8, 0,
 	          "i=0; while [ $i -lt 20000 ]; do printf 'k%d\\t1\\n' $((i % 97)); "
 	          "i=$((i+1)); done",
@@ -455,6 +459,8 @@ START_TEST(test_session_streams_output)
 	r = result_for(8, 0);
 	ck_assert_msg(r->ok, "%s", r->error);
 	ck_assert_uint_gt(r->pieces, 0);
+	/* The master merges each bucket's pieces as runs of whole lines. */
+	ck_assert_uint_eq(F.unaligned_pieces[0], 0);
 	ck_assert_uint_eq(r->nbuckets, 4);
 	uint64_t sum = 0;
 	for (int b = 0; b < 4; b++)
