@@ -158,8 +158,16 @@ def ref(op, spec):
         out.write(b"".join(w + b"\t" + str(n).encode() + b"\n" for w, n in sorted(c.items())))
         return
     if op == "count":
-        n = len(rng) if rng is not None else len(records(data))
+        n = (rng.stop - rng.start) if rng is not None else len(records(data))
         out.write(b"%d\n" % n)
+        return
+    if rng is not None and op in ("sum", "min", "max", "mean"):
+        # closed forms: a range may hold 2^64 - 1 integers
+        lo, hi = rng.start, rng.stop
+        n = hi - lo
+        s = (lo + hi - 1) * n // 2
+        v = {"sum": s, "min": lo, "max": hi - 1}.get(op)
+        out.write((repr(s / n) if op == "mean" else str(v)).encode() + b"\n")
         return
     nums = rng if rng is not None else [int(r) for r in records(data)]
     if op == "square":

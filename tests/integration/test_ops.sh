@@ -57,7 +57,7 @@ check() {
 	if [ "$op" = grep ]; then
 		if [ "$data" = ints ]; then args+=(--arg pattern=99); else args+=(--arg "pattern=$PATTERN"); fi
 	fi
-	local out=$T/out.$op.$data rc=0 size
+	local out=$T/out.$op.$data rc=0 size id
 	case $kind in
 	file) shoal "${args[@]}" --input "$D/$data.txt" >"$out" 2>"$T/err" || rc=$? ;;
 	stdin) shoal "${args[@]}" --input - <"$D/$data.txt" >"$out" 2>"$T/err" || rc=$? ;;
@@ -65,10 +65,13 @@ check() {
 		size=$(stat -c %s "$D/$data.txt")
 		args=("${args[@]/--partitions/--partition-size}")
 		args[4]=$((size / parts + 1))
+		args[0]=submit # to learn the job id
 		# shellcheck disable=SC2002 # a pipe on purpose: stdin of unknown size
-		cat "$D/$data.txt" | shoal "${args[@]}" --input - >"$out" 2>"$T/err" || rc=$?
+		id=$(cat "$D/$data.txt" | shoal "${args[@]}" --input - 2>"$T/err") || rc=$?
+		[ "$rc" != 0 ] || shoal wait "$id" >/dev/null 2>>"$T/err" || rc=$?
+		[ "$rc" != 0 ] || shoal result "$id" >"$out" 2>>"$T/err" || rc=$?
 		if [ "$rc" = 0 ] && [ "$parts" -gt 1 ]; then
-			[ "$(shoal jobs --json | jq '.[-1].tasks_total')" -gt 1 ] ||
+			[ "$(job_json "$id" | jq .tasks_total)" -gt 1 ] ||
 				fail "$what: --partition-size $size/$parts gave one task"
 		fi
 		;;
@@ -141,6 +144,50 @@ for op in sum count min max mean square; do
 	same_files "$R/$op.nrange" "$T/out" "$op --range -3037000600:-3036999000"
 done
 
+# The extremes of int64: folds over the whole range (2^64 - 1 integers), squares at both ends.
+I64_MIN=-9223372036854775808
+I64_MAX=9223372036854775807
+for op in count sum min max mean; do
+	refs ref "$op" "range:$I64_MIN:$I64_MAX" >"$R/$op.full"
+	run_ok "$T/out" run --op "$op" --range "$I64_MIN:$I64_MAX" --partitions 7 -q
+	same_files "$R/$op.full" "$T/out" "$op over the whole int64 range"
+done
+for r in "$I64_MIN:$((I64_MIN + 5))" "$((I64_MAX - 5)):$I64_MAX"; do
+	refs ref square "range:$r" >"$R/square.edge"
+	run_ok "$T/out" run --op square --range "$r" --partitions 3 -q
+	same_files "$R/square.edge" "$T/out" "square --range $r"
+done
+
+# ---- split boundaries exactly on line starts (the classic off-by-one of line-aligned splits):
+# fixed-width records of 10 bytes, partition sizes that divide them exactly, and one byte off.
+seq -f '%09g' 1 3000 >"$D/fixed.txt"
+for op in count sum square; do refs ref "$op" "$D/fixed.txt" >"$R/$op.fixed"; done
+for psize in 10 1000 999 1001 7; do
+	for op in count sum square; do
+		run_ok "$T/out" run --op "$op" --input-path "$D/fixed.txt" --partition-size "$psize" -q
+		same_files "$R/$op.fixed" "$T/out" "$op --input-path, 10-byte lines, --partition-size $psize"
+	done
+	run_ok "$T/out" run --op sum --input "$D/fixed.txt" --partition-size "$psize" -q
+	same_files "$R/sum.fixed" "$T/out" "sum --input FILE, 10-byte lines, --partition-size $psize"
+done
+
+# ---- concurrent clients: 12 jobs at once, each result equal to its reference
+pids=()
+n=0
+for c in "${CASES[@]}"; do
+	op=${c%%:*} data=${c#*:}
+	args=(run --op "$op" --partitions 16 -q --input "$D/$data.txt")
+	[ "$op" != grep ] || args+=(--arg "pattern=$([ "$data" = ints ] && echo 99 || echo "$PATTERN")")
+	shoal "${args[@]}" >"$T/conc.$n.out" 2>"$T/conc.$n.err" &
+	pids+=("$!")
+	echo "$op.$data" >"$T/conc.$n.ref"
+	n=$((n + 1))
+done
+for i in "${!pids[@]}"; do
+	wait "${pids[$i]}" || fail "concurrent job $i ($(cat "$T/conc.$i.ref")): $(cat "$T/conc.$i.err")"
+	same_files "$R/$(cat "$T/conc.$i.ref")" "$T/conc.$i.out" "concurrent $(cat "$T/conc.$i.ref")"
+done
+
 # ---- empty input: count and sum are 0, the ordered and merged ops are empty.
 : >"$D/empty.txt"
 for op in count sum; do
@@ -154,17 +201,26 @@ done
 
 log "ops: $runs matrix runs ok in $(elapsed_ms "$start_ts") ms"
 
-# Piped stdin (size unknown): --partitions N is accepted and silently ignored today (the job
-# gets 4 MiB partitions, so one task here); it should be honoured (the master spools the
-# upload anyway) or refused as a usage error. Checked last so the results above are verified.
+# Piped stdin (size unknown): --partitions N is honoured (the master spools the upload and
+# cuts it once it is complete) or refused as a usage error, never silently ignored.
 rc=0
 # shellcheck disable=SC2002 # a pipe on purpose
-cat "$D/text.txt" | shoal run --op count --input - --partitions 7 -q >"$T/out" 2>"$T/err" || rc=$?
+id=$(cat "$D/text.txt" | shoal submit --op count --input - --partitions 7 2>"$T/err") || rc=$?
 if [ "$rc" = 0 ]; then
+	expect_exit 0 shoal wait "$id"
+	run_ok "$T/out" result "$id"
 	same_files "$R/count.text" "$T/out" "count of piped stdin with --partitions 7"
-	tasks=$(shoal jobs --json | jq '.[-1].tasks_total')
+	tasks=$(job_json "$id" | jq .tasks_total)
 	[ "$tasks" -gt 1 ] ||
 		fail "piped stdin with --partitions 7 ran as $tasks task(s): --partitions was ignored silently"
 else
 	[ "$rc" = 2 ] || fail "piped stdin with --partitions 7: exit $rc: $(cat "$T/err")"
 fi
+
+# The master has run a few hundred jobs by now: `shoal jobs` lists every one of them.
+last=$(shoal submit --op count --range 0:1)
+expect_exit 0 shoal wait "$last"
+expect_exit 0 shoal jobs --json
+[ "$(jq length "$T/out")" = "$last" ] || fail "jobs --json lists $(jq length "$T/out") of $last jobs"
+expect_exit 0 shoal jobs
+[ "$(grep -c succeeded "$T/out")" -ge "$last" ] || fail "shoal jobs (table) lists too few jobs"
