@@ -1483,7 +1483,7 @@ static int ops_knn(Shoal__Arg *const *args, size_t nargs, const struct op_input 
 	struct knn_train tr;
 	if (knn_train_parse(in->side, in->side_len, &tr, err) < 0)
 		return -1;
-	if (k > tr.n) {
+	if (k < 1 || k > tr.n) {
 		knn_train_free(&tr);
 		return ops_fail(err, true, "knn: k=%zu but the training set has %zu rows", k, tr.n);
 	}
@@ -1793,14 +1793,14 @@ static bool ops_sci_roundtrips(const char *digits, int n, int exp10, double x)
  * at powers of two, where the interval is lopsided. x > 0. */
 static void ops_shortest(double x, char *digits, int *ndig, int *decpt)
 {
-	char s[64], d[32];
+	char s[64], d[32] = {0}; /* zeroed for the analyzers: snprintf always writes digits */
 	int n = 0, e = 0;
 	for (int p = 1; p <= 17; p++) {
 		snprintf(s, sizeof(s), "%.*e", p - 1, x);
 		ops_sci_parse(s, d, &n, &e);
 		if (ops_sci_roundtrips(d, n, e, x))
 			goto found;
-		char up[32], dn[32];
+		char up[32] = {0}, dn[32] = {0};
 		int eu = e, ed = e;
 		memcpy(up, d, (size_t)n);
 		memcpy(dn, d, (size_t)n);
@@ -1855,8 +1855,8 @@ static void ops_float_repr(double x, struct buf *out)
 		buf_append_byte(out, '-');
 		x = -x;
 	}
-	char d[32];
-	int n, decpt;
+	char d[32] = {0};
+	int n = 1, decpt = 0;
 	ops_shortest(x, d, &n, &decpt);
 	if (decpt <= -4 || decpt > 16) {
 		/* 1e+16, 1.5e-05: at least two exponent digits. */

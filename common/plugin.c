@@ -20,11 +20,15 @@ struct plugin {
 struct plugin *plugin_load(const char *path, char *err, size_t errlen)
 {
 	/* dlopen searches the library path for a name without '/'; a plugin is a file. */
-	char *file = strchr(path, '/') != NULL ? xstrdup(path) : NULL;
-	if (file == NULL) {
-		file = xmalloc(strlen(path) + 3);
-		memcpy(file, "./", 2);
-		memcpy(file + 2, path, strlen(path) + 1);
+	char *file;
+	if (strchr(path, '/') != NULL) {
+		file = xstrdup(path);
+	} else {
+		size_t n = strlen(path);
+		file = xmalloc(n + 3);
+		file[0] = '.';
+		file[1] = '/';
+		memcpy(file + 2, path, n + 1);
 	}
 	/* RTLD_LOCAL: two plugins may define the same symbols without binding to each other's. */
 	void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);

@@ -361,7 +361,8 @@ START_TEST(test_histogram_partitions)
 			left = tmp;
 			tmp = t;
 		}
-		ck_assert(left.len == whole.len && memcmp(left.data, whole.data, left.len) == 0);
+		ck_assert(left.len == whole.len &&
+		          (left.len == 0 || memcmp(left.data, whole.data, left.len) == 0));
 		struct buf right = BUF_INIT;
 		for (size_t i = nparts; i-- > 0;) {
 			buf_reset(&tmp);
@@ -370,7 +371,8 @@ START_TEST(test_histogram_partitions)
 			right = tmp;
 			tmp = t;
 		}
-		ck_assert(right.len == whole.len && memcmp(right.data, whole.data, right.len) == 0);
+		ck_assert(right.len == whole.len &&
+		          (right.len == 0 || memcmp(right.data, whole.data, right.len) == 0));
 		for (size_t i = 0; i < nparts; i++)
 			buf_free(&parts[i]);
 		free(parts);
