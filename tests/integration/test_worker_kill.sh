@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A worker killed with SIGKILL in the middle of a job: the job still succeeds with exactly the
 # reference result, the master drops the dead worker, and a replacement worker gets work.
-# Twice: a wordcount (merged result) and a square (ordered, spilled result).
+# Twice: a wordcount (merged result) and a square (ordered, spilled result). Then a worker that
+# hangs (SIGSTOP) during a job: the job still succeeds, the master drops the silent worker after
+# --heartbeat-timeout, and the worker registers again once it resumes.
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -17,7 +19,8 @@ refpid=$!
 PIDS+=("$refpid")
 refs bigtext "$T/big.txt" 60 "$T/wordcount.ref"
 
-start_master
+HB_TIMEOUT=3
+start_master --heartbeat-timeout "$HB_TIMEOUT"
 for w in a b c; do start_worker "$w" --slots 2; done
 wait_workers 3
 
@@ -87,3 +90,24 @@ wait_workers 2
 	fail "workers after killing c: $(shoal workers --json)"
 st=$(job_json "$id")
 [ "$(jq .tasks_done <<<"$st")" = 1000 ] || fail "square job: $st"
+
+# ---- a worker that hangs: SIGSTOP a while the wordcount runs again
+kill -STOP "${WORKER_PID[a]}"
+stopped_ns=$(date +%s%N)
+id=$(shoal submit --op wordcount --input "$T/big.txt" --partitions 100)
+expect_exit 0 shoal wait "$id"
+run_ok /dev/null result "$id" -o "$T/wordcount2.out"
+same_files "$T/wordcount.ref" "$T/wordcount2.out" "wordcount with worker a hung"
+wait_for 200 "the master drops the silent worker a" \
+	eval "[ \"\$(shoal workers --json | jq -r '[.[].name] | join(\",\")')\" = d ]"
+ms=$(elapsed_ms "$stopped_ns")
+log "silent worker a dropped after $ms ms (heartbeat timeout ${HB_TIMEOUT} s)"
+[ "$ms" -ge $((HB_TIMEOUT * 1000 - 500)) ] || fail "worker a dropped after $ms ms, before the heartbeat timeout"
+grep "event=worker_gone .*name=a " "$T/master.log" | tail -n 1 | grep -qiE "heartbeat|silent|timeout|timed out" ||
+	fail "the master's reason for dropping a: $(grep "name=a " "$T/master.log" | tail -n 1)"
+kill -CONT "${WORKER_PID[a]}"
+wait_workers 2
+run_ok "$T/out" run --op sum --range 0:100000 --partitions 60 --strategy round-robin -q
+[ "$(cat "$T/out")" = 4999950000 ] || fail "sum after worker a came back: $(cat "$T/out")"
+a_done=$(shoal workers --json | jq '.[] | select(.name == "a") | .tasks_done')
+[ "${a_done:-0}" -gt 0 ] || fail "worker a got no work after it came back: $(shoal workers --json)"
