@@ -1436,16 +1436,19 @@ static int knn_feed(struct knn_query *kq, const uint8_t *p, size_t len, struct o
 		    knn_parse_row(rec, rlen, d, t->q + t->nq * d, kq->labeled ? &l : NULL, &bad)) {
 		case KNN_ROW_OK:
 			break;
-		case KNN_ROW_FIELDS:
+		case KNN_ROW_FIELDS: {
+			size_t nf = knn_count_fields(rec, rlen);
+			/* One field too many is most likely a label column. */
+			bool hint = !kq->labeled && nf == d + 1;
 			return ops_fail(
 			    err, true,
 			    "partition %u: row %llu has %zu field%s, want %zu (%zu features "
-			    "as in the training set%s): %s",
-			    kq->partition, (unsigned long long)kq->recno,
-			    knn_count_fields(rec, rlen),
-			    knn_count_fields(rec, rlen) == 1 ? "" : "s", d + kq->labeled, d,
-			    kq->labeled ? ", then the label" : "",
-			    ops_quote(rec, rlen, q, sizeof(q)));
+			    "as in the training set%s): %s%s",
+			    kq->partition, (unsigned long long)kq->recno, nf, nf == 1 ? "" : "s",
+			    d + kq->labeled, d, kq->labeled ? ", then the label" : "",
+			    ops_quote(rec, rlen, q, sizeof(q)),
+			    hint ? " (a label column needs --arg labeled=1)" : "");
+		}
 		case KNN_ROW_NUMBER:
 			return ops_fail(
 			    err, true,

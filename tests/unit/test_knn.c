@@ -385,7 +385,8 @@ START_TEST(test_random_vs_reference)
 			size_t nlabels = 1 + (size_t)random() % 7;
 			struct buf train = BUF_INIT, queries = BUF_INIT;
 			gen_rows(&train, n, d, style, nlabels);
-			/* Queries are rarely a multiple of the group, and some span several tiles. */
+			/* Queries are rarely a multiple of the group, and some span several tiles.
+			 */
 			size_t nq = b == 0 ? 520 + a : 1 + (size_t)random() % 200;
 			bool labeled = random() % 2;
 			gen_rows(&queries, nq, d, style, labeled ? nlabels : 0);
@@ -680,7 +681,13 @@ START_TEST(test_errors)
 	/* The queries. */
 	check_error(train, "1,2\n1,2,3\n", 4, 1, false,
 	            "partition 4: row 2 has 3 fields, want 2 (2 features as in the training set): "
-	            "\"1,2,3\"");
+	            "\"1,2,3\" (a label column needs --arg labeled=1)");
+	check_error(train, "1\n", 4, 1, false,
+	            "partition 4: row 1 has 1 field, want 2 (2 features as in the training set): "
+	            "\"1\"");
+	check_error(train, "1,2,3,4\n", 4, 1, false,
+	            "partition 4: row 1 has 4 fields, want 2 (2 features as in the training set): "
+	            "\"1,2,3,4\"");
 	check_error(train, "1,2,a\n1\n", 0, 1, true,
 	            "partition 0: row 2 has 1 field, want 3 (2 features as in the training set, "
 	            "then the label): \"1\"");
