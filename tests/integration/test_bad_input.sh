@@ -42,6 +42,10 @@ expect_exit 2 shoal status
 expect_exit 2 shoal wait not-a-number
 expect_exit 2 shoal --master 127.0.0.1:99999 jobs
 err_has 99999 "bad --master port"
+expect_exit 2 shoal run --op grep --arg pattern=a --arg pattern=b --range 0:10
+err_has pattern "--arg given twice"
+expect_exit 2 shoal run --op grep --arg pattern --range 0:10
+err_has pattern "--arg without ="
 
 # Unreadable --input: exit 2 with a clear message, and no job submitted.
 expect_exit 2 shoal run --op count --input "$T/does-not-exist"
@@ -141,9 +145,18 @@ run_ok "$T/out" run --op sum --range 1:101 -q
 [ "$(cat "$T/out")" = 5050 ] || fail "sum 1..100 after the bad inputs: $(cat "$T/out")"
 
 # An overflow while the master folds the partials is in the data, like a bad record: README
-# says "bad data fails the job at once". Checked last so that everything above is verified
-# whatever the outcome. (master/jobs.c on_result treats every spill_add failure as a malformed
-# partial, i.e. the worker's fault, and retries the task --retries times.)
+# says "bad data fails the job at once" (not retried as a worker's fault).
 st=$(job_json "$overflow_id")
 [ "$(jq .task_failures <<<"$st")" = 1 ] ||
 	fail "sum overflow (job $overflow_id) was retried as if a worker were at fault: $st"
+
+# --input-path that the master cannot use: exit 2 naming the path and the reason.
+expect_exit 2 shoal run --op count --input-path "$T/no-such-input"
+err_has "$T/no-such-input" "--input-path missing"
+grep -qi "no such file" "$T/err" || fail "--input-path missing: $(cat "$T/err")"
+expect_exit 2 shoal run --op count --input-path "$T/a-directory"
+err_has "$T/a-directory" "--input-path directory"
+# (master/jobs.c prints strerror(errno) whenever errno is non-zero, even when stat() succeeded
+# and the path is merely not a regular file: a stale errno then gives a wrong reason.)
+grep -qiE "not a regular file|is a directory" "$T/err" ||
+	fail "--input-path of a directory: the reason is wrong: $(cat "$T/err")"
