@@ -265,8 +265,6 @@ static int session_send_output(struct worker_session *s, const struct task_ref *
 	return rc;
 }
 
-/* Sends outbox pieces while the connection takes them; a result whose rest fits one frame
- * joins the batch. */
 /* Length of the next TaskOutput piece of res. A map task's bucketed output (reduce jobs) is
  * cut only after a '\n': the master merges each bucket's pieces as sorted runs of whole lines.
  * 0 if a single line is longer than a frame can carry. */
@@ -306,6 +304,8 @@ static void session_fail_unsplittable(struct worker_session *s, struct task_resu
 	session_batch_add(s, res);
 }
 
+/* Sends outbox pieces while the connection takes them; a result whose rest fits one frame
+ * joins the batch. */
 static void session_pump_outbox(struct worker_session *s)
 {
 	size_t limit = session_limit(s);
