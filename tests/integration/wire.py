@@ -8,6 +8,9 @@
                                      bytes, send 1 KiB of it and stay open SECS seconds
   wire.py fakeworker PORT MODE SECS  register as a worker and answer every task with a bad
                                      result (MODE: garbage | unsorted | stray) for SECS seconds
+  wire.py overrun PORT LOG MB        submit an upload job and send MB MiB of it without waiting
+                                     for any UploadAck: the master must close the connection
+                                     (a log line naming our address) long before MB MiB
 
 Cases: garbage, garbage-small, truncated, huge, zero, not-envelope, unknown-kind, version,
 role, before-hello, after-hello-garbage, missing-required.
@@ -271,6 +274,44 @@ def fakeworker(port, mode, secs):
     s.close()
 
 
+def overrun(port, logpath, mb):
+    s = connect(port)
+    s.sendall(frame(hello(PROTOCOL_VERSION, ROLE_CLIENT)))
+    r = Reader(s)
+    got = r.frames(5.0)
+    if not got or not any(num == 2 for num, _, _ in fields(got[0])):
+        die("overrun: no Welcome: %r" % got)
+    spec = ld(1, b"count") + vi(4, 1)  # JobSpec{op: "count", upload: true}
+    s.sendall(frame(ld(8, ld(1, spec))))  # Envelope.submit = Submit{spec}
+    job = window = None
+    for f in r.frames(5.0):
+        for num, _, v in fields(f):
+            if num == 9:  # Submitted
+                d = {n: val for n, _, val in fields(v)}
+                job, window = d.get(1), d.get(2)
+    if job is None:
+        die("overrun: no Submitted")
+    peer = "127.0.0.1:%d" % s.getsockname()[1]
+    chunk = frame(ld(10, vi(1, job) + ld(2, b"1\n" * (512 * 1024))))  # 1 MiB of records
+    sent = 0
+    try:
+        s.settimeout(10)
+        for _ in range(mb):
+            s.sendall(chunk)
+            sent += 1
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        pass
+    s.close()
+    print("job %d" % job, flush=True)
+    if sent >= mb:
+        die("overrun: the master took all %d MiB beyond a window of %s bytes" % (mb, window))
+    line = log_line_for(logpath, peer, ["overran", "window", "flow control"])
+    if line is None:
+        die("overrun: the master closed the connection after %d MiB (window %s bytes) but no "
+            "log line names %s and the reason" % (sent, window, peer))
+    print("overrun: window %s bytes, %d MiB sent before the close: %s" % (window, sent, line))
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -279,6 +320,8 @@ def main():
         case(a[1], int(a[2]), a[3], int(a[4]))
     elif a[0] == "hold":
         hold(int(a[1]), int(a[2]), int(a[3]), float(a[4]))
+    elif a[0] == "overrun":
+        overrun(int(a[1]), a[2], int(a[3]))
     elif a[0] == "fakeworker":
         fakeworker(int(a[1]), a[2], float(a[3]))
     else:
