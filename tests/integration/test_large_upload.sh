@@ -68,7 +68,40 @@ same_files "$T/grep.ref" "$T/grep.out" "grep with a large result"
 log "grep result: $(($(stat -c %s "$T/grep.out") / 1024)) kB"
 check_kb "client (grep, large result)" "$CLIENT_KB" 65536
 check_kb "master (grep, large result)" "$(proc_kb "$MASTER_PID" VmHWM)" "$LIMIT_KB"
+
+# A client killed while it downloads the result: the master carries on, the result can be
+# fetched again whole.
+gid=$(shoal jobs --json | jq '.[-1].job_id')
+rm -f "$T/grep.out"
+"$SHOAL_CLIENT_BIN" result "$gid" -o "$T/grep.out" 2>/dev/null &
+fetcher=$!
+PIDS+=("$fetcher")
+part_downloaded() { [ "$(stat -c %s "$T/grep.out" 2>/dev/null || echo 0)" -gt 1000000 ]; }
+wait_for 300 "part of the result downloaded" part_downloaded
+kill -KILL "$fetcher"
+wait "$fetcher" 2>/dev/null || true
+alive "$MASTER_PID" || fail "the master died when a downloading client was killed"
+run_ok /dev/null result "$gid" -o "$T/grep.out"
+same_files "$T/grep.ref" "$T/grep.out" "grep result fetched again after a killed download"
 rm -f "$T/grep.ref" "$T/grep.out"
+
+# A client killed while it uploads: the job fails (it does not wait forever in "uploading"),
+# the partial upload is removed from the state dir, the master goes on serving.
+state_kb0=$(du -sk "$T/state" | cut -f1)
+"$SHOAL_CLIENT_BIN" run --op count --input "$T/big.txt" -q >/dev/null 2>&1 &
+uploader=$!
+PIDS+=("$uploader")
+wait_for 300 "an upload in progress" \
+	eval "[ \"\$(shoal jobs --json | jq -r '.[-1] | select(.job_id > $gid) | .state')\" = uploading ]"
+sleep 0.3
+kill -KILL "$uploader"
+wait "$uploader" 2>/dev/null || true
+uid=$(shoal jobs --json | jq '.[-1].job_id')
+wait_for 100 "the killed uploader's job $uid ends" \
+	eval "job_json $uid | jq -e '.state == \"failed\" or .state == \"cancelled\"' >/dev/null"
+log "killed uploader: job $uid $(job_json "$uid" | jq -r '"\(.state): \(.error)"')"
+upload_removed() { [ $(($(du -sk "$T/state" | cut -f1) - state_kb0)) -lt 10240 ]; }
+wait_for 50 "the partial upload removed from the state dir" upload_removed
 
 # ---- default partitioning (the master picks the partition size)
 timed_run "wordcount --input FILE" /dev/null run --op wordcount --input "$T/big.txt" -q \
