@@ -89,6 +89,20 @@ struct call {
 	int list_kind; /* LIST_JOBS or LIST_WORKERS */
 	void *list;
 	size_t nlist;
+
+	/* locks */
+	const char *lock_name;
+	uint64_t token;
+	uint32_t ttl_ms;
+};
+
+/* A lease this client was granted: its ttl bounds how long a renewal may wait. */
+struct lease {
+	char *name;
+	uint64_t token;
+	uint32_t ttl_ms;
+	uint64_t confirmed_us; /* mono_us() when the master last granted or renewed it */
+	struct lease *next;
 };
 
 struct shoal_client {
@@ -102,6 +116,7 @@ struct shoal_client {
 	char addr[300];     /* HOST:PORT, for messages */
 	struct call *call;
 	char err[1024];
+	struct lease *leases;
 };
 
 static int client_fail(shoal_client *c, int rc, const char *fmt, ...)
@@ -123,13 +138,12 @@ static void call_finish(shoal_client *c, struct call *call, int rc, const char *
 
 static void call_finish(shoal_client *c, struct call *call, int rc, const char *fmt, ...)
 {
-	va_list ap;
-
 	if (call->done)
 		return;
 	call->done = true;
 	call->rc = rc;
 	if (fmt) {
+		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(c->err, sizeof(c->err), fmt, ap);
 		va_end(ap);
@@ -328,6 +342,12 @@ static void client_free(shoal_client *c)
 	uv_run(&c->loop, UV_RUN_DEFAULT);
 	(void)uv_loop_close(&c->loop);
 	sigpipe_unblock(&g);
+	while (c->leases) {
+		struct lease *l = c->leases;
+		c->leases = l->next;
+		free(l->name);
+		free(l);
+	}
 	free(c);
 }
 
@@ -387,6 +407,8 @@ int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, c
 		snprintf(c->addr, sizeof(c->addr), "%s:%u", host, (unsigned)port);
 
 	conn_limits_default(&lim);
+	/* The master is the only peer, and its job listings decode to ~25x their size. */
+	lim.unpack_budget = CODEC_BUDGET_LISTINGS;
 	c->conn = conn_create(&c->loop, &lim, &cb, c);
 	if (!c->conn) {
 		snprintf(err, errlen, "cannot reach the master at %s: cannot create a socket",
@@ -480,6 +502,8 @@ static const char *strategy_name(Shoal__Strategy s)
 		return "round-robin";
 	case SHOAL__STRATEGY__STRATEGY_DYNAMIC:
 		return "dynamic";
+	case SHOAL__STRATEGY__STRATEGY_LEAST_LOADED:
+		return "least-loaded";
 	default:
 		return "default";
 	}
@@ -510,6 +534,9 @@ static void job_info_from(struct shoal_job_info *o, const Shoal__JobInfo *j)
 	o->started_ms = j->has_started_ms ? j->started_ms : 0;
 	o->finished_ms = j->has_finished_ms ? j->finished_ms : 0;
 	snprintf(o->error, sizeof(o->error), "%s", j->error ? j->error : "");
+	o->queue_position = j->has_queue_position ? j->queue_position : 0;
+	o->cost = j->has_cost ? j->cost : 0;
+	o->after = j->has_after ? j->after : 0;
 }
 
 static void worker_info_from(struct shoal_worker_info *o, const Shoal__WorkerInfo *w)
@@ -699,6 +726,8 @@ static int strategy_parse(const char *s, Shoal__Strategy *out)
 		*out = SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN;
 	else if (strcmp(s, "dynamic") == 0)
 		*out = SHOAL__STRATEGY__STRATEGY_DYNAMIC;
+	else if (strcmp(s, "least-loaded") == 0)
+		*out = SHOAL__STRATEGY__STRATEGY_LEAST_LOADED;
 	else
 		return -1;
 	return 0;
@@ -1048,7 +1077,8 @@ int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *j
 		return rc;
 	if (strategy_parse(spec->strategy, &strategy) < 0)
 		return client_fail(c, SHOAL_EUSAGE,
-		                   "unknown strategy '%s' (known: round-robin, dynamic)",
+		                   "unknown strategy '%s' (known: round-robin, least-loaded, "
+		                   "dynamic)",
 		                   spec->strategy);
 	if (spec->nargs && (!spec->arg_keys || !spec->arg_values))
 		return client_fail(c, SHOAL_EUSAGE, "job arguments without keys or values");
@@ -1072,6 +1102,13 @@ int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *j
 			return client_fail(c, SHOAL_EUSAGE, "no input path given");
 		js.input_case = SHOAL__JOB_SPEC__INPUT_PATH;
 		js.path = (char *)spec->path;
+		break;
+	case SHOAL_INPUT_JOB:
+		if (spec->input_job == 0)
+			return client_fail(c, SHOAL_EUSAGE,
+			                   "no input job given (job ids start at 1)");
+		js.input_case = SHOAL__JOB_SPEC__INPUT_JOB;
+		js.job = spec->input_job;
 		break;
 	default:
 		return client_fail(c, SHOAL_EUSAGE, "unknown input kind %d", (int)spec->input);
@@ -1153,6 +1190,10 @@ int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *j
 	js.has_retries = spec->retries >= 0;
 	js.retries = spec->retries >= 0 ? (uint32_t)spec->retries : 0;
 	js.name = spec->name && spec->name[0] ? (char *)spec->name : NULL;
+	js.has_cost = spec->cost != 0;
+	js.cost = spec->cost;
+	js.has_after = spec->after != 0;
+	js.after = spec->after;
 	submit.spec = &js;
 	env.msg_case = SHOAL__ENVELOPE__MSG_SUBMIT;
 	env.submit = &submit;
@@ -1221,7 +1262,7 @@ static void job_on_message(shoal_client *c, struct call *call, const Shoal__Enve
 static int job_request(shoal_client *c, uint64_t job_id, Shoal__Envelope *env, bool watching,
                        shoal_progress_fn progress, void *arg, struct shoal_job_info *info)
 {
-	struct shoal_job_info tmp;
+	struct shoal_job_info tmp = {0};
 	struct call call = {0};
 	int rc;
 
@@ -1289,7 +1330,6 @@ static void result_ack(shoal_client *c, struct call *call)
 static void result_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
 {
 	const Shoal__ResultChunk *rc;
-	char what[128];
 
 	switch (env->msg_case) {
 	case SHOAL__ENVELOPE__MSG_RESULT_CHUNK:
@@ -1297,6 +1337,7 @@ static void result_on_message(shoal_client *c, struct call *call, const Shoal__E
 		if (rc->job_id != call->job_id)
 			break;
 		if (rc->offset != call->written) {
+			char what[128];
 			snprintf(what, sizeof(what),
 			         "result chunk at offset %llu, expected offset %llu",
 			         (unsigned long long)rc->offset, (unsigned long long)call->written);
@@ -1442,4 +1483,198 @@ int shoal_workers(shoal_client *c, struct shoal_worker_info **workers, size_t *n
 	if (rc == SHOAL_OK)
 		*workers = list;
 	return rc;
+}
+
+/* ---- locks ---- */
+
+static struct lease **lease_find(shoal_client *c, const char *name)
+{
+	struct lease **pp = &c->leases;
+
+	while (*pp && strcmp((*pp)->name, name) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Records a grant or renewal of the lease. */
+static void lease_confirm(shoal_client *c, const char *name, uint64_t token, uint32_t ttl_ms)
+{
+	struct lease **pp = lease_find(c, name);
+
+	if (!*pp) {
+		*pp = xcalloc(1, sizeof(**pp));
+		(*pp)->name = xstrdup(name);
+	}
+	(*pp)->token = token;
+	(*pp)->ttl_ms = ttl_ms;
+	(*pp)->confirmed_us = mono_us();
+}
+
+static void lease_forget(shoal_client *c, const char *name)
+{
+	struct lease **pp = lease_find(c, name);
+	struct lease *l = *pp;
+
+	if (!l)
+		return;
+	*pp = l->next;
+	free(l->name);
+	free(l);
+}
+
+/* What the master checks (common/codec.c), checked first so that a bad name is a usage error
+ * rather than a connection the master closes. */
+static int lock_name_check(shoal_client *c, const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > SHOAL_LOCK_NAME_MAX)
+		return client_fail(c, SHOAL_EUSAGE, "a lock name has 1 to %u bytes",
+		                   SHOAL_LOCK_NAME_MAX);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return client_fail(c, SHOAL_EUSAGE,
+			                   "a lock name may not hold control characters");
+	return SHOAL_OK;
+}
+
+static void lock_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
+{
+	switch (env->msg_case) {
+	case SHOAL__ENVELOPE__MSG_LOCK_GRANTED: {
+		const Shoal__LockGranted *g = env->lock_granted;
+		if (strcmp(g->name, call->lock_name) != 0 ||
+		    (call->token && g->token != call->token))
+			break; /* another lock's, or an earlier lease's */
+		call->token = g->token;
+		call->ttl_ms = g->ttl_ms;
+		call_finish(c, call, SHOAL_OK, NULL);
+		break;
+	}
+	case SHOAL__ENVELOPE__MSG_LOCK_LOST: {
+		const Shoal__LockLost *l = env->lock_lost;
+		/* Only a renewal (which knows its token) can be told its lease is gone. */
+		if (!call->token || l->token != call->token ||
+		    strcmp(l->name, call->lock_name) != 0)
+			break;
+		call_finish(c, call, SHOAL_EJOB, "lost lock %s (token %llu): %s", call->lock_name,
+		            (unsigned long long)call->token,
+		            l->reason && l->reason[0] ? l->reason : "no reason given");
+		break;
+	}
+	case SHOAL__ENVELOPE__MSG_FAILURE:
+		if (!env->failure->has_job_id)
+			call_fail_with(c, call, env->failure);
+		break;
+	default:
+		break;
+	}
+}
+
+int shoal_lock_acquire(shoal_client *c, const char *name, uint32_t ttl_ms, uint64_t *token)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__LockAcquire req = SHOAL__LOCK_ACQUIRE__INIT;
+	struct call call = {0};
+	int rc;
+
+	if ((rc = lock_name_check(c, name)) != SHOAL_OK)
+		return rc;
+	if (ttl_ms < SHOAL_LOCK_TTL_MIN_MS || ttl_ms > SHOAL_LOCK_TTL_MAX_MS)
+		return client_fail(c, SHOAL_EUSAGE, "lock ttl %u ms is outside %u ms .. %u ms",
+		                   ttl_ms, SHOAL_LOCK_TTL_MIN_MS, SHOAL_LOCK_TTL_MAX_MS);
+	if ((rc = client_check(c)) != SHOAL_OK)
+		return rc;
+	req.name = (char *)name;
+	req.ttl_ms = ttl_ms;
+	env.msg_case = SHOAL__ENVELOPE__MSG_LOCK_ACQUIRE;
+	env.lock_acquire = &req;
+	call.on_message = lock_on_message;
+	call.lock_name = name;
+	client_send(c, &call, &env);
+	/* Waiting behind other holders has no deadline; a master that goes away ends it. */
+	rc = client_run(c, &call, 0);
+	if (rc == SHOAL_OK) {
+		lease_confirm(c, name, call.token, call.ttl_ms);
+		*token = call.token;
+	}
+	return rc;
+}
+
+int shoal_lock_renew(shoal_client *c, const char *name, uint64_t token)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__LockRenew req = SHOAL__LOCK_RENEW__INIT;
+	struct call call = {0};
+	const struct lease *l;
+	uint64_t now = mono_us(), timeout_ms = CLIENT_REQUEST_TIMEOUT_MS;
+	int rc;
+
+	if ((rc = lock_name_check(c, name)) != SHOAL_OK)
+		return rc;
+	if ((rc = client_check(c)) != SHOAL_OK)
+		return rc;
+	/* An answer later than the lease's end is worthless: by then the lock may be someone
+	 * else's. Wait until then (at least 1 ms: the master's clock is not ours). */
+	l = *lease_find(c, name);
+	if (l && l->token == token) {
+		uint64_t end = l->confirmed_us + (uint64_t)l->ttl_ms * 1000;
+		timeout_ms = end > now + 1000 ? (end - now) / 1000 : 1;
+	}
+	req.name = (char *)name;
+	req.token = token;
+	env.msg_case = SHOAL__ENVELOPE__MSG_LOCK_RENEW;
+	env.lock_renew = &req;
+	call.on_message = lock_on_message;
+	call.lock_name = name;
+	call.token = token;
+	client_send(c, &call, &env);
+	rc = client_run(c, &call, timeout_ms);
+	if (rc == SHOAL_OK) {
+		lease_confirm(c, name, token, call.ttl_ms);
+	} else if (rc == SHOAL_ECONN && !c->lost) {
+		rc = client_fail(c, SHOAL_ECONN,
+		                 "the master at %s did not renew lock %s (token %llu) within its "
+		                 "lease (%llu ms)",
+		                 c->addr, name, (unsigned long long)token,
+		                 (unsigned long long)timeout_ms);
+	}
+	if (rc == SHOAL_EJOB)
+		lease_forget(c, name);
+	return rc;
+}
+
+/* LockRelease has no answer; the answer to a request sent after it proves that the master has
+ * read it (one connection, in order). A status request for job 0 is the cheapest: it is
+ * answered at once with a Failure naming no job. */
+static void sync_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
+{
+	if (env->msg_case == SHOAL__ENVELOPE__MSG_FAILURE && !env->failure->has_job_id)
+		call_finish(c, call, SHOAL_OK, NULL);
+}
+
+int shoal_lock_release(shoal_client *c, const char *name, uint64_t token)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT, sync = SHOAL__ENVELOPE__INIT;
+	Shoal__LockRelease req = SHOAL__LOCK_RELEASE__INIT;
+	Shoal__StatusRequest status = SHOAL__STATUS_REQUEST__INIT;
+	struct call call = {0};
+	int rc;
+
+	if ((rc = lock_name_check(c, name)) != SHOAL_OK)
+		return rc;
+	lease_forget(c, name);
+	if ((rc = client_check(c)) != SHOAL_OK)
+		return rc;
+	req.name = (char *)name;
+	req.token = token;
+	env.msg_case = SHOAL__ENVELOPE__MSG_LOCK_RELEASE;
+	env.lock_release = &req;
+	status.job_id = 0;
+	sync.msg_case = SHOAL__ENVELOPE__MSG_STATUS_REQUEST;
+	sync.status_request = &status;
+	call.on_message = sync_on_message;
+	client_send(c, &call, &env);
+	client_send(c, &call, &sync);
+	return client_run(c, &call, CLIENT_REQUEST_TIMEOUT_MS);
 }

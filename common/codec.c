@@ -11,8 +11,7 @@
 
 /* protobuf-c turns a 2-byte empty submessage into a struct of ~100 bytes; allowing 16x the
  * frame plus some slack covers real messages and stops amplification attacks. */
-#define CODEC_BUDGET_FACTOR 16u
-#define CODEC_BUDGET_SLACK  (64u * 1024u)
+#define CODEC_BUDGET_SLACK (64u * 1024u)
 
 #define CODEC_STR_MAX          4096u
 #define CODEC_TEXT_MAX         (64u * 1024u) /* error and refusal texts */
@@ -58,12 +57,14 @@ static void codec_budget_free(void *data, void *p)
 	free(p);
 }
 
-Shoal__Envelope *codec_unpack(const uint8_t *payload, size_t len, char *err, size_t errlen)
+Shoal__Envelope *codec_unpack(const uint8_t *payload, size_t len, uint32_t budget_factor, char *err,
+                              size_t errlen)
 {
 	struct codec_budget budget;
-	budget.limit = len > (SIZE_MAX - CODEC_BUDGET_SLACK) / CODEC_BUDGET_FACTOR
+	size_t factor = budget_factor ? budget_factor : CODEC_BUDGET_DEFAULT;
+	budget.limit = len > (SIZE_MAX - CODEC_BUDGET_SLACK) / factor
 	                   ? SIZE_MAX
-	                   : len * CODEC_BUDGET_FACTOR + CODEC_BUDGET_SLACK;
+	                   : len * factor + CODEC_BUDGET_SLACK;
 	budget.left = budget.limit;
 	budget.exceeded = 0;
 	ProtobufCAllocator alloc = {
@@ -76,9 +77,9 @@ Shoal__Envelope *codec_unpack(const uint8_t *payload, size_t len, char *err, siz
 	if (env == NULL) {
 		if (budget.exceeded)
 			errorf(err, errlen,
-			           "message of %zu bytes expands beyond its memory budget of %zu "
-			           "bytes",
-			           len, budget.limit);
+			       "message of %zu bytes expands beyond its memory budget of %zu "
+			       "bytes",
+			       len, budget.limit);
 		else
 			errorf(err, errlen, "malformed message (%zu bytes do not unpack)", len);
 		return NULL;
@@ -142,18 +143,17 @@ static int codec_check_args(const char *kind, Shoal__Arg *const *args, size_t n,
                             size_t errlen)
 {
 	if (n > CODEC_ARGS_MAX)
-		return errorf(err, errlen, "%s: %zu args (at most %u)", kind, n,
-		                  CODEC_ARGS_MAX);
+		return errorf(err, errlen, "%s: %zu args (at most %u)", kind, n, CODEC_ARGS_MAX);
 	for (size_t i = 0; i < n; i++) {
 		const Shoal__Arg *a = args[i];
 		if (a == NULL || codec_len(a->key, 0) == 0)
 			return errorf(err, errlen, "%s: arg %zu has an empty key", kind, i);
 		if (codec_len(a->key, CODEC_ARG_KEY_MAX) > CODEC_ARG_KEY_MAX)
-			return errorf(err, errlen, "%s: arg %zu key is longer than %u bytes",
-			                  kind, i, CODEC_ARG_KEY_MAX);
+			return errorf(err, errlen, "%s: arg %zu key is longer than %u bytes", kind,
+			              i, CODEC_ARG_KEY_MAX);
 		if (codec_len(a->value, CODEC_ARG_VALUE_MAX) > CODEC_ARG_VALUE_MAX)
 			return errorf(err, errlen, "%s: arg '%s' value is longer than %u bytes",
-			                  kind, a->key, CODEC_ARG_VALUE_MAX);
+			              kind, a->key, CODEC_ARG_VALUE_MAX);
 	}
 	return 0;
 }
@@ -164,8 +164,7 @@ static int codec_check_op(const char *kind, const char *op, char *err, size_t er
 	if (n == 0)
 		return errorf(err, errlen, "%s: empty op name", kind);
 	if (n > CODEC_OP_MAX)
-		return errorf(err, errlen, "%s: op name longer than %u bytes", kind,
-		                  CODEC_OP_MAX);
+		return errorf(err, errlen, "%s: op name longer than %u bytes", kind, CODEC_OP_MAX);
 	return 0;
 }
 
@@ -175,7 +174,7 @@ static int codec_check_range(const char *kind, const Shoal__Range *r, char *err,
 		return errorf(err, errlen, "%s: missing range", kind);
 	if (r->lo > r->hi)
 		return errorf(err, errlen, "%s: range %lld:%lld has lo > hi", kind,
-		                  (long long)r->lo, (long long)r->hi);
+		              (long long)r->lo, (long long)r->hi);
 	return 0;
 }
 
@@ -202,16 +201,16 @@ static int codec_check_fileref(const char *kind, const Shoal__FileRef *f, char *
 	if (n == 0 || n > CODEC_FILE_NAME_MAX || strchr(f->name, '/') || !strcmp(f->name, ".") ||
 	    !strcmp(f->name, ".."))
 		return errorf(err, errlen, "%s: file name '%.64s' is not a plain file name", kind,
-			      f->name ? f->name : "");
+		              f->name ? f->name : "");
 	if (f->sha256.len != 32)
 		return errorf(err, errlen, "%s: file %s has a %zu-byte hash (SHA-256 is 32)", kind,
-			      f->name, f->sha256.len);
+		              f->name, f->sha256.len);
 	return 0;
 }
 
 static int codec_check_files(const char *kind, Shoal__FileRef *const *files, size_t n,
-			     const Shoal__FileRef *broadcast, const Shoal__FileRef *plugin, char *err,
-			     size_t errlen)
+                             const Shoal__FileRef *broadcast, const Shoal__FileRef *plugin,
+                             char *err, size_t errlen)
 {
 	if (n > CODEC_FILES_MAX)
 		return errorf(err, errlen, "%s: %zu files (at most %u)", kind, n, CODEC_FILES_MAX);
@@ -229,8 +228,8 @@ static int codec_check_exec(const char *kind, const char *cmd, char *err, size_t
 {
 	size_t n = codec_len(cmd, CODEC_EXEC_MAX);
 	if (n == 0 || n > CODEC_EXEC_MAX)
-		return errorf(err, errlen, "%s: exec command is empty or longer than %u bytes", kind,
-			      CODEC_EXEC_MAX);
+		return errorf(err, errlen, "%s: exec command is empty or longer than %u bytes",
+		              kind, CODEC_EXEC_MAX);
 	return 0;
 }
 
@@ -255,11 +254,11 @@ static int codec_check_task(size_t i, const Shoal__Task *t, char *err, size_t er
 		return -1;
 	}
 	if (codec_check_files("task_batch", t->files, t->n_files, t->broadcast, t->plugin, err,
-			      errlen) < 0)
+	                      errlen) < 0)
 		return -1;
 	if (t->has_reducers && (t->reducers < 1 || t->reducers > CODEC_REDUCERS_MAX))
 		return errorf(err, errlen, "task_batch: task %u has %u reducers", t->task_id,
-			      t->reducers);
+		              t->reducers);
 	if (codec_check_args("task_batch", t->args, t->n_args, err, errlen) < 0)
 		return -1;
 	switch (t->input_case) {
@@ -269,14 +268,13 @@ static int codec_check_task(size_t i, const Shoal__Task *t, char *err, size_t er
 		return 0;
 	case SHOAL__TASK__INPUT_SPLIT:
 		if (t->split == NULL)
-			return errorf(err, errlen, "task_batch: task %u missing split",
-			                  t->task_id);
+			return errorf(err, errlen, "task_batch: task %u missing split", t->task_id);
 		snprintf(what, sizeof(what), "task_batch: task %u split path", t->task_id);
 		if (codec_check_str(what, t->split->path, CODEC_PATH_MAX, 1, err, errlen) < 0)
 			return -1;
 		if (t->split->length > UINT64_MAX - t->split->offset)
 			return errorf(err, errlen, "task_batch: task %u split overflows",
-			                  t->task_id);
+			              t->task_id);
 		return 0;
 	default:
 		return errorf(err, errlen, "task_batch: task %u has no input", t->task_id);
@@ -291,7 +289,7 @@ static int codec_check_job_info(const char *kind, const Shoal__JobInfo *j, char 
 	if ((int)j->state < SHOAL__JOB_STATE__JOB_UNKNOWN ||
 	    (int)j->state > SHOAL__JOB_STATE__JOB_CANCELLED)
 		return errorf(err, errlen, "%s: job %llu has unknown state %d", kind,
-		                  (unsigned long long)j->job_id, (int)j->state);
+		              (unsigned long long)j->job_id, (int)j->state);
 	snprintf(what, sizeof(what), "%s: job op", kind);
 	if (codec_check_str(what, j->op, CODEC_OP_MAX, 0, err, errlen) < 0)
 		return -1;
@@ -311,7 +309,7 @@ static int codec_validate_hello(const Shoal__Envelope *env, char *err, size_t er
 	const Shoal__Hello *m = env->hello;
 	if (m->role != SHOAL__ROLE__ROLE_WORKER && m->role != SHOAL__ROLE__ROLE_CLIENT)
 		return errorf(err, errlen, "hello: role %d is neither worker nor client",
-		                  (int)m->role);
+		              (int)m->role);
 	/* name may be absent (the master picks one); when given it must be sane. */
 	if (codec_check_str("hello: name", m->name, CODEC_STR_MAX, 0, err, errlen) < 0)
 		return -1;
@@ -319,7 +317,7 @@ static int codec_validate_hello(const Shoal__Envelope *env, char *err, size_t er
 		return -1;
 	if (m->has_slots && (m->slots < 1 || m->slots > CODEC_SLOTS_MAX))
 		return errorf(err, errlen, "hello: slots %u out of range 1-%u", m->slots,
-		                  CODEC_SLOTS_MAX);
+		              CODEC_SLOTS_MAX);
 	return 0;
 }
 
@@ -330,7 +328,7 @@ static int codec_validate_welcome(const Shoal__Envelope *env, char *err, size_t 
 	if (m->has_heartbeat_ms &&
 	    (m->heartbeat_ms < 1 || m->heartbeat_ms > CODEC_HEARTBEAT_MS_MAX))
 		return errorf(err, errlen, "welcome: heartbeat_ms %u out of range 1-%u",
-		                  m->heartbeat_ms, CODEC_HEARTBEAT_MS_MAX);
+		              m->heartbeat_ms, CODEC_HEARTBEAT_MS_MAX);
 	/* The worker sizes its result batches by this; a tiny limit would fail every task. */
 	if (m->has_max_frame && m->max_frame < 4096)
 		return errorf(err, errlen, "welcome: max_frame %u is below 4096", m->max_frame);
@@ -356,7 +354,7 @@ static int codec_validate_task_batch(const Shoal__Envelope *env, char *err, size
 	const Shoal__TaskBatch *m = env->task_batch;
 	if (m->n_tasks > CODEC_BATCH_MAX)
 		return errorf(err, errlen, "task_batch: %zu tasks (at most %u)", m->n_tasks,
-		                  CODEC_BATCH_MAX);
+		              CODEC_BATCH_MAX);
 	for (size_t i = 0; i < m->n_tasks; i++) {
 		if (codec_check_task(i, m->tasks[i], err, errlen) < 0)
 			return -1;
@@ -368,27 +366,26 @@ static int codec_validate_result_batch(const Shoal__Envelope *env, char *err, si
 {
 	const Shoal__ResultBatch *m = env->result_batch;
 	if (m->n_results > CODEC_BATCH_MAX)
-		return errorf(err, errlen, "result_batch: %zu results (at most %u)",
-		                  m->n_results, CODEC_BATCH_MAX);
+		return errorf(err, errlen, "result_batch: %zu results (at most %u)", m->n_results,
+		              CODEC_BATCH_MAX);
 	for (size_t i = 0; i < m->n_results; i++) {
 		const Shoal__TaskResult *r = m->results[i];
 		if (r == NULL)
 			return errorf(err, errlen, "result_batch: result %zu missing", i);
 		if (r->attempt < 1)
 			return errorf(err, errlen, "result_batch: task %u has attempt 0",
-			                  r->task_id);
+			              r->task_id);
 		if (codec_len(r->error, CODEC_TEXT_MAX) > CODEC_TEXT_MAX)
 			return errorf(err, errlen,
-			                  "result_batch: task %u error is longer than %u bytes",
-			                  r->task_id, CODEC_TEXT_MAX);
+			              "result_batch: task %u error is longer than %u bytes",
+			              r->task_id, CODEC_TEXT_MAX);
 		/* A failure without a reason would fail a job with nothing to show the user. */
 		if (!r->ok && codec_len(r->error, 1) == 0)
-			return errorf(err, errlen,
-			                  "result_batch: task %u failed without an error",
-			                  r->task_id);
+			return errorf(err, errlen, "result_batch: task %u failed without an error",
+			              r->task_id);
 		if (r->n_buckets > CODEC_REDUCERS_MAX)
 			return errorf(err, errlen, "result_batch: task %u has %zu buckets",
-				      r->task_id, r->n_buckets);
+			              r->task_id, r->n_buckets);
 	}
 	return 0;
 }
@@ -398,13 +395,13 @@ static int codec_validate_cancel_tasks(const Shoal__Envelope *env, char *err, si
 	const Shoal__CancelTasks *m = env->cancel_tasks;
 	if (m->n_tasks > CODEC_BATCH_MAX)
 		return errorf(err, errlen, "cancel_tasks: %zu tasks (at most %u)", m->n_tasks,
-		                  CODEC_BATCH_MAX);
+		              CODEC_BATCH_MAX);
 	for (size_t i = 0; i < m->n_tasks; i++) {
 		if (m->tasks[i] == NULL)
 			return errorf(err, errlen, "cancel_tasks: task %zu missing", i);
 		if (m->tasks[i]->attempt < 1)
 			return errorf(err, errlen, "cancel_tasks: task %u has attempt 0",
-			                  m->tasks[i]->task_id);
+			              m->tasks[i]->task_id);
 	}
 	return 0;
 }
@@ -430,9 +427,9 @@ static int codec_validate_submit(const Shoal__Envelope *env, char *err, size_t e
 	}
 	if (s->has_reducers && (s->reducers < 1 || s->reducers > CODEC_REDUCERS_MAX))
 		return errorf(err, errlen, "submit: %u reducers (1 to %u)", s->reducers,
-			      CODEC_REDUCERS_MAX);
+		              CODEC_REDUCERS_MAX);
 	if (codec_check_files("submit", s->files, s->n_files, s->broadcast, s->plugin, err,
-			      errlen) < 0)
+	                      errlen) < 0)
 		return -1;
 	if (codec_check_args("submit", s->args, s->n_args, err, errlen) < 0)
 		return -1;
@@ -459,12 +456,12 @@ static int codec_validate_submit(const Shoal__Envelope *env, char *err, size_t e
 	}
 	if (s->has_partitions && s->partitions > CODEC_PARTITIONS_MAX)
 		return errorf(err, errlen, "submit: %u partitions (at most %u)", s->partitions,
-		                  CODEC_PARTITIONS_MAX);
+		              CODEC_PARTITIONS_MAX);
 	if (s->has_strategy && codec_check_strategy("submit", s->strategy, err, errlen) < 0)
 		return -1;
 	if (s->has_retries && s->retries > CODEC_RETRIES_MAX)
 		return errorf(err, errlen, "submit: %u retries (at most %u)", s->retries,
-		                  CODEC_RETRIES_MAX);
+		              CODEC_RETRIES_MAX);
 	return codec_check_str("submit: name", s->name, CODEC_STR_MAX, 0, err, errlen);
 }
 
@@ -478,7 +475,7 @@ static int codec_validate_job_list(const Shoal__Envelope *env, char *err, size_t
 	const Shoal__JobList *m = env->job_list;
 	if (m->n_jobs > CODEC_BATCH_MAX)
 		return errorf(err, errlen, "job_list: %zu jobs (at most %u)", m->n_jobs,
-		                  CODEC_BATCH_MAX);
+		              CODEC_BATCH_MAX);
 	for (size_t i = 0; i < m->n_jobs; i++) {
 		if (codec_check_job_info("job_list", m->jobs[i], err, errlen) < 0)
 			return -1;
@@ -490,8 +487,8 @@ static int codec_validate_worker_list(const Shoal__Envelope *env, char *err, siz
 {
 	const Shoal__WorkerList *m = env->worker_list;
 	if (m->n_workers > CODEC_BATCH_MAX)
-		return errorf(err, errlen, "worker_list: %zu workers (at most %u)",
-		                  m->n_workers, CODEC_BATCH_MAX);
+		return errorf(err, errlen, "worker_list: %zu workers (at most %u)", m->n_workers,
+		              CODEC_BATCH_MAX);
 	for (size_t i = 0; i < m->n_workers; i++) {
 		const Shoal__WorkerInfo *w = m->workers[i];
 		if (w == NULL)
@@ -505,7 +502,7 @@ static int codec_validate_worker_list(const Shoal__Envelope *env, char *err, siz
 			return -1;
 		if (w->slots > CODEC_SLOTS_MAX)
 			return errorf(err, errlen, "worker_list: worker %llu has %u slots",
-			                  (unsigned long long)w->worker_id, w->slots);
+			              (unsigned long long)w->worker_id, w->slots);
 	}
 	return 0;
 }
@@ -525,7 +522,7 @@ static int codec_validate_task_output(const Shoal__Envelope *env, char *err, siz
 {
 	if (env->task_output->attempt < 1)
 		return errorf(err, errlen, "task_output: task %u has attempt 0",
-			      env->task_output->task_id);
+		              env->task_output->task_id);
 	return 0;
 }
 
@@ -539,7 +536,7 @@ static int codec_validate_blob_ack(const Shoal__Envelope *env, char *err, size_t
 	if (codec_check_sha("blob_ack", env->blob_ack->sha256, err, errlen) < 0)
 		return -1;
 	return codec_check_str("blob_ack: error", env->blob_ack->error, CODEC_TEXT_MAX, 0, err,
-			       errlen);
+	                       errlen);
 }
 
 static int codec_validate_blob_data(const Shoal__Envelope *env, char *err, size_t errlen)
@@ -593,8 +590,8 @@ static int codec_validate_lock_lost(const Shoal__Envelope *env, char *err, size_
 {
 	if (codec_check_lock_name("lock_lost", env->lock_lost->name, err, errlen) < 0)
 		return -1;
-	return codec_check_str("lock_lost: reason", env->lock_lost->reason, CODEC_TEXT_MAX, 0,
-	                       err, errlen);
+	return codec_check_str("lock_lost: reason", env->lock_lost->reason, CODEC_TEXT_MAX, 0, err,
+	                       errlen);
 }
 
 /* Kinds whose every value is acceptable (ids, offsets, byte payloads bounded by the frame). */

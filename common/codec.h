@@ -14,9 +14,17 @@
 
 #define SHOAL_PROTOCOL_VERSION 1u
 
+/* Default unpack budget: bytes of decoded structures allowed per payload byte. Daemons keep
+ * it tight (peers are untrusted); a client reading the master's listings, whose sparse
+ * JobInfo records expand ~25x, uses CODEC_BUDGET_LISTINGS. */
+#define CODEC_BUDGET_DEFAULT  16u
+#define CODEC_BUDGET_LISTINGS 64u
+
 /* Returns an owned envelope (free with codec_free) or NULL with a reason in err. Also fails
- * on an envelope that carries no known message kind. */
-Shoal__Envelope *codec_unpack(const uint8_t *payload, size_t len, char *err, size_t errlen);
+ * on an envelope that carries no known message kind. Decoding may allocate at most
+ * budget_factor bytes per payload byte, plus 64 KiB. */
+Shoal__Envelope *codec_unpack(const uint8_t *payload, size_t len, uint32_t budget_factor, char *err,
+                              size_t errlen);
 void codec_free(Shoal__Envelope *env);
 
 /* 0 if the message is well formed, else -1 with the reason in err ("task_batch: task 3 has

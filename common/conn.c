@@ -96,6 +96,7 @@ void conn_limits_default(struct conn_limits *l)
 	l->write_low = 1u << 20;
 	l->write_max = (size_t)256u << 20;
 	l->idle_ms = 0;
+	l->unpack_budget = CODEC_BUDGET_DEFAULT;
 }
 
 /* ---- lifetime ---- */
@@ -241,7 +242,8 @@ static int conn_deliver(struct conn *c, const uint8_t *payload, uint32_t len)
 {
 	char err[256];
 	char why[320];
-	Shoal__Envelope *env = codec_unpack(payload, len, err, sizeof(err));
+	Shoal__Envelope *env =
+	    codec_unpack(payload, len, c->limits.unpack_budget, err, sizeof(err));
 	if (env == NULL) {
 		snprintf(why, sizeof(why), "bad message: %s", err);
 		conn_fail(c, why);

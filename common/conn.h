@@ -24,11 +24,12 @@
 struct conn;
 
 struct conn_limits {
-	uint32_t max_frame;   /* largest frame accepted or sent */
-	size_t write_high;    /* stop reading / callers pause above this many queued bytes */
-	size_t write_low;     /* on_drain fires when the queue falls to this */
-	size_t write_max;     /* close the connection above this */
-	uint64_t idle_ms;     /* close if nothing is received for this long (0: never) */
+	uint32_t max_frame;     /* largest frame accepted or sent */
+	size_t write_high;      /* stop reading / callers pause above this many queued bytes */
+	size_t write_low;       /* on_drain fires when the queue falls to this */
+	size_t write_max;       /* close the connection above this */
+	uint64_t idle_ms;       /* close if nothing is received for this long (0: never) */
+	uint32_t unpack_budget; /* decoding memory per frame byte (codec.h); 0: the default */
 };
 
 /* Defaults: 64 MiB frames, 4 MiB high, 1 MiB low, 256 MiB max, no idle timeout. */
@@ -46,7 +47,7 @@ struct conn_callbacks {
 };
 
 struct conn *conn_create(uv_loop_t *loop, const struct conn_limits *limits,
-			 const struct conn_callbacks *cb, void *data);
+                         const struct conn_callbacks *cb, void *data);
 /* The TCP handle, for uv_accept. */
 uv_tcp_t *conn_tcp(struct conn *c);
 /* Starts reading (after uv_accept). Fills in the peer address. 0 or a libuv error. */

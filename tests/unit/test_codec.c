@@ -18,7 +18,7 @@ static Shoal__Envelope *test_codec_round_trip(const Shoal__Envelope *env)
 	ck_assert_int_eq(frame_parse(out, n, FRAME_DEFAULT_MAX, &len), FRAME_READY);
 	ck_assert_uint_eq((size_t)len + FRAME_HEADER_SIZE, n);
 	char err[256] = "";
-	Shoal__Envelope *back = codec_unpack(out + FRAME_HEADER_SIZE, len, err, sizeof(err));
+	Shoal__Envelope *back = codec_unpack(out + FRAME_HEADER_SIZE, len, 0, err, sizeof(err));
 	ck_assert_msg(back != NULL, "unpack: %s", err);
 	free(out);
 	ck_assert_int_eq(back->msg_case, env->msg_case);
@@ -174,7 +174,7 @@ START_TEST(test_codec_garbage)
 	const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	                           0xff, 0xff, 0xff, 0xff, 0x01};
 	char err[256] = "";
-	ck_assert_ptr_null(codec_unpack(garbage, sizeof(garbage), err, sizeof(err)));
+	ck_assert_ptr_null(codec_unpack(garbage, sizeof(garbage), 0, err, sizeof(err)));
 	ck_assert_uint_gt(strlen(err), 0);
 	/* Random bytes never crash (whatever they decode to). */
 	unsigned rnd = 1;
@@ -185,7 +185,7 @@ START_TEST(test_codec_garbage)
 			rnd = rnd * 1103515245u + 12345u;
 			buf[j] = (uint8_t)(rnd >> 16);
 		}
-		Shoal__Envelope *env = codec_unpack(buf, n, err, sizeof(err));
+		Shoal__Envelope *env = codec_unpack(buf, n, 0, err, sizeof(err));
 		if (env != NULL) {
 			(void)codec_validate(env, err, sizeof(err));
 			codec_free(env);
@@ -207,7 +207,7 @@ START_TEST(test_codec_truncated)
 	char err[256];
 	for (size_t cut = 1; cut < n - FRAME_HEADER_SIZE; cut++) {
 		err[0] = '\0';
-		ck_assert_ptr_null(codec_unpack(out + FRAME_HEADER_SIZE, cut, err, sizeof(err)));
+		ck_assert_ptr_null(codec_unpack(out + FRAME_HEADER_SIZE, cut, 0, err, sizeof(err)));
 		ck_assert_uint_gt(strlen(err), 0);
 	}
 	free(out);
@@ -218,12 +218,12 @@ START_TEST(test_codec_no_kind)
 {
 	char err[256] = "";
 	/* An empty payload is a valid, empty Envelope: no kind. */
-	ck_assert_ptr_null(codec_unpack((const uint8_t *)"", 0, err, sizeof(err)));
+	ck_assert_ptr_null(codec_unpack((const uint8_t *)"", 0, 0, err, sizeof(err)));
 	ck_assert_str_eq(err, "unknown or missing message kind");
 	/* Only a field the schema does not know (field 99, varint 1): a kind from the future. */
 	const uint8_t unknown[] = {0x98, 0x06, 0x01};
 	err[0] = '\0';
-	ck_assert_ptr_null(codec_unpack(unknown, sizeof(unknown), err, sizeof(err)));
+	ck_assert_ptr_null(codec_unpack(unknown, sizeof(unknown), 0, err, sizeof(err)));
 	ck_assert_str_eq(err, "unknown or missing message kind");
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	ck_assert_int_eq(codec_validate(&env, err, sizeof(err)), -1);
@@ -237,7 +237,7 @@ START_TEST(test_codec_unknown_fields_ignored)
 	const uint8_t bytes[] = {0x0a, 0x09, 0x08, 0x01, 0x10, 0x01, 0xc2,
 	                         0x02, 0x02, 'z',  'z',  0x90, 0x03, 0x07};
 	char err[256] = "";
-	Shoal__Envelope *env = codec_unpack(bytes, sizeof(bytes), err, sizeof(err));
+	Shoal__Envelope *env = codec_unpack(bytes, sizeof(bytes), 0, err, sizeof(err));
 	ck_assert_msg(env != NULL, "%s", err);
 	ck_assert_int_eq(env->msg_case, SHOAL__ENVELOPE__MSG_HELLO);
 	ck_assert_uint_eq(env->hello->version, 1);
@@ -279,7 +279,7 @@ START_TEST(test_codec_budget_empty_results)
 	struct buf b = BUF_INIT;
 	test_codec_batch(&b, 6, NULL, 0, 512 * 1024);
 	char err[256] = "";
-	Shoal__Envelope *env = codec_unpack(b.data, b.len, err, sizeof(err));
+	Shoal__Envelope *env = codec_unpack(b.data, b.len, 0, err, sizeof(err));
 	ck_assert_ptr_null(env);
 	ck_assert_uint_gt(strlen(err), 0);
 	buf_free(&b);
@@ -294,7 +294,7 @@ START_TEST(test_codec_budget_exceeded)
 	struct buf b = BUF_INIT;
 	test_codec_batch(&b, 21, item, sizeof(item), 128 * 1024);
 	char err[256] = "";
-	Shoal__Envelope *env = codec_unpack(b.data, b.len, err, sizeof(err));
+	Shoal__Envelope *env = codec_unpack(b.data, b.len, 0, err, sizeof(err));
 	ck_assert_ptr_null(env);
 	ck_assert_msg(strstr(err, "budget") != NULL, "%s", err);
 	buf_free(&b);
@@ -309,7 +309,7 @@ START_TEST(test_codec_budget_allows_real_batches)
 	struct buf b = BUF_INIT;
 	test_codec_batch(&b, 6, item, sizeof(item), 60000);
 	char err[256] = "";
-	Shoal__Envelope *env = codec_unpack(b.data, b.len, err, sizeof(err));
+	Shoal__Envelope *env = codec_unpack(b.data, b.len, 0, err, sizeof(err));
 	ck_assert_msg(env != NULL, "%s", err);
 	ck_assert_uint_eq(env->result_batch->n_results, 60000);
 	ck_assert_int_eq(codec_validate(env, err, sizeof(err)), 0);
@@ -734,6 +734,42 @@ START_TEST(test_validate_trivial_kinds)
 }
 END_TEST
 
+/* A job listing of sparse records decodes to ~25x its size: more than a daemon's budget, within
+ * the client's. */
+START_TEST(test_budget_for_listings)
+{
+	enum { N = 4000 };
+	Shoal__JobInfo *ji = calloc(N, sizeof(*ji));
+	Shoal__JobInfo **pp = calloc(N, sizeof(*pp));
+	for (int i = 0; i < N; i++) {
+		shoal__job_info__init(&ji[i]);
+		ji[i].job_id = (uint64_t)i + 1;
+		ji[i].state = SHOAL__JOB_STATE__JOB_SUCCEEDED;
+		ji[i].op = "sum";
+		pp[i] = &ji[i];
+	}
+	Shoal__JobList jl = SHOAL__JOB_LIST__INIT;
+	jl.n_jobs = N;
+	jl.jobs = pp;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_JOB_LIST;
+	env.job_list = &jl;
+	size_t len = shoal__envelope__get_packed_size(&env);
+	uint8_t *buf = malloc(len);
+	shoal__envelope__pack(&env, buf);
+	char err[256];
+	ck_assert_ptr_null(codec_unpack(buf, len, CODEC_BUDGET_DEFAULT, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "memory budget"));
+	Shoal__Envelope *back = codec_unpack(buf, len, CODEC_BUDGET_LISTINGS, err, sizeof(err));
+	ck_assert_msg(back != NULL, "%s", err);
+	ck_assert_uint_eq(back->job_list->n_jobs, N);
+	codec_free(back);
+	free(buf);
+	free(pp);
+	free(ji);
+}
+END_TEST
+
 static Suite *codec_suite(void)
 {
 	Suite *s = suite_create("codec");
@@ -759,6 +795,7 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_validate_submit);
 	tcase_add_test(tc, test_validate_lists);
 	tcase_add_test(tc, test_validate_trivial_kinds);
+	tcase_add_test(tc, test_budget_for_listings);
 	suite_add_tcase(s, tc);
 	return s;
 }
