@@ -18,6 +18,7 @@
 #include "accuracy.h"
 #include "jobflags.h"
 #include "json.h"
+#include "lockrun.h"
 #include "ops.h"
 #include "parse.h"
 #include "progress.h"
@@ -39,6 +40,7 @@ enum cli_cmd {
 	CMD_CANCEL,
 	CMD_JOBS,
 	CMD_WORKERS,
+	CMD_LOCK,
 	CMD_HELP,
 };
 
@@ -46,6 +48,7 @@ enum cli_cmd {
 #define G_GLOBAL 0x1u /* every command */
 #define G_JOB    0x2u /* run, submit */
 #define G_OUTPUT 0x4u /* run, result */
+#define G_LOCK   0x8u /* lock */
 
 struct cli_cmd_desc {
 	const char *name;
@@ -63,6 +66,7 @@ static const struct cli_cmd_desc cli_cmds[] = {
     {"cancel", CMD_CANCEL, G_GLOBAL, true},
     {"jobs", CMD_JOBS, G_GLOBAL, false},
     {"workers", CMD_WORKERS, G_GLOBAL, false},
+    {"lock", CMD_LOCK, G_GLOBAL | G_LOCK, false},
     {"help", CMD_HELP, G_GLOBAL, false},
 };
 
@@ -89,7 +93,10 @@ enum cli_opt {
 	OPT_FILE,
 	OPT_BROADCAST,
 	OPT_PLUGIN,
+	OPT_COST,
+	OPT_AFTER,
 	OPT_OUTPUT,
+	OPT_TTL,
 	OPT_COUNT,
 };
 
@@ -123,7 +130,10 @@ static const struct cli_opt_desc cli_opts[OPT_COUNT] = {
     [OPT_FILE] = {"file", 0, true, G_JOB},
     [OPT_BROADCAST] = {"broadcast", 0, true, G_JOB},
     [OPT_PLUGIN] = {"plugin", 0, true, G_JOB},
+    [OPT_COST] = {"cost", 0, true, G_JOB},
+    [OPT_AFTER] = {"after", 0, true, G_JOB},
     [OPT_OUTPUT] = {"output", 'o', true, G_OUTPUT},
+    [OPT_TTL] = {"ttl", 0, true, G_LOCK},
 };
 
 #define CLI_MAX_OPERANDS 8
@@ -138,7 +148,9 @@ struct cli {
 	size_t nfiles;
 	const char *operands[CLI_MAX_OPERANDS];
 	size_t noperands;
-	const char *extra; /* first operand beyond CLI_MAX_OPERANDS */
+	const char *extra;  /* first operand beyond CLI_MAX_OPERANDS */
+	char **lock_argv;   /* lock: the command after NAME (NULL-terminated, in argv) */
+	bool lock_dashdash; /* lock: the command came after "--" */
 };
 
 static void cli_usage(FILE *f);
@@ -215,6 +227,14 @@ static int cli_parse(struct cli *cli, int argc, char **argv)
 		const char *value;
 		int id;
 
+		/* lock NAME [options] [--] CMD ARGS...: everything from CMD on is the command's,
+		 * options included (as with env, nice or timeout). */
+		if (cli->cmd && cli->cmd->cmd == CMD_LOCK && cli->noperands >= 1 &&
+		    (strcmp(a, "--") == 0 || options_done || a[0] != '-' || a[1] == '\0')) {
+			cli->lock_dashdash = strcmp(a, "--") == 0 && !options_done;
+			cli->lock_argv = &argv[cli->lock_dashdash ? i + 1 : i];
+			break;
+		}
 		if (!options_done && strcmp(a, "--") == 0) {
 			options_done = true;
 			continue;
@@ -284,6 +304,19 @@ static int cli_check_operands(const struct cli *cli, uint64_t *id)
 			return cli_usage_error("bad job ID: %s", err);
 		if (cli->noperands > 1)
 			return cli_usage_error("unexpected argument '%s'", cli->operands[1]);
+		return -1;
+	}
+	if (cli->cmd->cmd == CMD_LOCK) {
+		if (cli->noperands == 0)
+			return cli_usage_error("'lock' needs a lock name and a command: shoal lock "
+			                       "NAME [--ttl S] -- CMD [ARGS...]");
+		if (parse_lock_name(cli->operands[0], SHOAL_LOCK_NAME_MAX, err, sizeof(err)) < 0)
+			return cli_usage_error("bad lock name: %s", err);
+		if (!cli->lock_argv || !cli->lock_argv[0])
+			return cli_usage_error("'lock' needs a command to run: shoal lock NAME "
+			                       "[--ttl S] -- CMD [ARGS...]");
+		if (!cli->lock_argv[0][0])
+			return cli_usage_error("'lock': empty command name");
 		return -1;
 	}
 	if (cli->noperands > 0 && cli->cmd->cmd != CMD_HELP)
@@ -390,8 +423,8 @@ static int cli_build_job(const struct cli *cli, struct cli_job *job)
 	if ((rc = cli_build_kind(cli, s, &op)) >= 0)
 		return rc;
 	if (ninputs == 0)
-		return cli_usage_error("no input: give one of --range LO:HI, --input FILE or "
-		                       "--input-path PATH");
+		return cli_usage_error("no input: give one of --range LO:HI, --input FILE, "
+		                       "--input job:ID or --input-path PATH");
 
 	/* --arg KEY=VALUE, checked against the op with the registry's own checker. */
 	job->keys = xcalloc(cli->nargs ? cli->nargs : 1, sizeof(*job->keys));
@@ -429,10 +462,20 @@ static int cli_build_job(const struct cli *cli, struct cli_job *job)
 			goto out;
 		}
 	} else if (cli->val[OPT_INPUT]) {
-		s->input = SHOAL_INPUT_FILE;
-		s->path = cli->val[OPT_INPUT];
-		if ((rc = cli_check_input(s->path)) >= 0)
+		int isjob = parse_job_input(cli->val[OPT_INPUT], &s->input_job, err, sizeof(err));
+		if (isjob < 0) {
+			rc = cli_usage_error("--input: %s (a file named like that: ./%s)", err,
+			                     cli->val[OPT_INPUT]);
 			goto out;
+		}
+		if (isjob) {
+			s->input = SHOAL_INPUT_JOB;
+		} else {
+			s->input = SHOAL_INPUT_FILE;
+			s->path = cli->val[OPT_INPUT];
+			if ((rc = cli_check_input(s->path)) >= 0)
+				goto out;
+		}
 	} else {
 		s->input = SHOAL_INPUT_PATH;
 		s->path = cli->val[OPT_INPUT_PATH];
@@ -467,9 +510,27 @@ static int cli_build_job(const struct cli *cli, struct cli_job *job)
 	if (cli->val[OPT_STRATEGY]) {
 		s->strategy = cli->val[OPT_STRATEGY];
 		if (strcmp(s->strategy, "round-robin") != 0 &&
+		    strcmp(s->strategy, "least-loaded") != 0 &&
 		    strcmp(s->strategy, "dynamic") != 0) {
-			rc = cli_usage_error("unknown strategy '%s' (known: round-robin, dynamic)",
+			rc = cli_usage_error("unknown strategy '%s' (known: round-robin, "
+			                     "least-loaded, dynamic)",
 			                     s->strategy);
+			goto out;
+		}
+	}
+	if (cli->val[OPT_COST]) {
+		if (parse_u64(cli->val[OPT_COST], UINT64_MAX, &s->cost, err, sizeof(err)) < 0 ||
+		    (s->cost == 0 && snprintf(err, sizeof(err),
+		                              "must be at least 1 (without --cost: the input "
+		                              "size)") > 0)) {
+			rc = cli_usage_error("--cost: %s", err);
+			goto out;
+		}
+	}
+	if (cli->val[OPT_AFTER]) {
+		if (parse_u64(cli->val[OPT_AFTER], UINT64_MAX, &s->after, err, sizeof(err)) < 0 ||
+		    (s->after == 0 && snprintf(err, sizeof(err), "job IDs start at 1") > 0)) {
+			rc = cli_usage_error("--after: %s", err);
 			goto out;
 		}
 	}
@@ -540,6 +601,20 @@ static void fmt_elapsed(const struct shoal_job_info *j, char *out, size_t n)
 		progress_fmt_duration((end - j->started_ms + 500) / 1000, out, n);
 }
 
+/* The job's place in the master's queue ("#2"), what it waits for ("after 7"), or "-". */
+static void fmt_queue(const struct shoal_job_info *j, char *out, size_t n)
+{
+	bool waiting =
+	    j->after && (j->state == SHOAL_JOB_QUEUED || j->state == SHOAL_JOB_UPLOADING);
+
+	if (j->queue_position)
+		snprintf(out, n, "#%" PRIu32, j->queue_position);
+	else if (waiting && !j->tasks_running && !j->tasks_done)
+		snprintf(out, n, "after %" PRIu64, j->after);
+	else
+		snprintf(out, n, "-");
+}
+
 static void fmt_ago(uint64_t ms, char *out, size_t n)
 {
 	uint64_t now = wall_ms();
@@ -605,6 +680,10 @@ static void json_job(struct json *j, const struct shoal_job_info *i)
 	json_kv_ms(j, "started_ms", i->started_ms);
 	json_kv_ms(j, "finished_ms", i->finished_ms);
 	json_kv_str_or_null(j, "error", i->error);
+	/* 1-based place under the master's queue policy; null once the job is not queued. */
+	json_kv_ms(j, "queue_position", i->queue_position);
+	json_kv_u64(j, "cost", i->cost);
+	json_kv_ms(j, "after", i->after);
 	json_object_end(j);
 }
 
@@ -640,14 +719,17 @@ static void print_job_status(const struct shoal_job_info *i)
 	static const bool right[2] = {false, false};
 	struct table t;
 	char id[32], prio[16], tasks[160], in[64], rec[32], res[32], sub[32], start[32], fin[32],
-	    el[32];
+	    el[32], queue[32], cost[32], after[32];
 	const char *rows[][2] = {
 	    {"job", id},
 	    {"name", i->name[0] ? i->name : "-"},
 	    {"state", shoal_job_state_name(i->state)},
+	    {"queue", queue},
 	    {"op", i->op},
 	    {"strategy", i->strategy},
 	    {"priority", prio},
+	    {"cost", cost},
+	    {"after", after},
 	    {"tasks", tasks},
 	    {"input", in},
 	    {"records", rec},
@@ -661,6 +743,12 @@ static void print_job_status(const struct shoal_job_info *i)
 
 	snprintf(id, sizeof(id), "%" PRIu64, i->id);
 	snprintf(prio, sizeof(prio), "%" PRId32, i->priority);
+	fmt_queue(i, queue, sizeof(queue));
+	snprintf(cost, sizeof(cost), "%" PRIu64, i->cost);
+	if (i->after)
+		snprintf(after, sizeof(after), "job %" PRIu64, i->after);
+	else
+		snprintf(after, sizeof(after), "-");
 	snprintf(tasks, sizeof(tasks),
 	         "%" PRIu32 "/%" PRIu32 " done, %" PRIu32 " running, %" PRIu32 " failures",
 	         i->tasks_done, i->tasks_total, i->tasks_running, i->task_failures);
@@ -687,20 +775,22 @@ static void print_job_status(const struct shoal_job_info *i)
 
 static void print_jobs(const struct shoal_job_info *jobs, size_t n)
 {
-	static const bool right[] = {true, false, false, true, true, true, true, true, false};
-	static const char *const head[] = {"ID",    "STATE",  "OP",      "TASKS", "FAILURES",
-	                                   "INPUT", "RESULT", "ELAPSED", "NAME"};
+	static const bool right[] = {true, false, true, false, true, true, true, true, true, false};
+	static const char *const head[] = {"ID",       "STATE", "QUEUE",  "OP",      "TASKS",
+	                                   "FAILURES", "INPUT", "RESULT", "ELAPSED", "NAME"};
 	struct table t;
 
 	table_init(&t, ARRAY_SIZE(head), right);
 	table_add(&t, head);
 	for (size_t k = 0; k < n; k++) {
 		const struct shoal_job_info *i = &jobs[k];
-		char id[32], tasks[32], fails[16], in[32], res[32], el[32];
+		char id[32], queue[32], tasks[32], fails[16], in[32], res[32], el[32];
 		const char *row[] = {
-		    id, shoal_job_state_name(i->state), i->op, tasks, fails, in, res, el, i->name};
+		    id,     shoal_job_state_name(i->state), queue, i->op, tasks, fails, in, res, el,
+		    i->name};
 
 		snprintf(id, sizeof(id), "%" PRIu64, i->id);
+		fmt_queue(i, queue, sizeof(queue));
 		snprintf(tasks, sizeof(tasks), "%" PRIu32 "/%" PRIu32, i->tasks_done,
 		         i->tasks_total);
 		snprintf(fails, sizeof(fails), "%" PRIu32, i->task_failures);
@@ -875,7 +965,7 @@ static int cli_wait(const struct cli *cli, shoal_client *c, uint64_t id,
 static void cli_upload_note(const struct shoal_job_spec *s, struct progress *p)
 {
 	size_t nship = s->nfiles + (s->broadcast != NULL) + (s->plugin != NULL);
-	char note[512], what[64] = "", size[48] = "", b[32];
+	char note[512], what[64] = "", size[48] = "";
 	struct stat st;
 
 	if (nship)
@@ -889,6 +979,7 @@ static void cli_upload_note(const struct shoal_job_spec *s, struct progress *p)
 		return;
 	}
 	if (strcmp(s->path, "-") != 0 && stat(s->path, &st) == 0 && S_ISREG(st.st_mode)) {
+		char b[32];
 		fmt_bytes((uint64_t)st.st_size, b, sizeof(b));
 		snprintf(size, sizeof(size), " (%s)", b);
 	}
@@ -1153,6 +1244,78 @@ static int cmd_workers(const struct cli *cli)
 	return rc;
 }
 
+/* ---- lock ---- */
+
+/* After SIGTERM, how long a command whose lease is gone has before SIGKILL. */
+#define CLI_LOCK_GRACE_MS       5000u
+#define CLI_LOCK_DEFAULT_TTL_MS 30000u
+
+struct cli_lease {
+	shoal_client *c;
+	const char *name;
+	uint64_t token;
+};
+
+static int cli_lock_renew(void *arg, char *err, size_t errlen)
+{
+	struct cli_lease *l = arg;
+	int rc = shoal_lock_renew(l->c, l->name, l->token);
+
+	if (rc == SHOAL_OK)
+		return 0;
+	snprintf(err, errlen, "%s", shoal_errmsg(l->c));
+	return rc == SHOAL_EJOB ? LOCKRUN_LOST : -1;
+}
+
+/* shoal lock NAME [--ttl S] -- CMD ARGS...: acquire, run CMD while renewing every ttl/3,
+ * release; exit with CMD's status. */
+static int cmd_lock(const struct cli *cli)
+{
+	struct cli_lease lease = {.name = cli->operands[0]};
+	struct lockrun r;
+	uint64_t ttl_ms = CLI_LOCK_DEFAULT_TTL_MS;
+	sigset_t saved;
+	bool held;
+	char err[256];
+	int rc;
+
+	if (cli->val[OPT_TTL] &&
+	    parse_seconds_ms(cli->val[OPT_TTL], SHOAL_LOCK_TTL_MIN_MS, SHOAL_LOCK_TTL_MAX_MS,
+	                     &ttl_ms, err, sizeof(err)) < 0)
+		return cli_usage_error("--ttl: %s", err);
+	if ((rc = lockrun_check_command(cli->lock_argv[0], err, sizeof(err))) != 0) {
+		cli_err("%s", err);
+		return rc;
+	}
+	if ((rc = cli_connect(cli, &lease.c)) != SHOAL_OK)
+		return rc;
+	rc = shoal_lock_acquire(lease.c, lease.name, (uint32_t)ttl_ms, &lease.token);
+	if (rc != SHOAL_OK) {
+		rc = cli_fail(lease.c, rc);
+		shoal_close(&lease.c);
+		return rc;
+	}
+	memset(&r, 0, sizeof(r));
+	r.argv = cli->lock_argv;
+	r.name = lease.name;
+	r.token = lease.token;
+	r.interval_ms = ttl_ms / 3 ? (uint32_t)(ttl_ms / 3) : 1;
+	r.grace_ms = CLI_LOCK_GRACE_MS;
+	r.renew = cli_lock_renew;
+	r.arg = &lease;
+	r.diag = stderr;
+	rc = lockrun(&r, &saved, &held);
+	if (held && shoal_lock_release(lease.c, lease.name, lease.token) != SHOAL_OK)
+		cli_err("cannot release lock %s (token %" PRIu64 "): %s; it passes on when its "
+		        "lease lapses (%" PRIu64 " ms)",
+		        lease.name, lease.token, shoal_errmsg(lease.c), ttl_ms);
+	shoal_close(&lease.c);
+	/* The mask stays as lockrun left it: a signal that came during the release is dropped at
+	 * exit rather than replacing the command's exit status. */
+	(void)saved;
+	return rc;
+}
+
 static void cli_usage(FILE *f)
 {
 	fputs(
@@ -1167,6 +1330,8 @@ static void cli_usage(FILE *f)
 	    "  cancel ID              cancel a job\n"
 	    "  jobs                   list the jobs\n"
 	    "  workers                list the workers\n"
+	    "  lock NAME [--ttl S] -- CMD [ARGS...]\n"
+	    "                         run CMD (no shell) holding the cluster-wide lock NAME\n"
 	    "  help                   show this help\n"
 	    "\n"
 	    "JOB (run, submit): what to run (one of --op, --exec, --plugin) and one input:\n"
@@ -1186,12 +1351,19 @@ static void cli_usage(FILE *f)
 	    "                         set, $SHOAL_BROADCAST for --exec\n"
 	    "  --range LO:HI          input: the integers LO..HI-1, generated on the workers\n"
 	    "  --input FILE|-         input: a file on this host (- for stdin), uploaded\n"
+	    "  --input job:ID         input: the result of job ID (a chained stage; waits\n"
+	    "                         for it, fails if it fails)\n"
 	    "  --input-path PATH      input: a path every worker can read (shared storage)\n"
 	    "  --partitions N         split the input into N partitions\n"
 	    "  --partition-size SIZE  partition size: bytes of a file input (suffixes K, M, G,\n"
 	    "                         powers of 1024) or integers of a range\n"
-	    "  --strategy S           round-robin or dynamic (default: the master's)\n"
-	    "  --priority P           higher runs first (default 0)\n"
+	    "  --strategy S           round-robin, least-loaded or dynamic (default: the\n"
+	    "                         master's)\n"
+	    "  --priority P           higher runs first under the master's priority policy\n"
+	    "                         (default 0)\n"
+	    "  --cost C               the estimate the sjf policy orders by (default: the\n"
+	    "                         input size in bytes; a range's count)\n"
+	    "  --after ID             start only once job ID has succeeded (fail if it fails)\n"
 	    "  --retries N            how often a failing task is retried (default: the master's)\n"
 	    "  --name TEXT            a label shown by 'shoal jobs'\n"
 	    "\n"
@@ -1203,6 +1375,17 @@ static void cli_usage(FILE *f)
 	    "  -h, --help             show this help\n"
 	    "  --version              show the version\n"
 	    "Options may come before or after the command.\n"
+	    "\n"
+	    "Lock (shoal lock NAME [--ttl S] -- CMD [ARGS...]):\n"
+	    "  --ttl S                the lease's length in seconds (default 30, at least\n"
+	    "                         0.1): renewed every S/3 while CMD runs; if the lock's\n"
+	    "                         holder dies, the lock passes on S seconds later\n"
+	    "  Waits for the lock, runs CMD with SHOAL_LOCK_TOKEN (a fencing token: larger\n"
+	    "  with every grant) and SHOAL_LOCK_NAME in its environment, releases the lock\n"
+	    "  when CMD exits and exits with CMD's status (128+N if signal N ended it; 126 or\n"
+	    "  127 if it cannot be run). If the lock is lost (a renewal came too late) or the\n"
+	    "  master cannot be reached, CMD gets SIGTERM (SIGKILL 5 s later) and shoal exits\n"
+	    "  1 (lost) or 3. The command may also follow NAME without '--'.\n"
 	    "\n"
 	    "Ops:\n",
 	    f);
@@ -1286,6 +1469,9 @@ int main(int argc, char **argv)
 		break;
 	case CMD_WORKERS:
 		rc = cmd_workers(&cli);
+		break;
+	case CMD_LOCK:
+		rc = cmd_lock(&cli);
 		break;
 	default:
 		rc = SHOAL_EUSAGE;

@@ -165,3 +165,80 @@ int parse_kv(const char *s, size_t *keylen, char *err, size_t errlen)
 	*keylen = (size_t)(eq - s);
 	return 0;
 }
+
+int parse_seconds_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *out, char *err,
+                     size_t errlen)
+{
+	const char *p = s;
+	uint64_t ms = 0, scale = 100;
+
+	if (!isdigit((unsigned char)*p))
+		goto bad;
+	for (; isdigit((unsigned char)*p); p++) {
+		ms = ms * 10 + (uint64_t)(*p - '0');
+		if (ms > max_ms)
+			goto range; /* max_ms is in ms: whole seconds only grow from here */
+	}
+	ms *= 1000;
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			goto bad;
+		for (; isdigit((unsigned char)*p); p++) {
+			if (scale == 0) {
+				if (*p != '0') {
+					snprintf(err, errlen, "'%s' is finer than a millisecond",
+					         s);
+					return -1;
+				}
+				continue;
+			}
+			ms += (uint64_t)(*p - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (*p != '\0')
+		goto bad;
+	if (ms < min_ms || ms > max_ms)
+		goto range;
+	*out = ms;
+	return 0;
+bad:
+	snprintf(err, errlen, "'%s' is not a number of seconds", s);
+	return -1;
+range:
+	snprintf(err, errlen, "%s s is out of range [%" PRIu64 ".%03" PRIu64 ", %" PRIu64 "] s", s,
+	         min_ms / 1000, min_ms % 1000, max_ms / 1000);
+	return -1;
+}
+
+int parse_job_input(const char *s, uint64_t *id, char *err, size_t errlen)
+{
+	char perr[128];
+	uint64_t v;
+
+	if (strncmp(s, "job:", 4) != 0)
+		return 0;
+	if (parse_u64(s + 4, UINT64_MAX, &v, perr, sizeof(perr)) < 0 || v == 0) {
+		snprintf(err, errlen, "'%s' is not job:ID with a job ID (1, 2, ...)", s);
+		return -1;
+	}
+	*id = v;
+	return 1;
+}
+
+int parse_lock_name(const char *s, size_t max, char *err, size_t errlen)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max) {
+		snprintf(err, errlen, "a lock name has 1 to %zu bytes (this one has %zu)", max, n);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+			snprintf(err, errlen, "a lock name may not hold control characters");
+			return -1;
+		}
+	return 0;
+}

@@ -18,5 +18,14 @@ int parse_size(const char *s, uint64_t *out, char *err, size_t errlen);
 int parse_range(const char *s, int64_t *lo, int64_t *hi, char *err, size_t errlen);
 /* KEY=VALUE with a non-empty KEY; VALUE may be empty. Sets *keylen to the length of KEY. */
 int parse_kv(const char *s, size_t *keylen, char *err, size_t errlen);
+/* A duration in seconds with up to three decimals ("30", "0.5", "2.125"), in [min_ms, max_ms]
+ * once converted to milliseconds. */
+int parse_seconds_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *out, char *err,
+                     size_t errlen);
+/* `--input job:ID`: returns 1 and *id (>= 1) if s is "job:" and a job ID, 0 if s does not
+ * start with "job:" (a file name), -1 with a reason if the ID after "job:" is not one. */
+int parse_job_input(const char *s, uint64_t *id, char *err, size_t errlen);
+/* A lock name as the master takes it: 1 to max bytes, no control characters. */
+int parse_lock_name(const char *s, size_t max, char *err, size_t errlen);
 
 #endif

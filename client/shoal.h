@@ -52,6 +52,8 @@ enum shoal_input_kind {
 	SHOAL_INPUT_RANGE, /* integers lo..hi-1, generated on the workers */
 	SHOAL_INPUT_FILE,  /* a file on this host ("-": stdin), uploaded through the master */
 	SHOAL_INPUT_PATH,  /* a path every worker can read */
+	SHOAL_INPUT_JOB,   /* the result of an earlier job (a chained stage), partitioned afresh
+	                    * on the master; the job waits until that one has succeeded */
 };
 
 /* What a job runs is exactly one of op, exec and plugin. Local files (files, broadcast,
@@ -67,7 +69,8 @@ struct shoal_job_spec {
 	const char *path;        /* SHOAL_INPUT_FILE / SHOAL_INPUT_PATH */
 	uint32_t partitions;     /* 0: master's default */
 	uint64_t partition_size; /* 0: master's default */
-	const char *strategy;    /* "round-robin", "dynamic", NULL: master's default */
+	const char *strategy;    /* "round-robin", "least-loaded", "dynamic"; NULL: the
+	                          * master's default */
 	int32_t priority;
 	int retries;      /* < 0: master's default */
 	const char *name; /* NULL: none */
@@ -81,6 +84,12 @@ struct shoal_job_spec {
 	const char *reduce_exec;  /* with exec: second stage over the map output grouped by
 	                           * key (text before the first TAB); NULL: none */
 	uint32_t reducers;        /* with reduce_exec: reduce partitions; 0: one */
+	/* Scheduling and barriers (issue 3). */
+	uint64_t cost;      /* the estimate shortest-job-first orders by; 0: the master's
+	                     * default (the input size; a range's count) */
+	uint64_t after;     /* barrier: start only once job `after` has succeeded (the job fails
+	                     * if that one fails or is cancelled); 0: none */
+	uint64_t input_job; /* SHOAL_INPUT_JOB: the job whose result is the input */
 };
 
 /* Fills spec with defaults (retries -1, everything else zero). */
@@ -97,6 +106,10 @@ struct shoal_job_info {
 	uint64_t input_bytes, records, result_size;
 	uint64_t submitted_ms, started_ms, finished_ms; /* unix ms; 0 if not yet */
 	char error[1024];
+	uint32_t queue_position; /* 1-based place under the master's queue policy while the job
+	                          * waits for workers; 0 when it is not in the queue */
+	uint64_t cost;           /* the queue policy's cost estimate (sjf) */
+	uint64_t after;          /* the job it waits for (--after or --input job:ID); 0: none */
 };
 
 struct shoal_worker_info {
@@ -118,8 +131,11 @@ const char *shoal_job_state_name(enum shoal_job_state st);
  * input, all with flow control. Reported before anything is sent (SHOAL_EUSAGE): an
  * unreadable input or shipped file (shipped files must be regular files), two files with the
  * same base name, not exactly one of op / exec / plugin, reduce_exec without exec, reducers
- * without reduce_exec. A file the master refuses (too large, changed while it was sent)
- * fails with SHOAL_EJOB and the master's reason. */
+ * without reduce_exec, SHOAL_INPUT_JOB without input_job. A file the master refuses (too large,
+ * changed while it was sent) fails with SHOAL_EJOB and the master's reason; so does an after
+ * or input_job naming no job (SHOAL_EUSAGE). A job that waits for another (after, input_job)
+ * is accepted at once and stays queued until that one succeeds; if that one fails or is
+ * cancelled, so does this job, with an error naming it. */
 int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *job_id);
 
 typedef void (*shoal_progress_fn)(const struct shoal_job_info *info, void *arg);
@@ -138,6 +154,30 @@ int shoal_cancel(shoal_client *c, uint64_t job_id);
 /* Lists; the arrays are owned by the caller (free with free()). */
 int shoal_jobs(shoal_client *c, struct shoal_job_info **jobs, size_t *n);
 int shoal_workers(shoal_client *c, struct shoal_worker_info **workers, size_t *n);
+
+/* Cluster-wide named locks: leases held by the master.
+ *
+ * shoal_lock_acquire blocks until the lock named `name` (1-256 bytes, no control characters)
+ * is this connection's, waiting behind earlier holders in arrival order, and sets *token to
+ * its fencing token: a number that grows with every grant, cluster-wide, so that storage
+ * remembering the highest token it has seen can refuse a stale holder. The lease lasts
+ * ttl_ms (100 ms .. 24 h) unless renewed; renew well before it lapses (every ttl/3, say).
+ * A lease that lapses passes to the next waiter. If the connection closes while holding it,
+ * the lease still runs until it lapses (whatever it guards may still be running).
+ *
+ * shoal_lock_renew extends the lease by its ttl. SHOAL_EJOB means the lock is lost (the lease
+ * had lapsed and the lock moved on; shoal_errmsg says so): whatever it guards must stop.
+ * SHOAL_ECONN means the master is gone or did not answer within the lease's ttl: the lease
+ * will lapse on its own, so treat it as lost too.
+ *
+ * shoal_lock_release gives the lock up (to the next waiter); it returns once the master has
+ * taken the release in. Releasing a lease that already lapsed is not an error. */
+#define SHOAL_LOCK_NAME_MAX   256u
+#define SHOAL_LOCK_TTL_MIN_MS 100u
+#define SHOAL_LOCK_TTL_MAX_MS 86400000u
+int shoal_lock_acquire(shoal_client *c, const char *name, uint32_t ttl_ms, uint64_t *token);
+int shoal_lock_renew(shoal_client *c, const char *name, uint64_t token);
+int shoal_lock_release(shoal_client *c, const char *name, uint64_t token);
 
 #ifdef __cplusplus
 }

@@ -1,21 +1,28 @@
 /* test_cli.c: the socket-free pieces of the `shoal` CLI: number, size, range and KEY=VALUE
  * parsing, the JSON writer's escaping and commas, the progress line's formatting, the rules
  * among the job flags (--op / --exec / --plugin, --reduce-exec, --reducers, --file,
- * --broadcast) and the knn accuracy line. */
+ * --broadcast), the knn accuracy line, the --ttl / --input job:ID / lock name syntaxes, and
+ * `shoal lock`'s command runner driven by a fake lease. */
 #include <check.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "accuracy.h"
 #include "jobflags.h"
 #include "json.h"
+#include "lockrun.h"
 #include "parse.h"
 #include "progress.h"
 #include "table.h"
+#include "util.h"
 
 static char err[256];
 
@@ -762,6 +769,329 @@ START_TEST(test_accuracy_long)
 }
 END_TEST
 
+START_TEST(test_seconds)
+{
+	static const struct {
+		const char *s;
+		uint64_t ms;
+	} ok[] = {
+	    {"30", 30000},  {"0.1", 100},    {"0.5", 500},        {"2.125", 2125},  {"1.0", 1000},
+	    {"7.50", 7500}, {"0.1000", 100}, {"86400", 86400000}, {"00012", 12000},
+	};
+	static const char *const bad[] = {
+	    "", " 1", "1 ", "-1", "+1", "1.", ".5", "1s", "1e3", "0x10", "1,5", "nan",
+	};
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		ck_assert_msg(parse_seconds_ms(ok[i].s, 100, 86400000, &v, err, sizeof(err)) == 0,
+		              "%s: %s", ok[i].s, err);
+		ck_assert_uint_eq(v, ok[i].ms);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 12345;
+		ck_assert_msg(parse_seconds_ms(bad[i], 100, 86400000, &v, err, sizeof(err)) < 0,
+		              "'%s' accepted", bad[i]);
+		ck_assert_uint_eq(v, 12345);
+		ck_assert(strstr(err, "not a number of seconds") != NULL);
+	}
+	/* Bounds, and precision beyond a millisecond. */
+	ck_assert_int_lt(parse_seconds_ms("0.099", 100, 86400000, &v, err, sizeof(err)), 0);
+	ck_assert(strstr(err, "out of range [0.100, 86400] s") != NULL);
+	ck_assert_int_lt(parse_seconds_ms("0", 100, 86400000, &v, err, sizeof(err)), 0);
+	ck_assert_int_lt(parse_seconds_ms("86400.001", 100, 86400000, &v, err, sizeof(err)), 0);
+	ck_assert_int_lt(
+	    parse_seconds_ms("99999999999999999999999", 100, 86400000, &v, err, sizeof(err)), 0);
+	ck_assert(strstr(err, "out of range") != NULL);
+	ck_assert_int_lt(parse_seconds_ms("1.0005", 100, 86400000, &v, err, sizeof(err)), 0);
+	ck_assert(strstr(err, "finer than a millisecond") != NULL);
+}
+END_TEST
+
+START_TEST(test_job_input)
+{
+	uint64_t id = 99;
+
+	ck_assert_int_eq(parse_job_input("job:1", &id, err, sizeof(err)), 1);
+	ck_assert_uint_eq(id, 1);
+	ck_assert_int_eq(parse_job_input("job:18446744073709551615", &id, err, sizeof(err)), 1);
+	ck_assert(id == UINT64_MAX);
+	/* Files: anything not starting with "job:" (./job:3 names a file). */
+	id = 99;
+	ck_assert_int_eq(parse_job_input("data.txt", &id, err, sizeof(err)), 0);
+	ck_assert_int_eq(parse_job_input("./job:3", &id, err, sizeof(err)), 0);
+	ck_assert_int_eq(parse_job_input("-", &id, err, sizeof(err)), 0);
+	ck_assert_int_eq(parse_job_input("JOB:3", &id, err, sizeof(err)), 0);
+	ck_assert_int_eq(parse_job_input("job", &id, err, sizeof(err)), 0);
+	ck_assert_uint_eq(id, 99);
+	static const char *const bad[] = {
+	    "job:", "job:0", "job:-1", "job:x", "job:1 ", "job: 1", "job:18446744073709551616"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(parse_job_input(bad[i], &id, err, sizeof(err)) < 0, "'%s' accepted",
+		              bad[i]);
+		ck_assert(strstr(err, "is not job:ID") != NULL);
+		ck_assert_uint_eq(id, 99);
+	}
+}
+END_TEST
+
+START_TEST(test_lock_name)
+{
+	char name[300];
+
+	ck_assert_int_eq(parse_lock_name("deploy", 256, err, sizeof(err)), 0);
+	ck_assert_int_eq(parse_lock_name("a b/c:d.é", 256, err, sizeof(err)), 0);
+	ck_assert_int_lt(parse_lock_name("", 256, err, sizeof(err)), 0);
+	ck_assert(strstr(err, "1 to 256 bytes") != NULL);
+	ck_assert_int_lt(parse_lock_name("a\tb", 256, err, sizeof(err)), 0);
+	ck_assert(strstr(err, "control characters") != NULL);
+	ck_assert_int_lt(parse_lock_name("a\nb", 256, err, sizeof(err)), 0);
+	ck_assert_int_lt(parse_lock_name("a\x7f", 256, err, sizeof(err)), 0);
+	memset(name, 'x', 256);
+	name[256] = '\0';
+	ck_assert_int_eq(parse_lock_name(name, 256, err, sizeof(err)), 0);
+	name[256] = 'x';
+	name[257] = '\0';
+	ck_assert_int_lt(parse_lock_name(name, 256, err, sizeof(err)), 0);
+	ck_assert(strstr(err, "this one has 257") != NULL);
+}
+END_TEST
+
+/* A fake lease: renewals succeed until call `lose_at` (1-based), which reports `lose_rc`. */
+struct fake_lease {
+	int calls;
+	int lose_at; /* 0: never */
+	int lose_rc;
+	uint64_t first_ms, last_ms;
+};
+
+static uint64_t test_ms(void)
+{
+	return mono_us() / 1000;
+}
+
+static int fake_renew(void *arg, char *e, size_t elen)
+{
+	struct fake_lease *f = arg;
+
+	f->calls++;
+	if (!f->first_ms)
+		f->first_ms = test_ms();
+	f->last_ms = test_ms();
+	if (f->lose_at && f->calls >= f->lose_at) {
+		snprintf(e, elen, "%s",
+		         f->lose_rc == LOCKRUN_LOST ? "lost lock t (token 7): lapsed"
+		                                    : "master gone");
+		return f->lose_rc;
+	}
+	return 0;
+}
+
+/* Runs argv under lockrun with a fake lease; diagnostics go to a temporary file, read back
+ * into diag. */
+static int run_locked(const char *const *argv, uint32_t interval_ms, uint32_t grace_ms,
+                      struct fake_lease *f, bool *held, char *diag, size_t diaglen)
+{
+	struct lockrun r;
+	sigset_t saved;
+	FILE *d = tmpfile();
+	size_t n;
+	int rc;
+
+	ck_assert_ptr_nonnull(d);
+	memset(&r, 0, sizeof(r));
+	r.argv = (char *const *)argv;
+	r.name = "t";
+	r.token = 7;
+	r.interval_ms = interval_ms;
+	r.grace_ms = grace_ms;
+	r.renew = fake_renew;
+	r.arg = f;
+	r.diag = d;
+	rc = lockrun(&r, &saved, held);
+	/* The runner's signals stay blocked for the caller's release. */
+	{
+		sigset_t now;
+		sigprocmask(SIG_SETMASK, NULL, &now);
+		ck_assert(sigismember(&now, SIGTERM) == 1);
+		ck_assert(sigismember(&now, SIGCHLD) == 1);
+	}
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	rewind(d);
+	n = fread(diag, 1, diaglen - 1, d);
+	diag[n] = '\0';
+	fclose(d);
+	return rc;
+}
+
+START_TEST(test_lockrun_status)
+{
+	static const char *const exit7[] = {"sh", "-c", "exit 7", NULL};
+	static const char *const killed[] = {"sh", "-c", "kill -KILL $$", NULL};
+	static const char *const env[] = {
+	    "sh", "-c", "test \"$SHOAL_LOCK_TOKEN\" = 7 && test \"$SHOAL_LOCK_NAME\" = t", NULL};
+	static const char *const missing[] = {"/nonexistent/cmd", NULL};
+	struct fake_lease f = {0};
+	char diag[1024];
+	bool held = false;
+
+	ck_assert_int_eq(run_locked(exit7, 10000, 1000, &f, &held, diag, sizeof(diag)), 7);
+	ck_assert(held);
+	ck_assert_str_eq(diag, "");
+	ck_assert_int_eq(run_locked(killed, 10000, 1000, &f, &held, diag, sizeof(diag)),
+	                 128 + SIGKILL);
+	/* An inherited token is replaced, not duplicated. */
+	setenv("SHOAL_LOCK_TOKEN", "999", 1);
+	ck_assert_int_eq(run_locked(env, 10000, 1000, &f, &held, diag, sizeof(diag)), 0);
+	ck_assert_int_eq(run_locked(missing, 10000, 1000, &f, &held, diag, sizeof(diag)),
+	                 LOCKRUN_EXIT_NOTFOUND);
+	ck_assert(strstr(diag, "shoal: cannot run /nonexistent/cmd") != NULL);
+	ck_assert_int_eq(f.calls, 0); /* quick commands need no renewal */
+
+	/* The caller ignores SIGCHLD (children would be reaped behind waitpid's back) and
+	 * SIGPIPE (as shoal's main does): the command still reports its status, and gets SIGPIPE
+	 * at its default (bit 13 of SigIgn, 0x1000, is clear). */
+	signal(SIGCHLD, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	ck_assert_int_eq(run_locked(exit7, 10000, 1000, &f, &held, diag, sizeof(diag)), 7);
+	static const char *const sigpipe[] = {
+	    "sh", "-c",
+	    "m=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/self/status); "
+	    "[ $(( 0x$m & 0x1000 )) -eq 0 ]",
+	    NULL};
+	ck_assert_int_eq(run_locked(sigpipe, 10000, 1000, &f, &held, diag, sizeof(diag)), 0);
+	signal(SIGCHLD, SIG_DFL);
+}
+END_TEST
+
+/* Renewals come every interval while the command runs, from a runner that sleeps between
+ * them. */
+START_TEST(test_lockrun_renews)
+{
+	static const char *const sleeper[] = {"sleep", "0.5", NULL};
+	struct fake_lease f = {0};
+	char diag[1024];
+	bool held = false;
+	struct timespec c0, c1;
+	uint64_t t0 = test_ms(), cpu_ms;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+	ck_assert_int_eq(run_locked(sleeper, 50, 1000, &f, &held, diag, sizeof(diag)), 0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+	ck_assert(held);
+	/* 500 ms / 50 ms: about 9 renewals; scheduling may cost a few. */
+	ck_assert_msg(f.calls >= 4 && f.calls <= 11, "%d renewals", f.calls);
+	ck_assert_msg(f.first_ms - t0 >= 45, "first renewal after %llu ms",
+	              (unsigned long long)(f.first_ms - t0));
+	/* No busy loop: the runner used a small fraction of the half second in CPU. */
+	cpu_ms = (uint64_t)(c1.tv_sec - c0.tv_sec) * 1000 +
+	         (uint64_t)((c1.tv_nsec - c0.tv_nsec) / 1000000);
+	ck_assert_msg(cpu_ms < 150, "%llu ms of CPU", (unsigned long long)cpu_ms);
+}
+END_TEST
+
+/* A lost lease stops the command at once: SIGTERM, exit LOCKRUN_EXIT_LOST. */
+START_TEST(test_lockrun_lost)
+{
+	static const char *const sleeper[] = {"sleep", "30", NULL};
+	struct fake_lease f = {.lose_at = 2, .lose_rc = LOCKRUN_LOST};
+	char diag[1024];
+	bool held = true;
+	uint64_t t0 = test_ms();
+
+	ck_assert_int_eq(run_locked(sleeper, 50, 5000, &f, &held, diag, sizeof(diag)),
+	                 LOCKRUN_EXIT_LOST);
+	ck_assert(!held);
+	ck_assert_int_eq(f.calls, 2);
+	ck_assert_msg(test_ms() - t0 < 3000, "took %llu ms", (unsigned long long)(test_ms() - t0));
+	ck_assert_msg(strstr(diag, "shoal: WARNING: lost lock t (token 7): lapsed; stopping the "
+	                           "command (SIGTERM)") != NULL,
+	              "%s", diag);
+
+	/* A master that cannot be reached: the same, with exit LOCKRUN_EXIT_CONN. */
+	f = (struct fake_lease){.lose_at = 1, .lose_rc = -1};
+	ck_assert_int_eq(run_locked(sleeper, 50, 5000, &f, &held, diag, sizeof(diag)),
+	                 LOCKRUN_EXIT_CONN);
+	ck_assert(!held);
+	ck_assert_msg(strstr(diag, "cannot renew lock t (token 7): master gone") != NULL, "%s",
+	              diag);
+}
+END_TEST
+
+/* A command that ignores SIGTERM is killed after the grace period. */
+START_TEST(test_lockrun_grace)
+{
+	static const char *const stubborn[] = {"sh", "-c", "trap '' TERM; exec sleep 30", NULL};
+	struct fake_lease f = {.lose_at = 1, .lose_rc = LOCKRUN_LOST};
+	char diag[1024];
+	bool held = true;
+	uint64_t t0 = test_ms(), ms;
+
+	ck_assert_int_eq(run_locked(stubborn, 100, 300, &f, &held, diag, sizeof(diag)),
+	                 LOCKRUN_EXIT_LOST);
+	ms = test_ms() - t0;
+	ck_assert_msg(ms >= 380 && ms < 5000, "took %llu ms", (unsigned long long)ms);
+	ck_assert_msg(strstr(diag, "did not exit within 300 ms of SIGTERM: SIGKILL") != NULL, "%s",
+	              diag);
+}
+END_TEST
+
+/* SIGTERM sent to the runner by another process goes on to the command. */
+START_TEST(test_lockrun_forward)
+{
+	static const char *const sleeper[] = {"sleep", "30", NULL};
+	struct fake_lease f = {0};
+	char diag[1024];
+	bool held = false;
+	pid_t me = getpid(), helper;
+
+	helper = fork();
+	ck_assert_int_ge(helper, 0);
+	if (helper == 0) {
+		usleep(300000);
+		kill(me, SIGTERM);
+		_exit(0);
+	}
+	ck_assert_int_eq(run_locked(sleeper, 10000, 1000, &f, &held, diag, sizeof(diag)),
+	                 128 + SIGTERM);
+	ck_assert(held); /* the command ended; the lease is still ours to release */
+	while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+END_TEST
+
+START_TEST(test_lockrun_check)
+{
+	ck_assert_int_eq(lockrun_check_command("sh", err, sizeof(err)), 0);
+	ck_assert_int_eq(lockrun_check_command("/bin/sh", err, sizeof(err)), 0);
+	ck_assert_int_eq(lockrun_check_command("no-such-command-shoal", err, sizeof(err)),
+	                 LOCKRUN_EXIT_NOTFOUND);
+	ck_assert_str_eq(err, "no-such-command-shoal: command not found");
+	ck_assert_int_eq(lockrun_check_command("/nonexistent/x", err, sizeof(err)),
+	                 LOCKRUN_EXIT_NOTFOUND);
+	ck_assert_int_eq(lockrun_check_command("/", err, sizeof(err)), LOCKRUN_EXIT_CANNOT);
+	ck_assert(strstr(err, "Is a directory") != NULL);
+	ck_assert_int_eq(lockrun_check_command("", err, sizeof(err)), LOCKRUN_EXIT_NOTFOUND);
+	/* A file that is not executable (root may execute files without x bits only if some
+	 * x bit is set, so this holds for root too). */
+	{
+		char path[] = "/tmp/shoal-test-noexec-XXXXXX";
+		int fd = mkstemp(path);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+		chmod(path, 0644);
+		ck_assert_int_eq(lockrun_check_command(path, err, sizeof(err)),
+		                 LOCKRUN_EXIT_CANNOT);
+		unlink(path);
+	}
+	/* PATH search. */
+	setenv("PATH", "/nonexistent:/bin", 1);
+	ck_assert_int_eq(lockrun_check_command("sh", err, sizeof(err)), 0);
+	setenv("PATH", "/nonexistent", 1);
+	ck_assert_int_eq(lockrun_check_command("sh", err, sizeof(err)), LOCKRUN_EXIT_NOTFOUND);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
 	Suite *s = suite_create("cli");
@@ -789,6 +1119,18 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_accuracy_wanted);
 	tcase_add_test(tc, test_accuracy_score);
 	tcase_add_test(tc, test_accuracy_long);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("lock");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_seconds);
+	tcase_add_test(tc, test_job_input);
+	tcase_add_test(tc, test_lock_name);
+	tcase_add_test(tc, test_lockrun_status);
+	tcase_add_test(tc, test_lockrun_renews);
+	tcase_add_test(tc, test_lockrun_lost);
+	tcase_add_test(tc, test_lockrun_grace);
+	tcase_add_test(tc, test_lockrun_forward);
+	tcase_add_test(tc, test_lockrun_check);
 	suite_add_tcase(s, tc);
 	return s;
 }
