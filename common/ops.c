@@ -233,6 +233,13 @@ static uint64_t ops_range_size(const struct op_input *in)
 	return in->hi > in->lo ? (uint64_t)in->hi - (uint64_t)in->lo : 0;
 }
 
+/* The end of the next slice of at most 65536 records of [x, hi), x < hi; the difference is
+ * taken unsigned because hi - x overflows int64 for ranges wider than 2^63. */
+static int64_t ops_range_slice_end(int64_t x, int64_t hi)
+{
+	return (uint64_t)hi - (uint64_t)x > 65536 ? x + 65536 : hi;
+}
+
 /* Appends the range's records as text lines "x\n" for x in [lo, hi). */
 static void ops_range_text(int64_t lo, int64_t hi, struct buf *out)
 {
@@ -474,7 +481,7 @@ static int ops_grep(Shoal__Arg *const *args, size_t nargs, const struct op_input
 		struct buf text = BUF_INIT;
 		int64_t x = in->lo;
 		while (x < in->hi) {
-			int64_t stop = in->hi - x > 65536 ? x + 65536 : in->hi;
+			int64_t stop = ops_range_slice_end(x, in->hi);
 			buf_reset(&text);
 			ops_range_text(x, stop, &text);
 			ops_grep_buffer(text.data, text.len, pat, out);
@@ -1507,7 +1514,7 @@ static int ops_knn(Shoal__Arg *const *args, size_t nargs, const struct op_input 
 	if (in->is_range) {
 		struct buf text = BUF_INIT;
 		for (int64_t x = in->lo; x < in->hi && rc == 0;) {
-			int64_t stop = in->hi - x > 65536 ? x + 65536 : in->hi;
+			int64_t stop = ops_range_slice_end(x, in->hi);
 			buf_reset(&text);
 			ops_range_text(x, stop, &text);
 			rc = knn_feed(&kq, text.data, text.len, err);
