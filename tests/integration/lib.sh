@@ -10,6 +10,11 @@ SHOAL_MASTER_BIN=$SHOAL_BUILD/master/shoal-master
 SHOAL_WORKER_BIN=$SHOAL_BUILD/worker/shoal-worker
 SHOAL_CLIENT_BIN=$SHOAL_BUILD/client/shoal
 
+# Built with AddressSanitizer? Then RSS also holds shadow memory and the quarantine of freed
+# blocks (256 MB), so memory limits only hold for plain builds.
+SANITIZED=0
+if ldd "$SHOAL_MASTER_BIN" 2>/dev/null | grep -q libasan; then SANITIZED=1; fi
+
 T=$(mktemp -d "${TMPDIR:-/tmp}/shoal-test.XXXXXX")
 PIDS=()
 MASTER_PID=

@@ -7,11 +7,8 @@
 source "$(dirname "$0")/lib.sh"
 
 START_NS=$(date +%s%N)
-# Under AddressSanitizer, RSS also holds shadow memory and the quarantine of freed blocks
-# (256 MB): the limits below are for plain builds; sanitized builds only report the figures,
-# and use a smaller file to stay fast.
-SANITIZED=0
-if ldd "$SHOAL_MASTER_BIN" 2>/dev/null | grep -q libasan; then SANITIZED=1; fi
+# Sanitized builds (lib.sh's SANITIZED) only report the RSS figures, and use a smaller file to
+# stay fast.
 MB=300
 [ "$SANITIZED" = 0 ] || MB=80
 refs bigtext "$T/big.txt" "$MB" "$T/wordcount.ref"
