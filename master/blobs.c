@@ -139,7 +139,7 @@ void blobs_on_offer(struct master *m, struct client *cl, const Shoal__BlobOffer 
 		return;
 	}
 	if (cl->blob) {
-		conn_close(cl->conn, "blob offer while another blob is uploading");
+		server_drop(cl->conn, "blob offer while another blob is uploading");
 		return;
 	}
 	if (ref->size > BLOB_MAX_SIZE) {
@@ -272,12 +272,12 @@ void blobs_on_data(struct master *m, struct client *cl, const Shoal__BlobData *d
 	struct blob_upload *u = cl->blob;
 	if (!u || memcmp(d->sha256.data, u->sha, DIGEST_LEN) != 0 || u->last ||
 	    d->offset != u->received) {
-		conn_close(cl->conn, "blob data out of order or for a blob not offered");
+		server_drop(cl->conn, "blob data out of order or for a blob not offered");
 		return;
 	}
 	if (u->received + d->data.len > u->ref.size ||
 	    u->received - u->written + d->data.len > BLOB_WINDOW + BLOB_CHUNK) {
-		conn_close(cl->conn, "blob data beyond the offered size or the window");
+		server_drop(cl->conn, "blob data beyond the offered size or the window");
 		return;
 	}
 	buf_append(&u->pending, d->data.data, d->data.len);

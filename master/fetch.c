@@ -156,7 +156,7 @@ void fetch_on_ack(struct client *cl, const Shoal__ResultAck *ack)
 	if (!f || ack->job_id != f->job->id)
 		return; /* a late ack after the last chunk */
 	if (ack->consumed > f->pos || ack->consumed < f->acked) {
-		conn_close(cl->conn, "result ack outside the bytes sent");
+		server_drop(cl->conn, "result ack outside the bytes sent");
 		return;
 	}
 	f->acked = ack->consumed;

@@ -229,6 +229,8 @@ struct master {
 /* server.c */
 int server_start(struct master *m);
 void server_stop(struct master *m);
+/* Closes a peer's connection for breaking the protocol, with a log line naming it and why. */
+void server_drop(struct conn *c, const char *reason);
 /* Sends a Failure answer to a client request. */
 void server_send_failure(struct conn *c, uint64_t job_id, uint32_t code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -54,6 +54,13 @@ void server_send_failure(struct conn *c, uint64_t job_id, uint32_t code, const c
 	conn_send(c, &env);
 }
 
+void server_drop(struct conn *c, const char *reason)
+{
+	log_warn("server", "conn=%llu peer=%s event=dropped reason=\"%s\"",
+	         (unsigned long long)conn_id(c), conn_peer(c), reason);
+	conn_close(c, reason);
+}
+
 /* Tells the peer why it is refused and closes its connection once the words are out. */
 static void refuse(struct conn *c, const char *reason)
 {
@@ -313,7 +320,7 @@ static void sweep_pending(struct master *m, uint64_t now)
 		struct list_node *next = list_next(&m->pending, n);
 		struct peer *p = list_entry(n, struct peer, link);
 		if (now - p->accepted_ms > m->cfg.handshake_timeout_ms)
-			conn_close(p->conn, "no hello before the handshake deadline");
+			server_drop(p->conn, "no hello before the handshake deadline");
 		n = next;
 	}
 }

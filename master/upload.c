@@ -372,12 +372,12 @@ void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChu
 		return;
 	}
 	if (!j || cl->uploading != j || !j->upload || j->upload->last) {
-		conn_close(cl->conn, "upload chunk for a job this connection is not uploading");
+		server_drop(cl->conn, "upload chunk for a job this connection is not uploading");
 		return;
 	}
 	struct upload *u = j->upload;
 	if (u->received - u->written + ch->data.len > 2 * m->cfg.upload_window + (1u << 20)) {
-		conn_close(cl->conn, "upload overran its flow-control window");
+		server_drop(cl->conn, "upload overran its flow-control window");
 		return;
 	}
 	buf_append(&u->pending, ch->data.data, ch->data.len);
