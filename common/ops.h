@@ -2,7 +2,7 @@
  * partition, producing a partial result) and a combine side (run by the master over the
  * partials). The combine kind says how partials become the job's result:
  *
- *   CONCAT  partials concatenated in partition order              square, grep
+ *   CONCAT  partials concatenated in partition order              square, grep, knn
  *   FOLD    partials folded, in any order, into one small value   sum, count, min, max, mean
  *   MERGE   partials are sorted runs of lines; the result is their
  *           k-way merge (merge.h), equal keys summed if sum_keys  sort, wordcount
