@@ -83,20 +83,34 @@ same_files "$T/grep.ref" "$T/grep.out" "grep result fetched again after a killed
 rm -f "$T/grep.ref" "$T/grep.out"
 
 # A client killed while it uploads: the job fails (it does not wait forever in "uploading"),
-# the partial upload is removed from the state dir, the master goes on serving.
+# the partial upload is removed from the state dir, the master goes on serving. The client
+# reads a pipe fed 20 MB and then nothing, so the upload is certainly in progress.
 state_kb0=$(du -sk "$T/state" | cut -f1)
-"$SHOAL_CLIENT_BIN" run --op count --input "$T/big.txt" -q >/dev/null 2>&1 &
+mkfifo "$T/feed"
+python3 -c '
+import sys, time
+with open(sys.argv[1], "rb") as f:
+    sys.stdout.buffer.write(f.read(20 << 20))
+sys.stdout.flush()
+time.sleep(120)' "$T/big.txt" >"$T/feed" &
+feeder=$!
+PIDS+=("$feeder")
+"$SHOAL_CLIENT_BIN" run --op count --input - -q <"$T/feed" >/dev/null 2>&1 &
 uploader=$!
 PIDS+=("$uploader")
-wait_for 300 "an upload in progress" \
-	eval "[ \"\$(shoal jobs --json | jq -r '.[-1] | select(.job_id > $gid) | .state')\" = uploading ]"
-sleep 0.3
+uploading() {
+	[ "$(shoal jobs --json | jq -r --argjson g "$gid" '.[-1] | select(.job_id > $g) | .state')" = uploading ]
+}
+wait_for 300 "an upload in progress" uploading
+sleep 0.5
 kill -KILL "$uploader"
 wait "$uploader" 2>/dev/null || true
+kill "$feeder"
+wait "$feeder" 2>/dev/null || true
 uid=$(shoal jobs --json | jq '.[-1].job_id')
 wait_for 100 "the killed uploader's job $uid ends" \
 	eval "job_json $uid | jq -e '.state == \"failed\" or .state == \"cancelled\"' >/dev/null"
-log "killed uploader: job $uid $(job_json "$uid" | jq -r '"\(.state): \(.error)"')"
+log "killed uploader: job $uid $(job_json "$uid" | jq -r '"\(.state) after \(.input_bytes) bytes: \(.error)"')"
 upload_removed() { [ $(($(du -sk "$T/state" | cut -f1) - state_kb0)) -lt 10240 ]; }
 wait_for 50 "the partial upload removed from the state dir" upload_removed
 
