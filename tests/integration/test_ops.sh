@@ -8,7 +8,10 @@
 #
 # Matrix: with 2 workers, every (op, data) x every partition count x every input kind, the
 # strategy alternating; with 1 and with 3 workers, every (op, data) with --input FILE over
-# 7 and 64 partitions, both strategies.
+# 7 and 64 partitions, both strategies. Then: square --range 0:1000000, folds and squares at
+# the ends of int64, grep patterns that are regex or shell metacharacters (fixed strings),
+# splits that fall exactly on line starts, 12 concurrent clients, empty inputs, and the job
+# listing after a few hundred jobs.
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -156,6 +159,13 @@ for r in "$I64_MIN:$((I64_MIN + 5))" "$((I64_MAX - 5)):$I64_MAX"; do
 	refs ref square "range:$r" >"$R/square.edge"
 	run_ok "$T/out" run --op square --range "$r" --partitions 3 -q
 	same_files "$R/square.edge" "$T/out" "square --range $r"
+done
+
+# grep patterns are fixed bytes, like grep -F: regex and shell metacharacters, blanks, UTF-8.
+for pat in . '[' '*' 'a b' $'\t' "it's" '$' 'caf'$'\xc3\xa9' "\\" '-x'; do
+	LC_ALL=C grep -a -F -- "$pat" "$D/text.txt" >"$R/grep.pat" || true
+	run_ok "$T/out" run --op grep --arg "pattern=$pat" --input-path "$D/text.txt" --partitions 7 -q
+	same_files "$R/grep.pat" "$T/out" "grep -F '$pat'"
 done
 
 # ---- split boundaries exactly on line starts (the classic off-by-one of line-aligned splits):
