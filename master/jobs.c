@@ -15,7 +15,10 @@
 #include "master.h"
 #include "util.h"
 
-#define MAX_TASKS_PER_JOB       10000000u
+#define MAX_TASKS_PER_JOB 10000000u
+/* Quarantine: this many failed attempts in a row keep a worker out for QUARANTINE_MS. */
+#define QUARANTINE_AFTER        5u
+#define QUARANTINE_MS           30000u
 #define MIN_DEFAULT_FILE_PART   (1u << 20)
 #define MAX_DEFAULT_FILE_PART   (256u << 20)
 #define MAX_DEFAULT_UPLOAD_PART (4u << 20)
@@ -128,6 +131,7 @@ static struct job *job_new(struct master *m, const Shoal__JobSpec *spec, const s
 	                  : m->cfg.strategy;
 	j->priority = spec->has_priority ? spec->priority : 0;
 	j->cost = spec->has_cost ? spec->cost : 0;
+	j->task_timeout_ms = spec->has_task_timeout_ms ? spec->task_timeout_ms : 0;
 	j->retries =
 	    spec->has_retries && spec->retries > 0 ? spec->retries : m->cfg.default_retries;
 	j->submitted_ms = wall_ms();
@@ -376,13 +380,17 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		break;
 	case SHOAL__JOB_SPEC__INPUT_PATH: {
 		struct stat st;
-		if (stat(spec->path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		const char *why = NULL;
+		if (stat(spec->path, &st) < 0)
+			why = strerror(errno);
+		else if (!S_ISREG(st.st_mode))
+			why = S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file";
+		if (why) {
 			server_send_failure(c, 0, 2,
-			                    "input path %s: %s on the master host (--input-path "
-			                    "needs a regular file that the master and every worker "
-			                    "can read at the same path)",
-			                    spec->path,
-			                    errno ? strerror(errno) : "not a regular file");
+			                    "input path %s: %s on the master host (--input-path needs a "
+			                    "regular file that the master and every worker can read at "
+			                    "the same path)",
+			                    spec->path, why);
 			return;
 		}
 		path_size = count = (uint64_t)st.st_size;
@@ -544,6 +552,20 @@ static void backup_promote(struct task *t)
 	t->job->running++;
 }
 
+static void on_task_failed(struct job *j, struct task *t, struct worker *w, const char *error,
+                           bool permanent);
+
+void jobs_timeout_task(struct task *t)
+{
+	struct job *j = t->job;
+	struct worker *w = t->worker;
+	char why[128];
+	snprintf(why, sizeof(why), "attempt %u ran longer than the task timeout (%u ms)",
+	         t->attempt, j->task_timeout_ms);
+	cancel_on_worker(t); /* the worker kills a command's process group */
+	on_task_failed(j, t, w, why, false);
+}
+
 void jobs_drop_backup(struct task *t)
 {
 	backup_release(t, false);
@@ -622,6 +644,15 @@ static void on_task_failed(struct job *j, struct task *t, struct worker *w, cons
 	t->failures++;
 	j->task_failures++;
 	w->tasks_failed++;
+	/* A worker that fails attempt after attempt (a broken host, a full disk) would otherwise
+	 * eat the whole queue: it gets no new work for a while. Data errors do not count. */
+	if (!permanent && ++w->failed_in_a_row >= QUARANTINE_AFTER) {
+		w->quarantined_until = uv_now(j->m->loop) + QUARANTINE_MS;
+		w->failed_in_a_row = 0;
+		log_warn("jobs",
+		         "worker=%llu name=%s event=quarantined failures_in_a_row=%u for_ms=%u",
+		         (unsigned long long)w->id, w->name, QUARANTINE_AFTER, QUARANTINE_MS);
+	}
 	log_warn("jobs",
 	         "job=%llu task=%u attempt=%u worker=%llu event=task_failed failures=%u "
 	         "error=\"%s\"",
@@ -643,9 +674,6 @@ static void on_task_failed(struct job *j, struct task *t, struct worker *w, cons
 	}
 	watch_job_changed(j);
 }
-
-static void on_task_failed(struct job *j, struct task *t, struct worker *w, const char *error,
-                           bool permanent);
 
 /* A map task of a reduce job reports how its output splits into the reducers' buckets. */
 static int check_buckets(const struct job *j, struct task *t, const Shoal__TaskResult *r,
@@ -768,6 +796,7 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 	backup_release(t, true); /* the loser is cancelled; its result will be dropped */
 	t->state = TASK_DONE;
 	w->tasks_done++;
+	w->failed_in_a_row = 0;
 	j->done++;
 	j->records += r->has_records ? r->records : 0;
 	if (j->done == j->ntasks)

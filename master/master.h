@@ -92,6 +92,8 @@ struct worker {
 	uint64_t connected_ms;
 	uint64_t last_seen_ms;
 	double ewma_task_us;         /* moving average of task time, sizes the prefetch */
+	uint32_t failed_in_a_row;    /* attempts failed since its last success */
+	uint64_t quarantined_until;  /* loop time: no new tasks before then */
 	struct list_head blob_sends; /* shipped files on their way to it */
 	Shoal__Task **batch; /* tasks assigned during this scheduling round, sent as one frame */
 	size_t batch_len, batch_cap;
@@ -114,9 +116,10 @@ struct job {
 	Shoal__Strategy strategy;
 	int32_t priority;
 	uint32_t retries;
-	char *error;       /* why it failed */
-	char *exec;        /* run this command per partition instead of an op */
-	char *reduce_exec; /* second stage over the grouped map output */
+	uint32_t task_timeout_ms; /* 0: none */
+	char *error;              /* why it failed */
+	char *exec;               /* run this command per partition instead of an op */
+	char *reduce_exec;        /* second stage over the grouped map output */
 	uint32_t reducers;
 	bool reducing;          /* the reduce stage is running (tasks are the reducers) */
 	uint32_t map_tasks;     /* tasks of the map stage, for progress once reducing */
@@ -258,6 +261,8 @@ void jobs_list(struct master *m, struct conn *c);
 void jobs_fill_info(const struct job *j, Shoal__JobInfo *info);
 /* A task goes back to READY (front of the queue) with its holder's bookkeeping undone. */
 void jobs_requeue(struct task *t);
+/* The task's attempt ran past the job's --task-timeout: stop it and retry (or fail the job). */
+void jobs_timeout_task(struct task *t);
 /* The worker running a task's speculative copy is gone: the primary carries on. */
 void jobs_drop_backup(struct task *t);
 /* The job's tasks are all cut (upload finished): queue it. */

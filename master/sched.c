@@ -64,7 +64,8 @@ void sched_rebuild_ring(struct master *m)
 
 static bool worker_has_room(const struct worker *w, const struct job *j)
 {
-	if (conn_closing(w->conn) || !conn_writable(w->conn))
+	if (conn_closing(w->conn) || !conn_writable(w->conn) ||
+	    w->quarantined_until > uv_now(w->m->loop))
 		return false;
 	if (j->input == INPUT_UPLOAD)
 		return w->inflight < w->slots + 1;
@@ -76,7 +77,7 @@ static bool any_room(const struct master *m)
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		const struct worker *w = list_entry(n, struct worker, link);
 		if (!conn_closing(w->conn) && conn_writable(w->conn) &&
-		    w->inflight < sched_window(w))
+		    w->quarantined_until <= uv_now(m->loop) && w->inflight < sched_window(w))
 			return true;
 	}
 	return false;

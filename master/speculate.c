@@ -56,9 +56,30 @@ static bool is_straggler(const struct task *t, uint64_t now)
 	return now - t->started_ms > limit;
 }
 
+/* Attempts past their job's --task-timeout are stopped and retried. */
+static void expire_attempts(struct master *m, uint64_t now)
+{
+	for (struct list_node *wn = list_first(&m->workers); wn; wn = list_next(&m->workers, wn)) {
+		struct worker *w = list_entry(wn, struct worker, link);
+		struct list_node *tn = list_first(&w->assigned);
+		while (tn) {
+			struct list_node *next = list_next(&w->assigned, tn);
+			struct task *t = list_entry(tn, struct task, link);
+			uint32_t limit = t->job->task_timeout_ms;
+			if (limit && now - t->started_ms > limit) {
+				jobs_timeout_task(t);
+				/* The job may have failed and freed its tasks: start over. */
+				return;
+			}
+			tn = next;
+		}
+	}
+}
+
 void speculate_sweep(struct master *m)
 {
 	uint64_t now = uv_now(m->loop);
+	expire_attempts(m, now);
 	for (struct list_node *wn = list_first(&m->workers); wn; wn = list_next(&m->workers, wn)) {
 		struct worker *holder = list_entry(wn, struct worker, link);
 		for (struct list_node *tn = list_first(&holder->assigned); tn;
