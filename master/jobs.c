@@ -224,41 +224,48 @@ static void start_chained_input(struct job *j)
 	upload_from_job(j, from, j->part_size);
 }
 
-/* A job ended: jobs waiting for it run, or fail if it did not succeed. */
-static void release_waiting(struct master *m)
+/* Decides for a job with dependencies: fail it if one failed, start it if all succeeded, else
+ * keep it waiting. */
+static void check_deps(struct job *j)
 {
-	size_t keep = 0;
-	for (size_t i = 0; i < m->nwaiting; i++) {
-		struct job *j = m->waiting[i];
-		const uint64_t deps[2] = {j->after, j->input_job};
-		const struct job *bad = NULL;
-		for (int k = 0; k < 2 && !bad; k++) {
-			const struct job *d = deps[k] ? jobs_find(m, deps[k]) : NULL;
-			if (d && (d->state == SHOAL__JOB_STATE__JOB_FAILED ||
-			          d->state == SHOAL__JOB_STATE__JOB_CANCELLED))
-				bad = d;
-		}
-		if (jobs_finished(j)) {
-			j->waiting = false;
-		} else if (bad) {
-			j->waiting = false;
+	struct master *m = j->m;
+	if (jobs_finished(j))
+		return;
+	const uint64_t deps[2] = {j->after, j->input_job};
+	for (int k = 0; k < 2; k++) {
+		const struct job *d = deps[k] ? jobs_find(m, deps[k]) : NULL;
+		if (d && (d->state == SHOAL__JOB_STATE__JOB_FAILED ||
+		          d->state == SHOAL__JOB_STATE__JOB_CANCELLED)) {
 			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
 			          "job %llu, which this job waits for, %s%s%s",
-			          (unsigned long long)bad->id, jobs_state_name(bad->state),
-			          bad->error ? ": " : "", bad->error ? bad->error : "");
-		} else if (deps_succeeded(j)) {
-			j->waiting = false;
-			if (j->input_job && !j->upload &&
-			    j->state != SHOAL__JOB_STATE__JOB_SUCCEEDED)
-				start_chained_input(j);
-			else if (j->held)
-				jobs_make_runnable(j);
-		} else {
-			m->waiting[keep++] = j;
+			          (unsigned long long)d->id, jobs_state_name(d->state),
+			          d->error ? ": " : "", d->error ? d->error : "");
+			return;
 		}
 	}
-	/* jobs_fail above may have appended nothing (it only ends jobs); compact. */
-	m->nwaiting = keep;
+	if (!deps_succeeded(j)) {
+		wait_for_deps(j);
+		return;
+	}
+	if (j->input_job && !j->upload)
+		start_chained_input(j);
+	else if (j->held)
+		jobs_make_runnable(j);
+}
+
+/* A job ended: jobs waiting for it run, or fail if it did not succeed. The list is taken
+ * whole first, because failing a job ends it and calls here again. */
+static void release_waiting(struct master *m)
+{
+	struct job **snap = m->waiting;
+	size_t n = m->nwaiting;
+	m->waiting = NULL;
+	m->nwaiting = m->waiting_cap = 0;
+	for (size_t i = 0; i < n; i++) {
+		snap[i]->waiting = false;
+		check_deps(snap[i]);
+	}
+	free(snap);
 }
 
 void jobs_make_runnable(struct job *j)
@@ -266,7 +273,8 @@ void jobs_make_runnable(struct job *j)
 	struct master *m = j->m;
 	if (!deps_succeeded(j)) {
 		j->held = true;
-		wait_for_deps(j);
+		j->state = SHOAL__JOB_STATE__JOB_QUEUED;
+		check_deps(j);
 		return;
 	}
 	j->held = false;
@@ -386,11 +394,12 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		else if (!S_ISREG(st.st_mode))
 			why = S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file";
 		if (why) {
-			server_send_failure(c, 0, 2,
-			                    "input path %s: %s on the master host (--input-path needs a "
-			                    "regular file that the master and every worker can read at "
-			                    "the same path)",
-			                    spec->path, why);
+			server_send_failure(
+			    c, 0, 2,
+			    "input path %s: %s on the master host (--input-path needs a "
+			    "regular file that the master and every worker can read at "
+			    "the same path)",
+			    spec->path, why);
 			return;
 		}
 		path_size = count = (uint64_t)st.st_size;
@@ -477,8 +486,7 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		j->input = INPUT_UPLOAD;
 		j->state = SHOAL__JOB_STATE__JOB_QUEUED;
 		send_submitted(c, j, 0);
-		wait_for_deps(j);
-		release_waiting(m); /* the earlier job may have ended already */
+		check_deps(j); /* the earlier job may have ended already */
 		break;
 	default:
 		j->input = INPUT_UPLOAD;
