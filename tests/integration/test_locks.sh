@@ -131,3 +131,16 @@ wait "$lost" || rc=$?
 grep -q 'WARNING: lost lock P (token [0-9]*): the lease' "$T/lost.err" || fail "no warning: $(cat "$T/lost.err")"
 wait_for 50 "the command of the holder that lost P gets SIGTERM" test -s "$T/term"
 [ "$(cat "$T/ptok2")" -gt "$(cat "$T/ptok")" ] || fail "token $(cat "$T/ptok2") after token $(cat "$T/ptok")"
+
+# ---- fencing tokens keep growing across a master restart (same state dir): storage that
+# remembers the highest token it saw must not be made to refuse every later holder.
+highest=$(grep -o 'event=granted token=[0-9]*' "$T/master.log" | sed 's/.*=//' | sort -n | tail -n 1)
+stop_pid "$MASTER_PID"
+[ "$STOP_RC" = 0 ] || fail "master exited $STOP_RC on SIGTERM"
+start_master # same port, same --state-dir
+# shellcheck disable=SC2016 # expanded by the command's shell
+expect_exit 0 shoal lock R -- sh -c 'echo "$SHOAL_LOCK_TOKEN"'
+after=$(cat "$T/out")
+log "highest token before the restart: $highest; first token after it: $after"
+[ "$after" -gt "$highest" ] ||
+	fail "after a master restart lock R was granted token $after, not above the $highest granted before it"
