@@ -15,7 +15,11 @@ SHOAL_CLIENT_BIN=$SHOAL_BUILD/client/shoal
 SANITIZED=0
 if ldd "$SHOAL_MASTER_BIN" 2>/dev/null | grep -q libasan; then SANITIZED=1; fi
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/shoal-test.XXXXXX")
+# Scratch space under the build directory (not the shared /tmp, where other people's clean-ups
+# of stale test directories have removed live ones); SHOAL_TEST_TMPDIR overrides it.
+TEST_TMP=${SHOAL_TEST_TMPDIR:-$SHOAL_BUILD/integration-tmp}
+mkdir -p "$TEST_TMP"
+T=$(mktemp -d "$TEST_TMP/shoal-test.XXXXXX")
 PIDS=()
 MASTER_PID=
 MASTER_PORT=
