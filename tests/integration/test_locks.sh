@@ -11,7 +11,9 @@
 #     before it) and no later than TTL + 1.5 s (the master checks leases every 250 ms), and
 #     with a larger token;
 #   - a holder that cannot renew in time (stopped with SIGSTOP past its TTL) loses the lock:
-#     when it continues it warns, its command gets SIGTERM, and it exits 1.
+#     when it continues it warns, its command gets SIGTERM, and it exits 1;
+#   - a holder whose master goes away warns, its command gets SIGTERM, and it exits 3;
+#   - tokens keep growing across a master restart.
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -132,11 +134,26 @@ grep -q 'WARNING: lost lock P (token [0-9]*): the lease' "$T/lost.err" || fail "
 wait_for 50 "the command of the holder that lost P gets SIGTERM" test -s "$T/term"
 [ "$(cat "$T/ptok2")" -gt "$(cat "$T/ptok")" ] || fail "token $(cat "$T/ptok2") after token $(cat "$T/ptok")"
 
-# ---- fencing tokens keep growing across a master restart (same state dir): storage that
-# remembers the highest token it saw must not be made to refuse every later holder.
+# ---- the master goes away while a lock is held: the next renewal fails, the command gets
+# SIGTERM and shoal exits 3. Then, fencing tokens keep growing across the master's restart
+# (same state dir): storage that remembers the highest token it saw must not be made to refuse
+# every later holder.
+# shellcheck disable=SC2016 # expanded by the command's shell
+"$SHOAL_CLIENT_BIN" lock M --ttl 1.5 -- sh -c 'trap "kill \$!; echo TERM >\"$1/mterm\"; exit 0" TERM; echo up >"$1/mup"; sleep 60 & wait' sh "$T" \
+	2>"$T/m.err" &
+mholder=$!
+PIDS+=("$mholder")
+wait_for 100 "the holder of M runs its command" test -s "$T/mup"
 highest=$(grep -o 'event=granted token=[0-9]*' "$T/master.log" | sed 's/.*=//' | sort -n | tail -n 1)
 stop_pid "$MASTER_PID"
 [ "$STOP_RC" = 0 ] || fail "master exited $STOP_RC on SIGTERM"
+for _ in $(seq 100); do alive "$mholder" || break; sleep 0.1; done
+rc=0
+wait "$mholder" || rc=$?
+[ "$rc" = 3 ] || fail "the holder of M exited $rc when the master went away: $(cat "$T/m.err")"
+grep -q 'WARNING: cannot renew lock M (token [0-9]*): lost the connection to the master' "$T/m.err" ||
+	fail "holder of M: $(cat "$T/m.err")"
+wait_for 50 "the command of M gets SIGTERM" test -s "$T/mterm"
 start_master # same port, same --state-dir
 # shellcheck disable=SC2016 # expanded by the command's shell
 expect_exit 0 shoal lock R -- sh -c 'echo "$SHOAL_LOCK_TOKEN"'

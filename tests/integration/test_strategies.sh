@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Strategies (which worker runs a task) and speculation.
 #
-# Heterogeneous cluster: workers fast1 and fast2, and slow, whose tasks take 5x as long: each
-# task is `sleep 0.02*SLOW; cat`, and SLOW=5 is in the slow worker's environment, which its
-# exec children inherit. A 200-task job under round-robin is dealt in strict turns, so it moves
+# Heterogeneous cluster: workers fast1 (1 slot) and fast2 (2 slots), and slow (1 slot), whose
+# tasks take 5x as long: each task is `sleep 0.02*SLOW; cat`, and SLOW=5 is in the slow
+# worker's environment, which its exec children inherit. A 200-task job under round-robin is dealt in strict turns, so it moves
 # at the slow worker's pace; under dynamic the workers pull as their slots free. Asserted:
 # dynamic < 0.8 x round-robin wall time (a functional property with a wide margin: about 0.3x
-# is expected), least-loaded completes with the exact result, and every result is exact.
+# is expected), least-loaded completes with the exact result, and every result is exact. No
+# worker ever runs more tasks at once than its slots (from the tasks' own start/end times).
 #
 # Speculation: worker b is stopped (SIGSTOP) before a dynamic job starts, so the tasks it is
 # handed never finish; the master's heartbeat timeout is 60 s, so only a speculative copy can
@@ -19,25 +20,45 @@
 source "$(dirname "$0")/lib.sh"
 
 TASKS=200
+# Each task also logs when it starts and ends, and on which worker (WNAME, from the worker's
+# environment), so that the slots can be checked: never more tasks at once on a worker than
+# its slots.
 # shellcheck disable=SC2016 # expanded by the worker's shell
-EXEC='sleep $(awk "BEGIN{print 0.02*${SLOW:-1}}"); cat'
+EXEC='echo "S $WNAME $(date +%s%N)" >>"'"$T"'/conc.$SHOAL_JOB_ID"; sleep $(awk "BEGIN{print 0.02*${SLOW:-1}}"); echo "E $WNAME $(date +%s%N)" >>"'"$T"'/conc.$SHOAL_JOB_ID"; cat'
 seq 0 $((TASKS - 1)) >"$T/ref"
 
 start_master --heartbeat-timeout 60
-start_worker fast1 --slots 1 --allow-exec --cache-dir "$T/cache-fast1"
-start_worker fast2 --slots 1 --allow-exec --cache-dir "$T/cache-fast2"
-SLOW=5 start_worker slow --slots 1 --allow-exec --cache-dir "$T/cache-slow"
+WNAME=fast1 start_worker fast1 --slots 1 --allow-exec --cache-dir "$T/cache-fast1"
+WNAME=fast2 start_worker fast2 --slots 2 --allow-exec --cache-dir "$T/cache-fast2"
+WNAME=slow SLOW=5 start_worker slow --slots 1 --allow-exec --cache-dir "$T/cache-slow"
 wait_workers 3
 
-# timed_run STRATEGY: runs the 200-task job, checks its result, sets RUN_MS.
+declare -A SLOTS=([fast1]=1 [fast2]=2 [slow]=1)
+
+# check_slots JOB: the most tasks of JOB that ran at once on each worker, from the tasks' own
+# start/end lines; fails if a worker ran more than its slots.
+check_slots() {
+	local id=$1 name most
+	for name in "${!SLOTS[@]}"; do
+		most=$(awk -v w="$name" '$2 == w { print $3, ($1 == "S" ? 1 : -1) }' "$T/conc.$id" |
+			sort -k1,1n -k2,2n | awk '{ n += $2; if (n > m) m = n } END { print m + 0 }')
+		[ "$most" -le "${SLOTS[$name]}" ] ||
+			fail "job $id ran $most tasks at once on worker $name, which has ${SLOTS[$name]} slot(s)"
+	done
+}
+
+# timed_run STRATEGY: runs the 200-task job, checks its result and the slots, sets RUN_MS.
 RUN_MS=
 timed_run() {
-	local strategy=$1 t0
+	local strategy=$1 t0 id
 	t0=$(date +%s%N)
-	run_ok "$T/out.$strategy" run -q --strategy "$strategy" --exec "$EXEC" \
-		--range "0:$TASKS" --partitions "$TASKS" --name "$strategy"
+	id=$(shoal submit --strategy "$strategy" --exec "$EXEC" --range "0:$TASKS" \
+		--partitions "$TASKS" --name "$strategy")
+	expect_exit 0 shoal wait "$id"
 	RUN_MS=$(elapsed_ms "$t0")
+	run_ok "$T/out.$strategy" result "$id"
 	same_files "$T/ref" "$T/out.$strategy" "$strategy"
+	check_slots "$id"
 	log "$strategy: $TASKS tasks in $RUN_MS ms"
 }
 
