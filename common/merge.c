@@ -36,6 +36,8 @@ struct merge_reader {
 
 struct merge_ctx {
 	bool sum_keys;
+	bool group_keys; /* order by (text before the first TAB, rest): reduce inputs */
+	size_t prev_keylen;
 	char *err;
 	size_t errlen;
 	int out_fd;
@@ -109,6 +111,11 @@ static int merge_next(struct merge_ctx *m, struct merge_reader *r)
 			r->len = (size_t)(nl - r->line);
 			r->start = r->scan = (size_t)(nl - r->buf) + 1;
 			r->keylen = r->len;
+			if (m->group_keys) {
+				const uint8_t *tab = memchr(r->line, '\t', r->len);
+				if (tab != NULL)
+					r->keylen = (size_t)(tab - r->line);
+			}
 			if (m->sum_keys)
 				return merge_parse_keyed(m, r) < 0 ? -1 : 1;
 			return 1;
@@ -147,26 +154,45 @@ static int merge_next(struct merge_ctx *m, struct merge_reader *r)
 	}
 }
 
-/* Heap order: by key (the whole line without sum_keys), then by run, so that the merge is
- * deterministic. */
-static int merge_cmp(const struct merge_reader *a, const struct merge_reader *b)
+/* Bytewise, a prefix first (LC_ALL=C). */
+static int merge_bytecmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
-	size_t n = a->keylen < b->keylen ? a->keylen : b->keylen;
-	int c = memcmp(a->line, b->line, n);
+	size_t n = alen < blen ? alen : blen;
+	int c = n > 0 ? memcmp(a, b, n) : 0;
 	if (c != 0)
 		return c;
-	if (a->keylen != b->keylen)
-		return a->keylen < b->keylen ? -1 : 1;
+	return alen < blen ? -1 : alen > blen;
+}
+
+/* The order of lines: by key (the whole line in plain mode), and with group_keys then by the
+ * rest of the line, so that every line of a key is adjacent even when keys contain bytes
+ * below TAB or a line has no TAB. */
+static int merge_line_order(const struct merge_ctx *m, const uint8_t *a, size_t alen, size_t akey,
+                            const uint8_t *b, size_t blen, size_t bkey)
+{
+	int c = merge_bytecmp(a, akey, b, bkey);
+	if (c != 0 || !m->group_keys)
+		return c;
+	return merge_bytecmp(a + akey, alen - akey, b + bkey, blen - bkey);
+}
+
+/* Heap order: by line order, then by run, so that the merge is deterministic. */
+static int merge_cmp(const struct merge_ctx *m, const struct merge_reader *a,
+                     const struct merge_reader *b)
+{
+	int c = merge_line_order(m, a->line, a->len, a->keylen, b->line, b->len, b->keylen);
+	if (c != 0)
+		return c;
 	return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
-static void merge_sift_down(struct merge_reader **h, size_t n, size_t i)
+static void merge_sift_down(const struct merge_ctx *m, struct merge_reader **h, size_t n, size_t i)
 {
 	for (;;) {
 		size_t l = 2 * i + 1, best = i;
-		if (l < n && merge_cmp(h[l], h[best]) < 0)
+		if (l < n && merge_cmp(m, h[l], h[best]) < 0)
 			best = l;
-		if (l + 1 < n && merge_cmp(h[l + 1], h[best]) < 0)
+		if (l + 1 < n && merge_cmp(m, h[l + 1], h[best]) < 0)
 			best = l + 1;
 		if (best == i)
 			return;
@@ -179,18 +205,18 @@ static void merge_sift_down(struct merge_reader **h, size_t n, size_t i)
 
 /* The emitted sequence must be non-decreasing (strictly increasing keys with sum_keys, as
  * equal keys were just combined). */
-static int merge_check_order(struct merge_ctx *m, const uint8_t *key, size_t klen, size_t run)
+static int merge_check_order(struct merge_ctx *m, const uint8_t *line, size_t len, size_t klen,
+                             size_t run)
 {
 	if (m->have_prev) {
-		size_t n = klen < m->prev.len ? klen : m->prev.len;
-		int c = n > 0 ? memcmp(m->prev.data, key, n) : 0;
-		if (c == 0)
-			c = m->prev.len < klen ? -1 : m->prev.len > klen;
+		int c =
+		    merge_line_order(m, m->prev.data, m->prev.len, m->prev_keylen, line, len, klen);
 		if (c > 0 || (c == 0 && m->sum_keys))
 			return merge_fail(m, "merge: run %zu is not sorted", run);
 	}
 	buf_reset(&m->prev);
-	buf_append(&m->prev, key, klen);
+	buf_append(&m->prev, line, len);
+	m->prev_keylen = klen;
 	m->have_prev = true;
 	return 0;
 }
@@ -203,7 +229,7 @@ static int merge_advance_top(struct merge_ctx *m, struct merge_reader **heap, si
 		return -1;
 	if (rc == 0)
 		heap[0] = heap[--*n];
-	merge_sift_down(heap, *n, 0);
+	merge_sift_down(m, heap, *n, 0);
 	return 0;
 }
 
@@ -236,12 +262,12 @@ static int merge_group(struct merge_ctx *m, const struct merge_run *runs, size_t
 			heap[n++] = r;
 	}
 	for (size_t i = n / 2; i-- > 0;)
-		merge_sift_down(heap, n, i);
+		merge_sift_down(m, heap, n, i);
 
 	while (n > 0) {
 		struct merge_reader *top = heap[0];
 		if (!m->sum_keys) {
-			if (merge_check_order(m, top->line, top->len, top->idx) < 0 ||
+			if (merge_check_order(m, top->line, top->len, top->keylen, top->idx) < 0 ||
 			    merge_emit(m, top->line, top->len) < 0 || merge_emit(m, "\n", 1) < 0 ||
 			    merge_advance_top(m, heap, &n) < 0)
 				goto out;
@@ -263,7 +289,7 @@ static int merge_group(struct merge_ctx *m, const struct merge_run *runs, size_t
 			if (merge_advance_top(m, heap, &n) < 0)
 				goto out;
 		}
-		if (merge_check_order(m, acc.data, acc.len, run) < 0)
+		if (merge_check_order(m, acc.data, acc.len, acc.len, run) < 0)
 			goto out;
 		char num[NUM_I128_MAXLEN + 2];
 		size_t k = 0;
@@ -298,10 +324,27 @@ static int merge_tmpfile(struct merge_ctx *m, const char *tmpdir)
 	return fd;
 }
 
+static int merge_all(struct merge_ctx *mp, const struct merge_run *runs, size_t nruns, int out_fd,
+                     const char *tmpdir, uint64_t *out_bytes);
+
 int merge_runs(const struct merge_run *runs, size_t nruns, bool sum_keys, int out_fd,
                const char *tmpdir, uint64_t *out_bytes, char *err, size_t errlen)
 {
 	struct merge_ctx m = {.sum_keys = sum_keys, .err = err, .errlen = errlen};
+	return merge_all(&m, runs, nruns, out_fd, tmpdir, out_bytes);
+}
+
+int merge_runs_grouped(const struct merge_run *runs, size_t nruns, int out_fd, const char *tmpdir,
+                       uint64_t *out_bytes, char *err, size_t errlen)
+{
+	struct merge_ctx m = {.group_keys = true, .err = err, .errlen = errlen};
+	return merge_all(&m, runs, nruns, out_fd, tmpdir, out_bytes);
+}
+
+static int merge_all(struct merge_ctx *mp, const struct merge_run *runs, size_t nruns, int out_fd,
+                     const char *tmpdir, uint64_t *out_bytes)
+{
+	struct merge_ctx m = *mp;
 	struct merge_run *cur = NULL;
 	size_t ncur = nruns;
 	int cur_fd = -1;

@@ -19,6 +19,12 @@ struct merge_run {
  * whose COUNT is the exact sum. Temporary files go in tmpdir. Returns 0 and the bytes
  * written, or -1 with a reason. */
 int merge_runs(const struct merge_run *runs, size_t nruns, bool sum_keys, int out_fd,
-	       const char *tmpdir, uint64_t *out_bytes, char *err, size_t errlen);
+               const char *tmpdir, uint64_t *out_bytes, char *err, size_t errlen);
+
+/* The reduce stage's merge: runs (from shuffle.h) are sorted by key (the text before the first
+ * TAB, the whole line if none), then by the rest of the line; the output keeps that order, so
+ * each key's lines are adjacent. Otherwise as merge_runs without sum_keys. */
+int merge_runs_grouped(const struct merge_run *runs, size_t nruns, int out_fd, const char *tmpdir,
+                       uint64_t *out_bytes, char *err, size_t errlen);
 
 #endif

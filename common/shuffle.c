@@ -20,6 +20,44 @@ uint32_t shuffle_bucket(const uint8_t *key, size_t len, uint32_t nbuckets)
 	return nbuckets > 1 ? (uint32_t)(h % nbuckets) : 0;
 }
 
+/* Sorts records by (key, rest of the line): the order merge_runs_grouped expects. Sorting
+ * whole lines would not do: a line "a" without TAB, "a\x01<TAB>x" and "a<TAB>y" sort as
+ * a, a\x01, a, splitting key a. Each item's aux is overwritten. */
+static void shuffle_sort_by_key(struct ops_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *tab = memchr(items[i].p, '\t', items[i].len);
+		items[i].aux = items[i].len;
+		items[i].len = tab != NULL ? (size_t)(tab - items[i].p) : items[i].len;
+	}
+	ops__sort_items(items, n);
+	/* Within a run of equal keys, order by the rest (from the TAB on). */
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+		while (j < n && items[j].len == items[i].len &&
+		       memcmp(items[j].p, items[i].p, items[i].len) == 0)
+			j++;
+		if (j - i > 1) {
+			for (size_t k = i; k < j; k++) {
+				size_t klen = items[k].len;
+				items[k].p += klen;
+				items[k].len = (size_t)items[k].aux - klen;
+				items[k].aux = klen;
+			}
+			ops__sort_items(items + i, j - i);
+			for (size_t k = i; k < j; k++) {
+				size_t klen = (size_t)items[k].aux;
+				items[k].p -= klen;
+				items[k].aux = items[k].len + klen;
+				items[k].len = klen;
+			}
+		}
+		i = j;
+	}
+	for (size_t i = 0; i < n; i++)
+		items[i].len = (size_t)items[i].aux;
+}
+
 void shuffle_partition(const uint8_t *data, size_t len, uint32_t nbuckets, struct buf *out,
                        uint64_t *sizes)
 {
@@ -42,6 +80,7 @@ void shuffle_partition(const uint8_t *data, size_t len, uint32_t nbuckets, struc
 			cap *= 2;
 			items = xrealloc(items, cap * sizeof(*items));
 		}
+		/* aux: bucket now, the record's full length once sorted by key below. */
 		items[n++] = (struct ops_item){rec, rlen, b};
 		start[b + 1]++;
 	}
@@ -62,7 +101,7 @@ void shuffle_partition(const uint8_t *data, size_t len, uint32_t nbuckets, struc
 	for (uint32_t b = 0; b < nbuckets; b++) {
 		struct ops_item *bk = sorted + start[b];
 		size_t nb = start[b + 1] - start[b], from = o;
-		ops__sort_items(bk, nb);
+		shuffle_sort_by_key(bk, nb);
 		for (size_t i = 0; i < nb; i++) {
 			memcpy(dst + o, bk[i].p, bk[i].len);
 			o += bk[i].len;

@@ -55,8 +55,8 @@ static void reduce_work(uv_work_t *w)
 		uint64_t bytes = 0;
 		size_t first = rw->first_run[b];
 		size_t n = rw->first_run[b + 1] - first;
-		if (n && merge_runs(rw->runs + first, n, false, rw->out_fd, rw->tmpdir, &bytes,
-		                    rw->err, sizeof(rw->err)) < 0) {
+		if (n && merge_runs_grouped(rw->runs + first, n, rw->out_fd, rw->tmpdir, &bytes,
+		                            rw->err, sizeof(rw->err)) < 0) {
 			rw->rc = -1;
 			return;
 		}

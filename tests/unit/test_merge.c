@@ -242,6 +242,45 @@ START_TEST(test_merge_separate_fds)
 }
 END_TEST
 
+/* The reduce stage's merge keeps every key's lines together, whatever bytes the keys hold;
+ * a run out of (key, rest) order is refused. */
+START_TEST(test_merge_grouped)
+{
+	/* Each run in (key, rest) order, as shuffle_partition writes them. */
+	const char *texts[] = {"a\na\tz\na\x01\tx\nb\t1\n", "a\ty\na\x01\tw\nb\n"};
+	int fds[2];
+	struct merge_run runs[2];
+	for (int i = 0; i < 2; i++) {
+		fds[i] = tmp_fd();
+		write_all(fds[i], texts[i], strlen(texts[i]));
+		runs[i] = (struct merge_run){fds[i], 0, strlen(texts[i])};
+	}
+	int out = tmp_fd();
+	char err[256];
+	uint64_t n;
+	ck_assert_int_eq(merge_runs_grouped(runs, 2, out, NULL, &n, err, sizeof(err)), 0);
+	struct buf got = BUF_INIT;
+	read_file(out, &got);
+	const char *want = "a\na\ty\na\tz\na\x01\tw\na\x01\tx\nb\nb\t1\n";
+	ck_assert_uint_eq(got.len, strlen(want));
+	ck_assert(memcmp(got.data, want, got.len) == 0);
+	buf_free(&got);
+	close(out);
+	/* Whole-line order is not (key, rest) order: refused rather than merged wrongly. */
+	const char *bad = "a\x01\tx\na\ty\n";
+	int fd = tmp_fd();
+	write_all(fd, bad, strlen(bad));
+	struct merge_run r = {fd, 0, strlen(bad)};
+	out = tmp_fd();
+	ck_assert_int_eq(merge_runs_grouped(&r, 1, out, NULL, &n, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not sorted"));
+	close(out);
+	close(fd);
+	for (int i = 0; i < 2; i++)
+		close(fds[i]);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------ */
 /* sum_keys */
 
@@ -498,6 +537,7 @@ static Suite *merge_suite(void)
 	tcase_add_test(tc, test_merge_many_passes);
 	tcase_add_test(tc, test_merge_long_lines);
 	tcase_add_test(tc, test_merge_separate_fds);
+	tcase_add_test(tc, test_merge_grouped);
 	tcase_add_test(tc, test_merge_keyed);
 	tcase_add_test(tc, test_merge_keyed_cases);
 	tcase_add_test(tc, test_merge_malformed);

@@ -1,7 +1,8 @@
 /* test_shuffle.c: the reduce-side shuffle. shuffle_bucket is FNV-1a 64 (checked against the
  * published test vectors); shuffle_partition equals a naive reference (bucket each record,
- * qsort each bucket with memcmp) on random records, with keys with and without a TAB, empty
- * records, bytes >= 0x80 and NUL, a last record without '\n', and 1 to 1000 buckets. */
+ * qsort each bucket by key, then the rest of the line) on random records, with keys with and
+ * without a TAB, empty records, bytes >= 0x80 and NUL, a last record without '\n', and 1 to 1000
+ * buckets. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,13 +56,29 @@ struct rec {
 	size_t len;
 };
 
+static int bytes_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+static size_t key_len(const struct rec *r)
+{
+	const uint8_t *tab = memchr(r->p, '\t', r->len);
+	return tab != NULL ? (size_t)(tab - r->p) : r->len;
+}
+
+/* The reduce order: by key (before the first TAB), then by the rest of the line. */
 static int rec_cmp(const void *a, const void *b)
 {
 	const struct rec *x = a, *y = b;
-	int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
+	size_t kx = key_len(x), ky = key_len(y);
+	int c = bytes_cmp(x->p, kx, y->p, ky);
 	if (c != 0)
 		return c;
-	return x->len < y->len ? -1 : x->len > y->len;
+	return bytes_cmp(x->p + kx, x->len - kx, y->p + ky, y->len - ky);
 }
 
 static void ref_shuffle(const uint8_t *data, size_t len, uint32_t nb, struct buf *out,
@@ -137,6 +154,16 @@ START_TEST(test_small)
 	ck_assert(memcmp(out.data, want, out.len) == 0);
 	ck_assert_uint_eq(size, strlen(want));
 	buf_free(&out);
+
+	/* Keys with bytes below TAB, and a line without TAB: key a stays together (whole-line
+	 * order would give a, a\x01, a). */
+	const char *tricky = "a\x01\tx\na\ty\na\n";
+	struct buf o2 = BUF_INIT;
+	shuffle_partition((const uint8_t *)tricky, strlen(tricky), 1, &o2, &size);
+	const char *want2 = "a\na\ty\na\x01\tx\n";
+	ck_assert_uint_eq(o2.len, strlen(want2));
+	ck_assert(memcmp(o2.data, want2, o2.len) == 0);
+	buf_free(&o2);
 }
 END_TEST
 
