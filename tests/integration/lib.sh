@@ -13,7 +13,8 @@ SHOAL_CLIENT_BIN=$SHOAL_BUILD/client/shoal
 # Built with AddressSanitizer? Then RSS also holds shadow memory and the quarantine of freed
 # blocks (256 MB), so memory limits only hold for plain builds.
 SANITIZED=0
-if ldd "$SHOAL_MASTER_BIN" 2>/dev/null | grep -q libasan; then SANITIZED=1; fi
+# (Not `ldd | grep -q`: with pipefail, grep -q quitting early can fail the pipeline.)
+case $(ldd "$SHOAL_MASTER_BIN" 2>/dev/null || true) in *libasan*) SANITIZED=1 ;; esac
 
 # Scratch space under the build directory (not the shared /tmp, where other people's clean-ups
 # of stale test directories have removed live ones); SHOAL_TEST_TMPDIR overrides it.
