@@ -59,6 +59,7 @@ struct conn {
 	bool closing;      /* checked first by every callback */
 	bool reading;      /* uv_read_start is in effect */
 	bool above_high;   /* the queue passed write_high; waiting for write_low */
+	bool paused;       /* the owner asked not to read (conn_pause_reading) */
 	bool has_idle;     /* the idle timer handle was initialised */
 	bool tcp_retrying; /* tcp is being closed to connect to the next address */
 	bool tcp_gone;     /* tcp could not be re-initialised after a retry close */
@@ -315,7 +316,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 /* Reads exactly when open, not closing and not held back by a full write queue. */
 static void conn_update_reading(struct conn *c)
 {
-	bool want = c->state == CONN_OPEN && !c->closing && !c->above_high;
+	bool want = c->state == CONN_OPEN && !c->closing && !c->above_high && !c->paused;
 	if (want == c->reading)
 		return;
 	if (want) {
@@ -659,6 +660,14 @@ int conn_connect(struct conn *c, const char *host, uint16_t port)
 uv_tcp_t *conn_tcp(struct conn *c)
 {
 	return &c->tcp;
+}
+
+void conn_pause_reading(struct conn *c, bool pause)
+{
+	if (c->paused == pause)
+		return;
+	c->paused = pause;
+	conn_update_reading(c);
 }
 
 bool conn_closing(const struct conn *c)

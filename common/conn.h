@@ -66,6 +66,10 @@ size_t conn_pending(const struct conn *c);
 /* True while the queue is at or below write_high. */
 bool conn_writable(const struct conn *c);
 
+/* Stops (or resumes) reading from the peer, so that TCP back-pressure slows it down while
+ * the owner cannot take more (e.g. its disk lags). Independent of write back-pressure. */
+void conn_pause_reading(struct conn *c, bool pause);
+
 void conn_close(struct conn *c, const char *reason);
 bool conn_closing(const struct conn *c);
 

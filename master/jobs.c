@@ -646,6 +646,20 @@ void jobs_succeed(struct job *j, uint64_t result_size)
 	release_waiting(j->m);
 }
 
+/* Quarantine helps only if someone else can take the work: with every other worker gone or
+ * quarantined, the failures are more likely the job's than this worker's. */
+static bool other_worker_usable(const struct worker *w)
+{
+	const struct master *m = w->m;
+	uint64_t now = uv_now(m->loop);
+	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
+		const struct worker *o = list_entry(n, struct worker, link);
+		if (o != w && !conn_closing(o->conn) && o->quarantined_until <= now)
+			return true;
+	}
+	return false;
+}
+
 static void on_task_failed(struct job *j, struct task *t, struct worker *w, const char *error,
                            bool permanent)
 {
@@ -654,7 +668,7 @@ static void on_task_failed(struct job *j, struct task *t, struct worker *w, cons
 	w->tasks_failed++;
 	/* A worker that fails attempt after attempt (a broken host, a full disk) would otherwise
 	 * eat the whole queue: it gets no new work for a while. Data errors do not count. */
-	if (!permanent && ++w->failed_in_a_row >= QUARANTINE_AFTER) {
+	if (!permanent && ++w->failed_in_a_row >= QUARANTINE_AFTER && other_worker_usable(w)) {
 		w->quarantined_until = uv_now(j->m->loop) + QUARANTINE_MS;
 		w->failed_in_a_row = 0;
 		log_warn("jobs",
@@ -735,6 +749,8 @@ void jobs_on_output(struct worker *w, const Shoal__TaskOutput *out)
 		return;
 	}
 	spill_add_piece(j, segs, out->data.data, out->data.len);
+	if (spill_backlogged(w->m))
+		registry_pause(w);
 }
 
 static void on_result(struct worker *w, const Shoal__TaskResult *r)
@@ -800,6 +816,8 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 		on_task_failed(j, t, w, err, rc == OP_FOLD_OVERFLOW);
 		return;
 	}
+	if (spill_backlogged(m))
+		registry_pause(w);
 	task_release(t);
 	backup_release(t, true); /* the loser is cancelled; its result will be dropped */
 	t->state = TASK_DONE;

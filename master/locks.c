@@ -3,7 +3,9 @@
  * ttl_ms unless renewed; the sweep timer expires lapsed leases and passes the lock on. A
  * holder whose connection drops keeps its lease until it lapses, because the command it
  * guards may outlive the `shoal lock` process; waiters that disconnect leave the queue.
- * Tokens come from one counter, so every grant's token is larger than all before it. */
+ * Tokens come from one counter, so every grant's token is larger than all before it; the
+ * counter starts from the wall clock (in microseconds), so tokens keep growing across master
+ * restarts as long as the clock does not step back. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,7 +68,11 @@ static void grant(struct master *m, struct lock *l, struct client *cl, uint32_t 
 {
 	l->held = true;
 	l->holder = cl;
-	l->token = ++m->lock_token;
+	/* Tokens must also grow across master restarts, with no journal to remember the last
+	 * one: take the wall clock in microseconds when it is ahead of the counter. */
+	uint64_t now_us = wall_ms() * 1000;
+	m->lock_token = m->lock_token + 1 > now_us ? m->lock_token + 1 : now_us;
+	l->token = m->lock_token;
 	l->ttl_ms = ttl_ms;
 	l->expires = uv_now(m->loop) + ttl_ms;
 	log_info("locks", "lock=%s event=granted token=%llu ttl_ms=%u peer=%s", l->name,

@@ -94,6 +94,7 @@ struct worker {
 	double ewma_task_us;         /* moving average of task time, sizes the prefetch */
 	uint32_t failed_in_a_row;    /* attempts failed since its last success */
 	uint64_t quarantined_until;  /* loop time: no new tasks before then */
+	bool paused;                 /* not read from until the spill files catch up */
 	struct list_head blob_sends; /* shipped files on their way to it */
 	Shoal__Task **batch; /* tasks assigned during this scheduling round, sent as one frame */
 	size_t batch_len, batch_cap;
@@ -209,6 +210,8 @@ struct master {
 	struct list_head pending; /* connections that have not said Hello yet */
 	uint32_t nworkers;
 	uint32_t total_slots;
+	uint32_t exec_workers;  /* workers started with --allow-exec */
+	uint64_t spill_backlog; /* result bytes received and not yet written to spill files */
 	uint64_t next_worker_id;
 	uint32_t rr_epoch;    /* bumped when the worker set changes */
 	struct worker **ring; /* round-robin ring: each worker once per slot */
@@ -245,6 +248,10 @@ void registry_remove(struct worker *w, const char *why);
 void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb);
 void registry_sweep(struct master *m, uint64_t now_ms);
 void registry_list(struct master *m, struct conn *c);
+/* Results arrive faster than the disk takes them: stop reading from w until the spill
+ * backlog drains (registry_resume_all). */
+void registry_pause(struct worker *w);
+void registry_resume_all(struct master *m);
 /* Sends each worker the tasks batched for it during this round. */
 void registry_flush_batches(struct master *m);
 
@@ -318,6 +325,8 @@ int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, ch
 void spill_add_piece(struct job *j, struct task_segs **segs, const uint8_t *data, size_t len);
 /* Drops the pieces of an attempt that will not finish. */
 void spill_drop_pieces(struct task_segs **segs);
+/* True while more result bytes wait for the disk than the master will hold. */
+bool spill_backlogged(const struct master *m);
 /* The spill file, for readers on the thread pool (reduce, combine). */
 int spill_fd(const struct job *j);
 /* Calls fn for each (spill offset, length) run holding bytes [from, from+len) of a task's

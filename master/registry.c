@@ -32,6 +32,7 @@ struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello
 	list_push_back(&m->workers, &w->link);
 	m->nworkers++;
 	m->total_slots += w->slots;
+	m->exec_workers += w->allow_exec;
 	sched_rebuild_ring(m);
 	log_info("registry",
 	         "conn=%llu peer=%s event=worker_registered worker=%llu name=%s host=%s slots=%u "
@@ -59,6 +60,7 @@ void registry_remove(struct worker *w, const char *why)
 	list_unlink(&w->link);
 	m->nworkers--;
 	m->total_slots -= w->slots;
+	m->exec_workers -= w->allow_exec;
 	sched_rebuild_ring(m);
 	log_info("registry",
 	         "conn=%llu peer=%s event=worker_gone worker=%llu name=%s reason=\"%s\" "
@@ -83,7 +85,8 @@ void registry_sweep(struct master *m, uint64_t now_ms)
 {
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		struct worker *w = list_entry(n, struct worker, link);
-		if (conn_closing(w->conn) ||
+		/* A worker we stopped reading from cannot show it is alive. */
+		if (conn_closing(w->conn) || w->paused ||
 		    now_ms - w->last_seen_ms <= m->cfg.heartbeat_timeout_ms)
 			continue;
 		char why[96];
@@ -110,6 +113,28 @@ void registry_flush_batches(struct master *m)
 		for (size_t i = 0; i < w->batch_len; i++)
 			free(w->batch[i]);
 		w->batch_len = 0;
+	}
+}
+
+void registry_pause(struct worker *w)
+{
+	if (w->paused)
+		return;
+	w->paused = true;
+	conn_pause_reading(w->conn, true);
+	log_debug("registry", "worker=%llu event=paused spill_backlog=%llu",
+	          (unsigned long long)w->id, (unsigned long long)w->m->spill_backlog);
+}
+
+void registry_resume_all(struct master *m)
+{
+	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
+		struct worker *w = list_entry(n, struct worker, link);
+		if (w->paused) {
+			w->paused = false;
+			w->last_seen_ms = wall_ms(); /* its heartbeats waited unread */
+			conn_pause_reading(w->conn, false);
+		}
 	}
 }
 

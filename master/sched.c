@@ -67,6 +67,10 @@ static bool worker_has_room(const struct worker *w, const struct job *j)
 	if (conn_closing(w->conn) || !conn_writable(w->conn) ||
 	    w->quarantined_until > uv_now(w->m->loop))
 		return false;
+	/* User code goes to workers that run it. With none connected, the others take it and
+	 * fail it with an error that says how to allow it, rather than leave it waiting unseen. */
+	if ((j->exec || j->plugin) && !w->allow_exec && w->m->exec_workers > 0)
+		return false;
 	if (j->input == INPUT_UPLOAD)
 		return w->inflight < w->slots + 1;
 	return w->inflight < sched_window(w);

@@ -30,14 +30,16 @@ static uint32_t median_ms(const struct job *j)
 	return v[j->ndur / 2];
 }
 
-/* A worker with a free slot, other than `not`, least loaded first. */
-static struct worker *idle_worker(struct master *m, const struct worker * not )
+/* A worker with a free slot that may run the job's tasks, other than `holder`, least loaded
+ * first. */
+static struct worker *idle_worker(struct master *m, const struct worker *holder,
+                                  const struct job *j)
 {
 	struct worker *best = NULL;
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		struct worker *w = list_entry(n, struct worker, link);
-		if (w == not || w->inflight >= w->slots || conn_closing(w->conn) ||
-		    !conn_writable(w->conn))
+		if (w == holder || w->inflight >= w->slots || conn_closing(w->conn) ||
+		    !conn_writable(w->conn) || ((j->exec || j->plugin) && !w->allow_exec))
 			continue;
 		if (!best ||
 		    (uint64_t)w->inflight * best->slots < (uint64_t)best->inflight * w->slots)
@@ -87,9 +89,9 @@ void speculate_sweep(struct master *m)
 			struct task *t = list_entry(tn, struct task, link);
 			if (!is_straggler(t, now))
 				continue;
-			struct worker *w = idle_worker(m, holder);
+			struct worker *w = idle_worker(m, holder, t->job);
 			if (!w)
-				goto out; /* no free slot anywhere */
+				continue; /* no free slot that fits this job */
 			t->backup = w;
 			t->backup_attempt = ++t->issued;
 			list_push_back(&w->backups, &t->backup_link);
@@ -105,6 +107,5 @@ void speculate_sweep(struct master *m)
 			sched_dispatch(t, w, t->backup_attempt);
 		}
 	}
-out:
 	registry_flush_batches(m);
 }

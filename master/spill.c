@@ -25,6 +25,11 @@
 
 /* Start a write once this much has gathered (all of it is written at the end anyway). */
 #define SPILL_WRITE_BATCH (1u << 20)
+/* Bytes waiting for the disk, over all jobs, at which the master stops reading results from
+ * workers, and at which it reads again: memory stays bounded when the disk is slower than
+ * the network. */
+#define SPILL_BACKLOG_HIGH (32u << 20)
+#define SPILL_BACKLOG_LOW  (8u << 20)
 
 struct spill {
 	struct master *m;
@@ -59,6 +64,7 @@ static void spill_unref(struct spill *s)
 {
 	if (--s->refs > 0 || !s->dead)
 		return;
+	s->m->spill_backlog -= s->pending.len; /* never written: no longer waiting either */
 	if (s->fd >= 0) {
 		close(s->fd);
 		unlink(s->path);
@@ -118,6 +124,9 @@ static void on_written(uv_fs_t *req)
 	size_t want = s->inflight.len;
 	buf_reset(&s->inflight);
 	s->writing = false;
+	s->m->spill_backlog -= want;
+	if (s->m->spill_backlog <= SPILL_BACKLOG_LOW)
+		registry_resume_all(s->m);
 	struct job *j = s->dead ? NULL : jobs_find(s->m, s->job_id);
 	if (j) {
 		if (res < 0 || (size_t)res != want) {
@@ -215,7 +224,10 @@ static void append(struct spill *s, const uint8_t *data, size_t len)
 {
 	buf_append(&s->pending, data, len);
 	s->size += len;
-	if (!s->writing && s->pending.len >= SPILL_WRITE_BATCH)
+	s->m->spill_backlog += len;
+	/* Backlogged, every spill writes what it has, or workers paused on it would wait on a
+	 * batch that never fills. */
+	if (!s->writing && (s->pending.len >= SPILL_WRITE_BATCH || spill_backlogged(s->m)))
 		start_write(s);
 }
 
@@ -419,6 +431,11 @@ int spill_read_result(const struct job *j, uint64_t off, uint8_t *out, size_t le
 		i = task_at(j, off);
 	}
 	return 0;
+}
+
+bool spill_backlogged(const struct master *m)
+{
+	return m->spill_backlog > SPILL_BACKLOG_HIGH;
 }
 
 int spill_fd(const struct job *j)

@@ -245,15 +245,20 @@ static void on_shuffle_done(uv_work_t *req, int status)
 	exec_cleanup(e);
 }
 
-/* The stderr tail for an error message: the last bytes, without trailing blank space. */
+/* The stderr tail for an error message: the last bytes, without trailing blank space. Short
+ * enough that the whole error (the master and the client add their words in front, and
+ * libshoal keeps 1 KiB of it) still ends with the command's last words, which is where a
+ * traceback says what went wrong. */
 static const char *exec_stderr_tail(struct exec *e)
 {
 	struct buf *b = &e->errbuf;
-	if (b->len > EXEC_STDERR_TAIL)
-		buf_consume(b, b->len - EXEC_STDERR_TAIL);
 	while (b->len > 0 && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == ' ' ||
 	                      b->data[b->len - 1] == '\r' || b->data[b->len - 1] == '\t'))
 		b->len--;
+	if (b->len > EXEC_ERROR_TAIL) {
+		buf_consume(b, b->len - EXEC_ERROR_TAIL + 3);
+		memcpy(b->data, "...", 3);
+	}
 	/* The error reaches people's terminals: no control bytes (escape sequences, NUL) from
 	 * the command, only its text. */
 	for (size_t i = 0; i < b->len; i++)

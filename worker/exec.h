@@ -24,6 +24,9 @@
 #include "buf.h"
 
 #define EXEC_STDERR_TAIL 4096u /* bytes of stderr kept for the error message */
+/* Bytes of that tail an error carries: the whole error, with the master's and the client's
+ * words in front, must fit libshoal's 1 KiB and still end with the command's last words. */
+#define EXEC_ERROR_TAIL 640u
 
 struct exec;
 

@@ -272,7 +272,7 @@ END_TEST
 
 START_TEST(test_exec_stderr_tail)
 {
-	/* 100 KB of stderr: only the last 4 KiB are kept, ending with the last line. */
+	/* 100 KB of stderr: the error carries only its last bytes, ending with the last line. */
 	struct exec_params p;
 	params_init(&p, "i=0; while [ $i -lt 2000 ]; do echo \"line $i of the noise on stderr\" "
 	                ">&2; i=$((i+1)); done; exit 1");
@@ -280,8 +280,9 @@ START_TEST(test_exec_stderr_tail)
 	run(&r, &p);
 	ck_assert(!r.res.ok);
 	size_t n = strlen(r.res.error);
-	ck_assert_uint_le(n, EXEC_STDERR_TAIL + 64);
-	ck_assert_uint_ge(n, EXEC_STDERR_TAIL - 64);
+	ck_assert_uint_le(n, EXEC_ERROR_TAIL + 64);
+	ck_assert_uint_ge(n, EXEC_ERROR_TAIL - 64);
+	ck_assert_ptr_nonnull(strstr(r.res.error, ": ..."));
 	const char *end = "line 1999 of the noise on stderr";
 	ck_assert_str_eq(r.res.error + n - strlen(end), end);
 	ck_assert_ptr_null(strstr(r.res.error, "line 0 of"));
