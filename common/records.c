@@ -78,25 +78,6 @@ void cutter_finish(struct cutter *c, cutter_emit_fn emit, void *arg)
 
 #define SPLIT_STEP (64 * 1024)
 
-/* pread that retries on EINTR and short reads; returns the bytes read (short only at EOF) or
- * -1 with errno set. */
-static ssize_t split_pread_full(int fd, uint8_t *p, size_t n, uint64_t off)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t r = pread(fd, p + done, n - done, (off_t)(off + done));
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		done += (size_t)r;
-	}
-	return (ssize_t)done;
-}
-
 /* Finds where the split's first record starts: offset itself if the byte before it is '\n',
  * else just after the next '\n' at or after offset. Returns 0 with *start set, 1 if the split
  * owns nothing because no record starts at or after offset, or -1 with errno set. */
@@ -107,7 +88,7 @@ static int split_find_start(int fd, uint64_t offset, uint64_t *start)
 		return 0;
 	}
 	uint8_t before;
-	ssize_t r = split_pread_full(fd, &before, 1, offset - 1);
+	ssize_t r = pread_all(fd, &before, 1, offset - 1);
 	if (r < 0)
 		return -1;
 	if (r == 0)
@@ -121,7 +102,7 @@ static int split_find_start(int fd, uint64_t offset, uint64_t *start)
 	uint64_t pos = offset;
 	int rc;
 	for (;;) {
-		r = split_pread_full(fd, scratch, SPLIT_STEP, pos);
+		r = pread_all(fd, scratch, SPLIT_STEP, pos);
 		if (r <= 0) {
 			rc = r < 0 ? -1 : 1;
 			break;
@@ -166,7 +147,7 @@ int split_read(const char *path, uint64_t offset, uint64_t length, struct buf *o
 		uint64_t want64 = end - pos;
 		size_t want = want64 > (1u << 20) ? (1u << 20) : (size_t)want64;
 		uint8_t *dst = buf_reserve(out, want);
-		ssize_t r = split_pread_full(fd, dst, want, pos);
+		ssize_t r = pread_all(fd, dst, want, pos);
 		if (r < 0)
 			goto fail;
 		out->len += (size_t)r;
@@ -179,7 +160,7 @@ int split_read(const char *path, uint64_t offset, uint64_t length, struct buf *o
 	if (!eof && out->len > orig_len && out->data[out->len - 1] != '\n') {
 		for (;;) {
 			uint8_t *dst = buf_reserve(out, SPLIT_STEP);
-			ssize_t r = split_pread_full(fd, dst, SPLIT_STEP, pos);
+			ssize_t r = pread_all(fd, dst, SPLIT_STEP, pos);
 			if (r < 0)
 				goto fail;
 			const uint8_t *nl = memchr(dst, '\n', (size_t)r);

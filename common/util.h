@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -18,6 +19,12 @@ char *xstrndup(const char *s, size_t n);
 /* Writes a reason into err (if err and errlen are non-zero) and returns -1, so that error
  * paths read `return errorf(err, errlen, "...", ...);`. */
 int errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* pread/pwrite of exactly n bytes at off, retrying on EINTR and short transfers. pread_all
+ * returns the bytes read (fewer only at end of file) or -1 with errno; pwrite_all returns 0
+ * or -1 with errno (ENOSPC if the device takes nothing). Blocking: off the loop. */
+ssize_t pread_all(int fd, void *p, size_t n, uint64_t off);
+int pwrite_all(int fd, const void *p, size_t n, uint64_t off);
 
 /* Wall clock, unix milliseconds (for display and timestamps). */
 uint64_t wall_ms(void);

@@ -181,21 +181,10 @@ static void start_write(struct blob_upload *u);
 static void write_work(uv_work_t *w)
 {
 	struct blob_upload *u = w->data;
-	const uint8_t *p = u->inflight.data;
-	size_t left = u->inflight.len;
-	uint64_t off = u->written;
 	u->io_errno = 0;
-	while (left) {
-		ssize_t n = pwrite(u->fd, p, left, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			u->io_errno = n < 0 ? errno : ENOSPC;
-			return;
-		}
-		p += n;
-		left -= (size_t)n;
-		off += (uint64_t)n;
+	if (pwrite_all(u->fd, u->inflight.data, u->inflight.len, u->written) < 0) {
+		u->io_errno = errno;
+		return;
 	}
 	digest_update(u->dg, u->inflight.data, u->inflight.len);
 }

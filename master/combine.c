@@ -48,18 +48,11 @@ static void add_piece(void *arg, uint64_t off, uint64_t len)
 static int read_at(int fd, uint64_t off, uint64_t len, struct buf *out, char *err, size_t errlen)
 {
 	uint8_t *p = buf_reserve(out, len);
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return errorf(err, errlen, "reading a partial result: %s",
-			              n < 0 ? strerror(errno) : "short file");
-		p += n;
-		out->len += (size_t)n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
+	ssize_t n = pread_all(fd, p, len, off);
+	if (n < 0 || (uint64_t)n != len)
+		return errorf(err, errlen, "reading a partial result: %s",
+		              n < 0 ? strerror(errno) : "short file");
+	out->len += len;
 	return 0;
 }
 

@@ -359,21 +359,12 @@ static uint32_t task_at(const struct job *j, uint64_t off)
 	return lo;
 }
 
-static int pread_full(int fd, uint8_t *out, size_t len, uint64_t off, char *err, size_t errlen)
+static int read_exact(int fd, uint8_t *out, size_t len, uint64_t off, char *err, size_t errlen)
 {
-	while (len) {
-		ssize_t n = pread(fd, out, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			snprintf(err, errlen, "reading the result: %s",
-			         n < 0 ? strerror(errno) : "file is shorter than recorded");
-			return -1;
-		}
-		out += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
+	ssize_t n = pread_all(fd, out, len, off);
+	if (n < 0 || (size_t)n != len)
+		return errorf(err, errlen, "reading the result: %s",
+		              n < 0 ? strerror(errno) : "file is shorter than recorded");
 	return 0;
 }
 
@@ -401,7 +392,7 @@ int spill_read_result(const struct job *j, uint64_t off, uint8_t *out, size_t le
 		return 0;
 	}
 	if (j->result_in_file)
-		return pread_full(s->result_fd, out, len, off, err, errlen);
+		return read_exact(s->result_fd, out, len, off, err, errlen);
 	/* Partials are scattered in the spill file in arrival order; gather them in partition
 	 * order, coalescing neighbours that happen to be adjacent on disk. */
 	uint32_t i = task_at(j, off);
@@ -423,7 +414,7 @@ int spill_read_result(const struct job *j, uint64_t off, uint8_t *out, size_t le
 		}
 		if (n > len)
 			n = len;
-		if (pread_full(s->fd, out, n, file_off, err, errlen) < 0)
+		if (read_exact(s->fd, out, n, file_off, err, errlen) < 0)
 			return -1;
 		out += n;
 		len -= n;

@@ -119,17 +119,11 @@ static void chain_work(uv_work_t *w)
 			cc->rc = -1;
 			break;
 		}
-		for (size_t done = 0; done < n;) {
-			ssize_t k = pwrite(u->fd, buf + done, n - done, (off_t)(off + done));
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				snprintf(cc->err, sizeof(cc->err), "writing %s: %s", u->path,
-				         k < 0 ? strerror(errno) : "short write");
-				cc->rc = -1;
-				goto out;
-			}
-			done += (size_t)k;
+		if (pwrite_all(u->fd, buf, n, off) < 0) {
+			snprintf(cc->err, sizeof(cc->err), "writing %s: %s", u->path,
+			         strerror(errno));
+			cc->rc = -1;
+			goto out;
 		}
 		cutter_feed(&u->cutter, buf, n, on_cut, u);
 		off += n;
