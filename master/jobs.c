@@ -389,7 +389,10 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 	case SHOAL__JOB_SPEC__INPUT_PATH: {
 		struct stat st;
 		const char *why = NULL;
-		if (stat(spec->path, &st) < 0)
+		/* Master and workers each have their own working directory. */
+		if (spec->path[0] != '/')
+			why = "is not an absolute path";
+		else if (stat(spec->path, &st) < 0)
 			why = strerror(errno);
 		else if (!S_ISREG(st.st_mode))
 			why = S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file";
@@ -956,6 +959,7 @@ void jobs_destroy_all(struct master *m)
 	free(m->jobs);
 	free(m->ring);
 	free(m->visited);
+	free(m->dirty);
 	locks_destroy_all(m);
 	free(m->waiting);
 	policy_queue_deinit(&m->queue);
