@@ -17,13 +17,8 @@
 
 #define MAX_TASKS_PER_JOB 10000000u
 /* Quarantine: this many failed attempts in a row keep a worker out for QUARANTINE_MS. */
-#define QUARANTINE_AFTER        5u
-#define QUARANTINE_MS           30000u
-#define MIN_DEFAULT_FILE_PART   (1u << 20)
-#define MAX_DEFAULT_FILE_PART   (256u << 20)
-#define MAX_DEFAULT_UPLOAD_PART (4u << 20)
-/* Partition size for an upload of unknown size (stdin). */
-#define DEFAULT_STREAM_PART (4u << 20)
+#define QUARANTINE_AFTER 5u
+#define QUARANTINE_MS    30000u
 /* `shoal jobs` lists at most this many of the most recent jobs. */
 #define MAX_LISTED_JOBS 10000u
 
@@ -186,95 +181,13 @@ static void queue_job(struct master *m, struct job *j)
 	policy_push(&m->queue, &j->qentry);
 }
 
-static bool deps_succeeded(const struct job *j)
-{
-	const struct job *a = j->after ? jobs_find(j->m, j->after) : NULL;
-	const struct job *b = j->input_job ? jobs_find(j->m, j->input_job) : NULL;
-	return (!a || a->state == SHOAL__JOB_STATE__JOB_SUCCEEDED) &&
-	       (!b || b->state == SHOAL__JOB_STATE__JOB_SUCCEEDED);
-}
-
-static void wait_for_deps(struct job *j)
-{
-	struct master *m = j->m;
-	if (j->waiting)
-		return;
-	if (m->nwaiting == m->waiting_cap) {
-		m->waiting_cap = m->waiting_cap ? m->waiting_cap * 2 : 8;
-		m->waiting = xrealloc(m->waiting, m->waiting_cap * sizeof(*m->waiting));
-	}
-	m->waiting[m->nwaiting++] = j;
-	j->waiting = true;
-}
-
-/* Starts a chained stage's copy of its input once the job it reads has succeeded. */
-static void start_chained_input(struct job *j)
-{
-	struct job *from = jobs_find(j->m, j->input_job);
-	struct plan_request req = {
-	    .count = from->result_size,
-	    .partitions = j->req_partitions,
-	    .partition_size = j->req_partition_size,
-	    .total_slots = j->m->total_slots,
-	    .min_part = MIN_DEFAULT_FILE_PART,
-	    .max_part = MAX_DEFAULT_UPLOAD_PART,
-	};
-	uint64_t ntasks;
-	j->part_size = plan_part_size(&req, &ntasks);
-	upload_from_job(j, from, j->part_size);
-}
-
-/* Decides for a job with dependencies: fail it if one failed, start it if all succeeded, else
- * keep it waiting. */
-static void check_deps(struct job *j)
-{
-	struct master *m = j->m;
-	if (jobs_finished(j))
-		return;
-	const uint64_t deps[2] = {j->after, j->input_job};
-	for (int k = 0; k < 2; k++) {
-		const struct job *d = deps[k] ? jobs_find(m, deps[k]) : NULL;
-		if (d && (d->state == SHOAL__JOB_STATE__JOB_FAILED ||
-		          d->state == SHOAL__JOB_STATE__JOB_CANCELLED)) {
-			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
-			          "job %llu, which this job waits for, %s%s%s",
-			          (unsigned long long)d->id, jobs_state_name(d->state),
-			          d->error ? ": " : "", d->error ? d->error : "");
-			return;
-		}
-	}
-	if (!deps_succeeded(j)) {
-		wait_for_deps(j);
-		return;
-	}
-	if (j->input_job && !j->upload)
-		start_chained_input(j);
-	else if (j->held)
-		jobs_make_runnable(j);
-}
-
-/* A job ended: jobs waiting for it run, or fail if it did not succeed. The list is taken
- * whole first, because failing a job ends it and calls here again. */
-static void release_waiting(struct master *m)
-{
-	struct job **snap = m->waiting;
-	size_t n = m->nwaiting;
-	m->waiting = NULL;
-	m->nwaiting = m->waiting_cap = 0;
-	for (size_t i = 0; i < n; i++) {
-		snap[i]->waiting = false;
-		check_deps(snap[i]);
-	}
-	free(snap);
-}
-
 void jobs_make_runnable(struct job *j)
 {
 	struct master *m = j->m;
 	if (!deps_succeeded(j)) {
 		j->held = true;
 		j->state = SHOAL__JOB_STATE__JOB_QUEUED;
-		check_deps(j);
+		deps_check(j);
 		return;
 	}
 	j->held = false;
@@ -406,8 +319,8 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 			return;
 		}
 		path_size = count = (uint64_t)st.st_size;
-		part_size = choose_part_size(m, spec, count, MIN_DEFAULT_FILE_PART,
-		                             MAX_DEFAULT_FILE_PART, &ntasks);
+		part_size = choose_part_size(m, spec, count, PLAN_MIN_FILE_PART, PLAN_MAX_FILE_PART,
+		                             &ntasks);
 		break;
 	}
 	case SHOAL__JOB_SPEC__INPUT_JOB:
@@ -415,13 +328,12 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 	case SHOAL__JOB_SPEC__INPUT_UPLOAD:
 		/* Uploaded partitions pass through the master's memory: keep them modest. */
 		if (spec->has_upload_size)
-			part_size =
-			    choose_part_size(m, spec, spec->upload_size, MIN_DEFAULT_FILE_PART,
-			                     MAX_DEFAULT_UPLOAD_PART, &ntasks);
+			part_size = choose_part_size(m, spec, spec->upload_size, PLAN_MIN_FILE_PART,
+			                             PLAN_MAX_UPLOAD_PART, &ntasks);
 		else if (spec->has_partition_size && spec->partition_size > 0)
 			part_size = spec->partition_size;
 		else
-			part_size = DEFAULT_STREAM_PART;
+			part_size = PLAN_STREAM_PART;
 		break;
 	default:
 		server_send_failure(c, 0, 2, "job has no input");
@@ -489,7 +401,7 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		j->input = INPUT_UPLOAD;
 		j->state = SHOAL__JOB_STATE__JOB_QUEUED;
 		send_submitted(c, j, 0);
-		check_deps(j); /* the earlier job may have ended already */
+		deps_check(j); /* the earlier job may have ended already */
 		break;
 	default:
 		j->input = INPUT_UPLOAD;
@@ -628,7 +540,7 @@ void jobs_fail(struct job *j, Shoal__JobState state, const char *fmt, ...)
 	spill_destroy(j);
 	job_free_tasks(j); /* ntasks stays for display; nothing indexes tasks of an ended job */
 	watch_job_changed(j);
-	release_waiting(j->m);
+	deps_release(j->m);
 	sched_kick(j->m);
 }
 
@@ -646,7 +558,7 @@ void jobs_succeed(struct job *j, uint64_t result_size)
 	if (j->op->combine != OP_COMBINE_CONCAT)
 		job_free_tasks(j);
 	watch_job_changed(j);
-	release_waiting(j->m);
+	deps_release(j->m);
 }
 
 /* Quarantine helps only if someone else can take the work: with every other worker gone or

@@ -283,6 +283,14 @@ bool jobs_finished(const struct job *j);
 const char *jobs_state_name(Shoal__JobState s);
 void jobs_destroy_all(struct master *m);
 
+/* deps.c */
+/* True when every job j waits for has succeeded (or it waits for none). */
+bool deps_succeeded(const struct job *j);
+/* Fails j if a job it waits for failed, starts it if all succeeded, else keeps it waiting. */
+void deps_check(struct job *j);
+/* A job ended: re-checks every waiting job. */
+void deps_release(struct master *m);
+
 /* sched.c */
 /* Asks for a scheduling round at the end of this loop iteration. */
 void sched_kick(struct master *m);

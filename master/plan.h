@@ -10,6 +10,13 @@
 
 /* Default tasks per slot: enough that a slow worker does not decide when a job ends. */
 #define PLAN_TASKS_PER_SLOT 4u
+/* Bounds of the default partition size of file inputs: --input-path partitions are read by
+ * the workers themselves; uploaded (and chained) ones pass through the master's memory, so
+ * they stay modest. PLAN_STREAM_PART: an upload of unknown size (stdin). */
+#define PLAN_MIN_FILE_PART   (1u << 20)
+#define PLAN_MAX_FILE_PART   (256u << 20)
+#define PLAN_MAX_UPLOAD_PART (4u << 20)
+#define PLAN_STREAM_PART     (4u << 20)
 
 struct plan_request {
 	uint64_t count;          /* units of input */
