@@ -16,6 +16,8 @@
 #    closes stdout and drains stdin;
 #  - a slow disk under the master (an LD_PRELOAD shim slowing its large pwrites): the master
 #    still holds a bounded amount of a huge stdout (back-pressure to the worker);
+#  - quarantine (5 failed attempts in a row keep a worker out for 30 s): a job submitted while
+#    every worker is quarantined runs when the quarantine ends;
 #  - --allow-exec: `shoal workers --json` shows it per worker; a worker without it refuses the
 #    task with an error saying how to allow it; in a cluster where some workers allow exec,
 #    the exec job runs on those.
@@ -45,6 +47,13 @@ start_master
 start_worker e1 --slots 2 --allow-exec --cache-dir "$T/cache-e1" --work-dir "$T/work-e1"
 start_worker e2 --slots 2 --allow-exec --cache-dir "$T/cache-e2" --work-dir "$T/work-e2"
 wait_workers 2
+
+# The master quarantines a worker for 30 s after 5 failed attempts in a row (a58d3a6), user
+# commands failing on purpose included. heal: one successful task on each worker (round-robin
+# over 4 tasks), which resets that count; run after every job that fails on purpose, so that
+# no worker reaches 5 (each such job here fails 4 attempts at most: --partitions 1, --retries).
+heal() { shoal run -q --exec cat --range 0:4 --partitions 4 --strategy round-robin >/dev/null ||
+	fail "heal: a plain exec job failed"; }
 
 # err_of ID: the error of job ID as `shoal status --json` reports it.
 err_of() { shoal status "$1" --json | jq -r '.error // ""'; }
@@ -109,6 +118,7 @@ same_files "$T/env.ref" "$T/out" "SHOAL_* environment of 7 partitions (job $id)"
 id=$(shoal submit --exec '[ "$SHOAL_ATTEMPT" -ge 2 ] || exit 5; echo "attempt $SHOAL_ATTEMPT task $SHOAL_TASK_ID"' \
 	--range 0:1 --retries 3)
 expect_exit 0 shoal wait "$id"
+heal
 expect_exit 0 shoal result "$id"
 [ "$(cat "$T/out")" = "attempt 2 task 0" ] || fail "retried task: '$(cat "$T/out")', expected 'attempt 2 task 0'"
 [ "$(shoal status "$id" --json | jq .task_failures)" = 1 ] ||
@@ -142,13 +152,15 @@ same_files "$T/script.ref" "$T/out" "--exec ./script.sh --file script.sh --file 
 
 # ---- failures: exit status, stderr tail, signals, retries
 step "failures"
-expect_exit 1 shoal run --exec 'sh -c "echo oops >&2; exit 3"' --range 0:10
+expect_exit 1 shoal run --exec 'sh -c "echo oops >&2; exit 3"' --range 0:10 --partitions 1
+heal
 grep -q 'status 3' "$T/err" || fail "exit 3: the error does not name status 3: $(cat "$T/err")"
 grep -q oops "$T/err" || fail "exit 3: the error lacks the stderr 'oops': $(cat "$T/err")"
 # The tail of a long stderr: its last line is in the error (a Python traceback ends with the
 # exception), and the error stays short.
 id=$(shoal submit --exec 'seq 1 100000 >&2; echo the-last-words >&2; exit 4' --range 0:1 --retries 1)
 expect_exit 1 shoal wait "$id"
+heal
 err=$(err_of "$id")
 [[ $err == *'status 4'* ]] || fail "long stderr: error '${err:0:300}'"
 [ "${#err}" -lt 16384 ] || fail "long stderr: the error has ${#err} bytes (not a tail)"
@@ -156,24 +168,29 @@ err=$(err_of "$id")
 	bug "long stderr: the error lacks the stderr's last line 'the-last-words' (${#err} bytes, ends '$(tail -c 40 <<<"$err" | tr '\n' ' ')')"
 expect_exit 1 shoal run --retries 1 --range 0:1 --exec \
 	"python3 -c 'import sys; [print(\"noise\", i, file=sys.stderr) for i in range(400)]; raise ValueError(\"the real reason\")'"
+heal
 grep -q 'ValueError: the real reason' "$T/err" ||
 	bug "python traceback: the client's error lacks its last line 'ValueError: the real reason' (ends '$(tail -c 60 "$T/err" | tr '\n' ' ')')"
 # death by signal
-expect_exit 1 shoal run --exec "kill -9 \$\$" --range 0:10 --retries 1
+expect_exit 1 shoal run --exec "kill -9 \$\$" --range 0:10 --partitions 1 --retries 1
+heal
 grep -qE 'SIGKILL|signal 9' "$T/err" || fail "kill -9: the error does not name the signal: $(cat "$T/err")"
-expect_exit 1 shoal run --exec "kill -TERM \$\$" --range 0:10 --retries 1
+expect_exit 1 shoal run --exec "kill -TERM \$\$" --range 0:10 --partitions 1 --retries 1
+heal
 grep -qE 'SIGTERM|signal 15' "$T/err" || fail "kill -TERM: the error does not name the signal: $(cat "$T/err")"
 # the retry rules: --retries N failed attempts, then the job fails with the task's error
 for r in 1 2 3; do
 	id=$(shoal submit --exec 'echo "try $SHOAL_ATTEMPT" >&2; exit 3' --range 0:5 --partitions 1 --retries "$r")
 	expect_exit 1 shoal wait "$id"
+	heal
 	st=$(shoal status "$id" --json)
 	[ "$(jq -r .state <<<"$st")" = failed ] || fail "--retries $r: $st"
 	[ "$(jq .task_failures <<<"$st")" = "$r" ] || fail "--retries $r: failure count: $st"
 	[[ $(jq -r .error <<<"$st") == *"status 3"*"try $r"* ]] || fail "--retries $r: error: $st"
 done
 # partial output before a failure is not a result
-expect_exit 1 shoal run --exec 'echo partial; exit 2' --range 0:4 --retries 1
+expect_exit 1 shoal run --exec 'echo partial; exit 2' --range 0:4 --partitions 1 --retries 1
+heal
 [ ! -s "$T/out" ] || fail "a failed exec job wrote a result: $(head -c 200 "$T/out")"
 
 # ---- stdin: never read, closed early, drained after closing stdout
@@ -246,6 +263,28 @@ EOF
 	log "slow disk: master peak RSS $kb kB (limit $LIMIT_KB kB, output $((SLOW / 1024)) kB)"
 	[ "$kb" -lt "$LIMIT_KB" ] ||
 		bug "slow disk (spill written at 20 MB/s): master peak RSS $kb kB for a $((SLOW / 1024)) kB stdout (limit $LIMIT_KB kB): TaskOutput piles up in memory while the spill file lags"
+fi
+
+# ---- quarantine: a failing command gets every worker quarantined (5 failed attempts in a
+# row, 30 s); the jobs submitted meanwhile must run once the quarantine ends.
+step "quarantine ends"
+id=$(shoal submit --exec 'exit 3' --range 0:8 --partitions 8 --retries 5)
+quarantined() {
+	grep -q 'name=e1 event=quarantined' "$T/master.log" && grep -q 'name=e2 event=quarantined' "$T/master.log"
+}
+wait_for 200 "both workers quarantined (master.log event=quarantined)" quarantined
+q_ns=$(date +%s%N)
+shoal cancel "$id" >/dev/null 2>&1 || true # it may have failed already
+log "both workers quarantined; job $id cancelled"
+if SHOAL_CMD_TIMEOUT=45 shoal run --exec cat --range 0:4 >"$T/out" 2>"$T/err"; then
+	log "a job submitted during the quarantine ran $(elapsed_ms "$q_ns") ms after it began"
+	printf '%s\n' 0 1 2 3 >"$T/q.ref"
+	same_files "$T/q.ref" "$T/out" "job run after the quarantine"
+else
+	bug "quarantine: every worker quarantined for 30 s, then a job (--exec cat --range 0:4) submitted meanwhile was still not run $(elapsed_ms "$q_ns") ms later (the end of a quarantine does not wake the scheduler): $(tail -c 300 "$T/err")"
+	# the next submission wakes the scheduler: the rest of the test can go on
+	shoal run --op count --range 0:1 >/dev/null 2>&1 || true
+	wait_for 100 "the stalled cluster to run again" heal
 fi
 
 # ---- --allow-exec: shown per worker; refused by a worker without it
