@@ -83,8 +83,16 @@ void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb)
 
 void registry_sweep(struct master *m, uint64_t now_ms)
 {
+	uint64_t loop_now = uv_now(m->loop);
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		struct worker *w = list_entry(n, struct worker, link);
+		if (w->quarantined_until && loop_now >= w->quarantined_until) {
+			/* Back in service: work may be waiting for it. */
+			w->quarantined_until = 0;
+			log_info("registry", "worker=%llu name=%s event=quarantine_over",
+			         (unsigned long long)w->id, w->name);
+			sched_kick(m);
+		}
 		/* A worker we stopped reading from cannot show it is alive. */
 		if (conn_closing(w->conn) || w->paused ||
 		    now_ms - w->last_seen_ms <= m->cfg.heartbeat_timeout_ms)

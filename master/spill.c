@@ -28,7 +28,7 @@
 /* Bytes waiting for the disk, over all jobs, at which the master stops reading results from
  * workers, and at which it reads again: memory stays bounded when the disk is slower than
  * the network. */
-#define SPILL_BACKLOG_HIGH (32u << 20)
+#define SPILL_BACKLOG_HIGH (16u << 20)
 #define SPILL_BACKLOG_LOW  (8u << 20)
 
 struct spill {

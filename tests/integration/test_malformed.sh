@@ -12,6 +12,8 @@ start_master
 
 # ---- fake workers first, while no real worker can take the tasks
 for mode in garbage unsorted stray; do
+	# A fresh file: the previous fake's "registered" must not count for this one.
+	rm -f "$T/fake.out"
 	"${WIRE[@]}" fakeworker "$MASTER_PORT" "$mode" 20 >"$T/fake.out" 2>"$T/fake.err" &
 	fake=$!
 	PIDS+=("$fake")

@@ -242,11 +242,14 @@ def fakeworker(port, mode, secs):
     tasks = 0
     end = time.monotonic() + secs
     last_hb = 0.0
+    # Tasks may arrive in the same read as the Welcome (a job was already queued).
+    pending = got[1:]
     while time.monotonic() < end and not r.eof:
         if time.monotonic() - last_hb > 0.5:
             s.sendall(frame(ld(4, vi(1, 0))))  # Heartbeat{running: 0}
             last_hb = time.monotonic()
-        for f in r.frames(0.2):
+        batch, pending = pending + r.frames(0.2), []
+        for f in batch:
             for num, _, v in fields(f):
                 if num != 5:  # TaskBatch
                     continue
