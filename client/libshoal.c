@@ -115,12 +115,31 @@ struct shoal_client {
 	int connect_status; /* libuv error of a failed connect, else 0 */
 	char addr[300];     /* HOST:PORT, for messages */
 	struct call *call;
-	char err[1024];
+	char err[8192]; /* room for "job N failed: " and a whole shoal_job_info.error */
 	struct lease *leases;
 };
 
 static int client_fail(shoal_client *c, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Copies src into dst (n bytes); a src too long keeps its first quarter and its end, joined
+ * by " [...] ": an error's end is where a command's stderr ends (a traceback's last line). */
+static void copy_elided(char *dst, size_t n, const char *src)
+{
+	static const char mark[] = " [...] ";
+	size_t len = strlen(src), head, tail;
+
+	if (len < n || n < 4 * sizeof(mark)) {
+		snprintf(dst, n, "%s", src);
+		return;
+	}
+	head = n / 4;
+	tail = n - 1 - head - (sizeof(mark) - 1);
+	memcpy(dst, src, head);
+	memcpy(dst + head, mark, sizeof(mark) - 1);
+	memcpy(dst + head + sizeof(mark) - 1, src + len - tail, tail);
+	dst[n - 1] = '\0';
+}
 
 static int client_fail(shoal_client *c, int rc, const char *fmt, ...)
 {
@@ -160,7 +179,11 @@ static void call_fail_with(shoal_client *c, struct call *call, const Shoal__Fail
 {
 	int rc = f->has_code && f->code == SHOAL_EUSAGE ? SHOAL_EUSAGE : SHOAL_EJOB;
 
-	call_finish(c, call, rc, "%s", f->reason && f->reason[0] ? f->reason : "request failed");
+	if (call->done)
+		return;
+	call_finish(c, call, rc, NULL);
+	copy_elided(c->err, sizeof(c->err),
+	            f->reason && f->reason[0] ? f->reason : "request failed");
 }
 
 /* Closes the connection because the master broke the protocol; the call fails with ECONN. */
@@ -533,7 +556,7 @@ static void job_info_from(struct shoal_job_info *o, const Shoal__JobInfo *j)
 	o->submitted_ms = j->has_submitted_ms ? j->submitted_ms : 0;
 	o->started_ms = j->has_started_ms ? j->started_ms : 0;
 	o->finished_ms = j->has_finished_ms ? j->finished_ms : 0;
-	snprintf(o->error, sizeof(o->error), "%s", j->error ? j->error : "");
+	copy_elided(o->error, sizeof(o->error), j->error ? j->error : "");
 	o->queue_position = j->has_queue_position ? j->queue_position : 0;
 	o->cost = j->has_cost ? j->cost : 0;
 	o->after = j->has_after ? j->after : 0;

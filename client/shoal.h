@@ -105,7 +105,9 @@ struct shoal_job_info {
 	uint32_t tasks_total, tasks_done, tasks_running, task_failures;
 	uint64_t input_bytes, records, result_size;
 	uint64_t submitted_ms, started_ms, finished_ms; /* unix ms; 0 if not yet */
-	char error[1024];
+	/* Why it failed. A longer error keeps its beginning and its end (where a command's
+	 * stderr ends, with a traceback's last line), joined by " [...] ". */
+	char error[2048];
 	uint32_t queue_position; /* 1-based place under the master's queue policy while the job
 	                          * waits for workers; 0 when it is not in the queue */
 	uint64_t cost;           /* the queue policy's cost estimate (sjf) */
