@@ -293,6 +293,10 @@ static void start_merge(struct spill *s, struct job *j)
 /* Every partial is on disk. */
 static void finish_spilled(struct spill *s, struct job *j)
 {
+	/* Everything is on disk: the write buffers (tens of MiB after a big result) would
+	 * otherwise stay with the job for the master's lifetime. */
+	buf_free(&s->pending);
+	buf_free(&s->inflight);
 	if (j->op->combine == OP_COMBINE_MERGE) {
 		start_merge(s, j);
 		return;
