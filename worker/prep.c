@@ -447,9 +447,8 @@ void prep_submit(struct prep *p, struct task *t)
 		return;
 	}
 	if ((t->exec != NULL || t->plugin != NULL) && !p->allow_exec) {
-		task_fail(t, true,
-		          "worker %s does not run --exec commands (start it with --allow-exec)",
-		          p->name);
+		task_fail(t, true, "worker %s does not run %s (start it with --allow-exec)",
+		          p->name, t->exec != NULL ? "--exec commands" : "--plugin code");
 		prep_fail(p, t);
 		return;
 	}
