@@ -95,6 +95,7 @@ enum cli_opt {
 	OPT_PLUGIN,
 	OPT_COST,
 	OPT_AFTER,
+	OPT_TASK_TIMEOUT,
 	OPT_OUTPUT,
 	OPT_TTL,
 	OPT_COUNT,
@@ -132,6 +133,7 @@ static const struct cli_opt_desc cli_opts[OPT_COUNT] = {
     [OPT_PLUGIN] = {"plugin", 0, true, G_JOB},
     [OPT_COST] = {"cost", 0, true, G_JOB},
     [OPT_AFTER] = {"after", 0, true, G_JOB},
+    [OPT_TASK_TIMEOUT] = {"task-timeout", 0, true, G_JOB},
     [OPT_OUTPUT] = {"output", 'o', true, G_OUTPUT},
     [OPT_TTL] = {"ttl", 0, true, G_LOCK},
 };
@@ -483,6 +485,20 @@ static int cli_build_job(const struct cli *cli, struct cli_job *job)
 			rc = cli_usage_error("--input-path: empty path");
 			goto out;
 		}
+		/* The master and the workers resolve the path in their own working directories:
+		 * send it absolute, as this shell means it. */
+		if (s->path[0] != '/') {
+			static char abs_path[4096];
+			char cwd[4096];
+			if (!getcwd(cwd, sizeof(cwd)) ||
+			    snprintf(abs_path, sizeof(abs_path), "%s/%s", cwd, s->path) >=
+			        (int)sizeof(abs_path)) {
+				rc = cli_usage_error("--input-path: cannot make '%s' absolute",
+				                     s->path);
+				goto out;
+			}
+			s->path = abs_path;
+		}
 	}
 
 	if (cli->val[OPT_PARTITIONS]) {
@@ -526,6 +542,20 @@ static int cli_build_job(const struct cli *cli, struct cli_job *job)
 			rc = cli_usage_error("--cost: %s", err);
 			goto out;
 		}
+	}
+	if (cli->val[OPT_TASK_TIMEOUT]) {
+		char *end;
+		errno = 0;
+		double secs = strtod(cli->val[OPT_TASK_TIMEOUT], &end);
+		if (errno || *end || end == cli->val[OPT_TASK_TIMEOUT] || !(secs >= 0.001) ||
+		    secs > 86400.0) {
+			rc = cli_usage_error(
+			    "--task-timeout: '%s' is not a number of seconds between "
+			    "0.001 and 86400",
+			    cli->val[OPT_TASK_TIMEOUT]);
+			goto out;
+		}
+		s->task_timeout_ms = (uint32_t)(secs * 1000.0 + 0.5);
 	}
 	if (cli->val[OPT_AFTER]) {
 		if (parse_u64(cli->val[OPT_AFTER], UINT64_MAX, &s->after, err, sizeof(err)) < 0 ||
@@ -1318,37 +1348,39 @@ static int cmd_lock(const struct cli *cli)
 
 static void cli_usage(FILE *f)
 {
+	fputs("usage: shoal [--master HOST:PORT] [--json] [--quiet] COMMAND [ARGS]\n"
+	      "\n"
+	      "Commands:\n"
+	      "  run JOB [-o FILE]      submit a job, wait for it with progress, write its result\n"
+	      "  submit JOB             submit a job and print its id\n"
+	      "  status ID              show a job\n"
+	      "  wait ID                wait for a job to end (exit 0 if it succeeded, 1 if not)\n"
+	      "  result ID [-o FILE]    write a succeeded job's result\n"
+	      "  cancel ID              cancel a job\n"
+	      "  jobs                   list the jobs\n"
+	      "  workers                list the workers\n"
+	      "  lock NAME [--ttl S] -- CMD [ARGS...]\n"
+	      "                         run CMD (no shell) holding the cluster-wide lock NAME\n"
+	      "  help                   show this help\n"
+	      "\n"
+	      "JOB (run, submit): what to run (one of --op, --exec, --plugin) and one input:\n"
+	      "  --op NAME              a built-in op (see Ops below)\n"
+	      "  --arg KEY=VALUE        a parameter of the op or plugin (repeatable)\n"
+	      "  --exec 'CMD'           run `sh -c CMD` on a worker per partition: the partition\n"
+	      "                         on stdin, its stdout the partition's result, in input\n"
+	      "                         order (workers need --allow-exec)\n"
+	      "  --reduce-exec 'CMD'    with --exec: group the map output by key (text before the\n"
+	      "                         first TAB) and pipe each reduce partition to CMD\n"
+	      "  --reducers N           reduce partitions of --reduce-exec (default 1)\n"
+	      "  --plugin LIB.so        run a C plugin (shoal_plugin.h) on the workers\n"
+	      "                         (workers need --allow-exec)\n"
+	      "  --file PATH            ship PATH into each task's working directory under its\n"
+	      "                         base name (repeatable; with --exec or --plugin)\n"
+	      "  --broadcast FILE       a side input shipped once to each worker: knn's training\n"
+	      "                         set, $SHOAL_BROADCAST for --exec\n",
+	      f);
+	/* Two strings: ISO C bounds a string literal's length. */
 	fputs(
-	    "usage: shoal [--master HOST:PORT] [--json] [--quiet] COMMAND [ARGS]\n"
-	    "\n"
-	    "Commands:\n"
-	    "  run JOB [-o FILE]      submit a job, wait for it with progress, write its result\n"
-	    "  submit JOB             submit a job and print its id\n"
-	    "  status ID              show a job\n"
-	    "  wait ID                wait for a job to end (exit 0 if it succeeded, 1 if not)\n"
-	    "  result ID [-o FILE]    write a succeeded job's result\n"
-	    "  cancel ID              cancel a job\n"
-	    "  jobs                   list the jobs\n"
-	    "  workers                list the workers\n"
-	    "  lock NAME [--ttl S] -- CMD [ARGS...]\n"
-	    "                         run CMD (no shell) holding the cluster-wide lock NAME\n"
-	    "  help                   show this help\n"
-	    "\n"
-	    "JOB (run, submit): what to run (one of --op, --exec, --plugin) and one input:\n"
-	    "  --op NAME              a built-in op (see Ops below)\n"
-	    "  --arg KEY=VALUE        a parameter of the op or plugin (repeatable)\n"
-	    "  --exec 'CMD'           run `sh -c CMD` on a worker per partition: the partition\n"
-	    "                         on stdin, its stdout the partition's result, in input\n"
-	    "                         order (workers need --allow-exec)\n"
-	    "  --reduce-exec 'CMD'    with --exec: group the map output by key (text before the\n"
-	    "                         first TAB) and pipe each reduce partition to CMD\n"
-	    "  --reducers N           reduce partitions of --reduce-exec (default 1)\n"
-	    "  --plugin LIB.so        run a C plugin (shoal_plugin.h) on the workers\n"
-	    "                         (workers need --allow-exec)\n"
-	    "  --file PATH            ship PATH into each task's working directory under its\n"
-	    "                         base name (repeatable; with --exec or --plugin)\n"
-	    "  --broadcast FILE       a side input shipped once to each worker: knn's training\n"
-	    "                         set, $SHOAL_BROADCAST for --exec\n"
 	    "  --range LO:HI          input: the integers LO..HI-1, generated on the workers\n"
 	    "  --input FILE|-         input: a file on this host (- for stdin), uploaded\n"
 	    "  --input job:ID         input: the result of job ID (a chained stage; waits\n"
@@ -1361,6 +1393,7 @@ static void cli_usage(FILE *f)
 	    "                         master's)\n"
 	    "  --priority P           higher runs first under the master's priority policy\n"
 	    "                         (default 0)\n"
+	    "  --task-timeout S       stop and retry an attempt that runs longer than S seconds\n"
 	    "  --cost C               the estimate the sjf policy orders by (default: the\n"
 	    "                         input size in bytes; a range's count)\n"
 	    "  --after ID             start only once job ID has succeeded (fail if it fails)\n"

@@ -1217,6 +1217,8 @@ int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *j
 	js.cost = spec->cost;
 	js.has_after = spec->after != 0;
 	js.after = spec->after;
+	js.has_task_timeout_ms = spec->task_timeout_ms != 0;
+	js.task_timeout_ms = spec->task_timeout_ms;
 	submit.spec = &js;
 	env.msg_case = SHOAL__ENVELOPE__MSG_SUBMIT;
 	env.submit = &submit;

@@ -90,6 +90,7 @@ struct shoal_job_spec {
 	uint64_t after;     /* barrier: start only once job `after` has succeeded (the job fails
 	                     * if that one fails or is cancelled); 0: none */
 	uint64_t input_job; /* SHOAL_INPUT_JOB: the job whose result is the input */
+	uint32_t task_timeout_ms; /* an attempt running longer is stopped and retried; 0: none */
 };
 
 /* Fills spec with defaults (retries -1, everything else zero). */

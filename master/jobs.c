@@ -487,6 +487,7 @@ void jobs_timeout_task(struct task *t)
 	         t->attempt, j->task_timeout_ms);
 	cancel_on_worker(t); /* the worker kills a command's process group */
 	on_task_failed(j, t, w, why, false);
+	sched_kick(w->m); /* the retry goes out with the next round */
 }
 
 void jobs_drop_backup(struct task *t)
