@@ -830,25 +830,6 @@ static int blob_name_check(shoal_client *c, const char *what, const char *path)
 	return SHOAL_OK;
 }
 
-/* Reads up to n bytes at off, stopping early only at end of file. -1 with errno on error. */
-static ssize_t pread_full(int fd, uint8_t *p, size_t n, uint64_t off)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = pread(fd, p + got, n - got, (off_t)(off + got));
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
 /* Opens and hashes path into b (buf: CLIENT_CHUNK bytes of scratch). SHOAL_OK or
  * SHOAL_EUSAGE; b->fd is -1 or open either way (the caller closes it). */
 static int blob_open(shoal_client *c, struct blob *b, const char *what, const char *path,
@@ -878,7 +859,7 @@ static int blob_open(shoal_client *c, struct blob *b, const char *what, const ch
 		                   path);
 	d = digest_create();
 	for (;;) {
-		ssize_t got = pread_full(b->fd, buf, CLIENT_CHUNK, off);
+		ssize_t got = pread_all(b->fd, buf, CLIENT_CHUNK, off);
 		if (got < 0) {
 			e = errno;
 			digest_finish(&d, b->sha);
@@ -928,7 +909,7 @@ static void blob_pump(shoal_client *c, struct call *call)
 			want = (size_t)room;
 		if (want > b->size - call->sent)
 			want = (size_t)(b->size - call->sent);
-		got = want ? pread_full(b->fd, call->chunk, want, call->sent) : 0;
+		got = want ? pread_all(b->fd, call->chunk, want, call->sent) : 0;
 		if (got < 0) {
 			int e = errno;
 			call_finish(c, call, SHOAL_EUSAGE, "cannot read %s %s: %s", b->what,

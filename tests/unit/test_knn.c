@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_args.h"
 #include "buf.h"
 #include "ops.h"
 #include "records.h"
@@ -26,33 +27,6 @@
 		if (!(cond))                                                                       \
 			ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #cond);                      \
 	} while (0)
-
-static Shoal__Arg arg_storage[4];
-static Shoal__Arg *arg_ptrs[4];
-
-/* Builds an args array from key, value pairs ended by ARGS_END (a typed NULL: an untyped one
- * passed through "..." may not be a pointer). */
-#define ARGS_END ((const char *)NULL)
-static Shoal__Arg **make_args(size_t *n, ...)
-{
-	va_list ap;
-	va_start(ap, n);
-	*n = 0;
-	for (;;) {
-		const char *k = va_arg(ap, const char *);
-		if (k == NULL)
-			break;
-		const char *v = va_arg(ap, const char *);
-		Shoal__Arg a = SHOAL__ARG__INIT;
-		a.key = (char *)k;
-		a.value = (char *)v;
-		arg_storage[*n] = a;
-		arg_ptrs[*n] = &arg_storage[*n];
-		(*n)++;
-	}
-	va_end(ap);
-	return arg_ptrs;
-}
 
 static const struct op_desc *knn(void)
 {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "test_args.h"
 #include "buf.h"
 #include "plugin.h"
 #include "util.h"
@@ -27,33 +28,6 @@ static const char *test_plugin(const char *name)
 	char var[64];
 	snprintf(var, sizeof(var), "SHOAL_TEST_PLUGIN_%s", name);
 	return env_path(var);
-}
-
-static Shoal__Arg arg_storage[32];
-static Shoal__Arg *arg_ptrs[32];
-
-/* Builds an args array from key, value pairs ended by ARGS_END (a typed NULL: an untyped one
- * passed through "..." may not be a pointer). */
-#define ARGS_END ((const char *)NULL)
-static Shoal__Arg **make_args(size_t *n, ...)
-{
-	va_list ap;
-	va_start(ap, n);
-	*n = 0;
-	for (;;) {
-		const char *k = va_arg(ap, const char *);
-		if (k == NULL)
-			break;
-		const char *v = va_arg(ap, const char *);
-		Shoal__Arg a = SHOAL__ARG__INIT;
-		a.key = (char *)k;
-		a.value = (char *)v;
-		arg_storage[*n] = a;
-		arg_ptrs[*n] = &arg_storage[*n];
-		(*n)++;
-	}
-	va_end(ap);
-	return arg_ptrs;
 }
 
 static struct plugin *load_ok(const char *path)
@@ -165,12 +139,12 @@ START_TEST(test_adapters)
 		Shoal__Arg x = SHOAL__ARG__INIT;
 		x.key = keys[i];
 		x.value = vals[i];
-		arg_storage[i] = x;
-		arg_ptrs[i] = &arg_storage[i];
+		test_arg_storage[i] = x;
+		test_arg_ptrs[i] = &test_arg_storage[i];
 	}
 	buf_reset(&out);
 	ck_assert_int_eq(
-	    plugin_map(p, arg_ptrs, 20, (const uint8_t *)"", 0, &out, err, sizeof(err)), 0);
+	    plugin_map(p, test_arg_ptrs, 20, (const uint8_t *)"", 0, &out, err, sizeof(err)), 0);
 	ck_assert_uint_eq(out.len, 10 * 6 + 10 * 8);
 	ck_assert(memcmp(out.data + out.len - 8, "k19=v19\n", 8) == 0);
 
