@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
 # Installs what shoal needs to build and test on Debian 12 (run as root).
 set -euo pipefail
-pkgs=(build-essential pkg-config meson ninja-build libuv1-dev libprotobuf-c-dev
-      protobuf-c-compiler check libssl-dev python3 jq)
+# One package per line, sorted, so that parallel changes merge cleanly.
+pkgs=(
+	build-essential
+	check
+	clang
+	jq
+	libclang-rt-14-dev
+	libprotobuf-c-dev
+	libssl-dev
+	libuv1-dev
+	meson
+	ninja-build
+	openssl
+	pkg-config
+	protobuf-c-compiler
+	python3
+	valgrind
+)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
