@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what shoal needs to build and test on Debian 12 (run as root).
-set -euo pipefail
 # One package per line, sorted, so that parallel changes merge cleanly.
+set -euo pipefail
 pkgs=(
 	build-essential
 	check
@@ -10,6 +10,7 @@ pkgs=(
 	libclang-rt-14-dev
 	libprotobuf-c-dev
 	libssl-dev
+	libsystemd-dev
 	libuv1-dev
 	meson
 	ninja-build
@@ -17,6 +18,7 @@ pkgs=(
 	pkg-config
 	protobuf-c-compiler
 	python3
+	scdoc
 	valgrind
 )
 missing=()

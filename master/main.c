@@ -17,6 +17,7 @@
 #include "frame.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "tls.h"
 #include "util.h"
 
@@ -352,6 +353,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
 	struct master *m = h->data;
 	log_info("master", "event=stopping signal=%d", signum);
+	notify_stopping();
 	server_stop(m);
 }
 
