@@ -18,6 +18,7 @@
 #include "log.h"
 #include "master.h"
 #include "notify.h"
+#include "tls.h"
 #include "util.h"
 
 #define EXIT_USAGE 2
@@ -40,6 +41,9 @@ enum {
 	OPT_RETRIES,
 	OPT_LOG_LEVEL,
 	OPT_ALLOW_EXEC,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 };
@@ -73,6 +77,15 @@ static const struct option_doc options[] = {
     {{"allow-exec", no_argument, NULL, OPT_ALLOW_EXEC},
      NULL,
      "run --plugin combine steps in the master (loads user code into this process)"},
+    {{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+     "FILE",
+     "serve TLS with this PEM certificate (chain); needs --tls-key"},
+    {{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+     "FILE",
+     "the certificate's PEM private key"},
+    {{"tls-ca", required_argument, NULL, OPT_TLS_CA},
+     "FILE",
+     "mutual TLS: workers and clients must present a certificate signed by this PEM CA"},
     {{"log-level", required_argument, NULL, OPT_LOG_LEVEL}, "LEVEL", "debug | info | warn | error"},
     {{"help", no_argument, NULL, OPT_HELP}, NULL, "show this help"},
     {{"version", no_argument, NULL, OPT_VERSION}, NULL, "show the version"},
@@ -216,6 +229,15 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 		case OPT_ALLOW_EXEC:
 			cfg->allow_exec = true;
 			break;
+		case OPT_TLS_CERT:
+			cfg->tls.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			cfg->tls.key = optarg;
+			break;
+		case OPT_TLS_CA:
+			cfg->tls.ca = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
@@ -231,6 +253,8 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (tls_files_check(TLS_SERVER, &cfg->tls, err, sizeof(err)) < 0)
+		return usage_error("%s", err);
 	return 0;
 }
 
@@ -354,6 +378,16 @@ int main(int argc, char **argv)
 		return rc;
 	if (!m.cfg.state_dir)
 		m.cfg.state_dir = default_state_dir();
+	if (tls_files_enabled(&m.cfg.tls)) {
+		char err[1024];
+		if (tls_ctx_create(TLS_SERVER, &m.cfg.tls, &m.tls, err, sizeof(err)) < 0) {
+			log_error("master", "%s", err);
+			free(m.cfg.state_dir);
+			return EXIT_USAGE;
+		}
+		log_info("master", "event=tls cert=%s verify_peers=%s", m.cfg.tls.cert,
+		         m.cfg.tls.ca ? "yes" : "no");
+	}
 
 	int lock_fd = -1;
 	if (prepare_state_dir(&m, &lock_fd) < 0)
@@ -382,6 +416,7 @@ int main(int argc, char **argv)
 		log_error("master", "event loop closed with handles still open: %s",
 		          uv_strerror(rc));
 	free(m.cfg.state_dir);
+	tls_ctx_destroy(&m.tls);
 	free(m.jobs_dir);
 	free(m.blobs_dir);
 	close(lock_fd);

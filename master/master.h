@@ -36,6 +36,7 @@
 #include "policy.h"
 #include "records.h"
 #include "shoal.pb-c.h"
+#include "tls.h"
 
 struct master;
 struct job;
@@ -193,7 +194,8 @@ struct master_config {
 	uint32_t max_frame;
 	uint32_t default_retries;
 	uint64_t upload_window;
-	bool allow_exec; /* may load plugins to run their combine step */
+	bool allow_exec;      /* may load plugins to run their combine step */
+	struct tls_files tls; /* --tls-cert/--tls-key/--tls-ca (argv strings) */
 };
 
 struct master {
@@ -207,6 +209,7 @@ struct master {
 	bool sched_pending;
 	bool stopping;
 	struct conn_limits limits;
+	struct tls_ctx *tls; /* owned; NULL: plain TCP */
 
 	struct list_head workers;
 	struct list_head clients;
