@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "conn.h"
 #include "list.h"
@@ -191,6 +192,13 @@ struct master_config {
 	uint32_t default_retries;
 	uint64_t upload_window;
 	bool allow_exec; /* may load plugins to run their combine step */
+	/* The cluster secret (auth.h), loaded at startup from --secret-file or
+	 * $SHOAL_SECRET_FILE; NULL: none, peers use the plain handshake. Read-only afterwards;
+	 * any listener may check tokens against it with auth_hmac/auth_equal. */
+	char *secret_file;
+	uint8_t *secret;
+	size_t secret_len;
+	bool insecure; /* --insecure: listening beyond loopback without a secret is allowed */
 };
 
 struct master {
@@ -204,6 +212,7 @@ struct master {
 	bool sched_pending;
 	bool stopping;
 	struct conn_limits limits;
+	struct auth_replay *replay; /* recent peer nonces (handshake.h) */
 
 	struct list_head workers;
 	struct list_head clients;

@@ -24,9 +24,10 @@ struct worker_config {
 	char name[WORKER_NAME_MAX + 1]; /* empty: the caller fills in "<hostname>-<pid>" */
 	bool allow_exec;
 	enum log_level log_level;
-	char cache_dir[WORKER_PATH_MAX]; /* empty: the caller uses cache_default_dir */
-	uint64_t cache_size;             /* bytes */
-	char work_dir[WORKER_PATH_MAX];  /* empty: a temporary directory of this worker's own */
+	char cache_dir[WORKER_PATH_MAX];   /* empty: the caller uses cache_default_dir */
+	uint64_t cache_size;               /* bytes */
+	char work_dir[WORKER_PATH_MAX];    /* empty: a temporary directory of this worker's own */
+	char secret_file[WORKER_PATH_MAX]; /* empty: $SHOAL_SECRET_FILE, else no secret */
 };
 
 enum worker_config_result {
