@@ -11,6 +11,7 @@
 #include "handshake.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "util.h"
 
 enum peer_role { PEER_NEW, PEER_WORKER, PEER_CLIENT };
@@ -25,11 +26,9 @@ struct peer {
 	struct worker *worker;
 	struct client *client;
 	struct handshake_server hs;
-	/* What registry_add needs of the Hello, kept until the handshake ends (with a secret,
-	 * the worker registers only once its Proof has arrived). */
-	Shoal__Hello hello;
-	char *hello_name;
-	char *hello_host;
+	/* The Hello, kept until the handshake ends (with a secret, the worker registers only
+	 * once its Proof has arrived); owned. */
+	Shoal__Hello *hello;
 	bool timed_out; /* closed by the handshake deadline */
 };
 
@@ -92,26 +91,23 @@ static void refuse(struct conn *c, const char *reason)
 	refuse_peer(c, reason, false);
 }
 
-static void peer_keep_hello(struct peer *p, const Shoal__Hello *h)
+/* Keeps a deep copy of the Hello (repacked and unpacked, so that every field a newer
+ * registry_add reads comes along); freed in on_close. Returns 0, or -1 if memory ran out. */
+static int peer_keep_hello(struct peer *p, const Shoal__Hello *h)
 {
-	shoal__hello__init(&p->hello);
-	p->hello.version = h->version;
-	p->hello.role = h->role;
-	p->hello.has_slots = h->has_slots;
-	p->hello.slots = h->slots;
-	p->hello.has_allow_exec = h->has_allow_exec;
-	p->hello.allow_exec = h->allow_exec;
-	if (h->name != NULL)
-		p->hello_name = p->hello.name = xstrdup(h->name);
-	if (h->host != NULL)
-		p->hello_host = p->hello.host = xstrdup(h->host);
+	size_t n = shoal__hello__get_packed_size(h);
+	uint8_t *buf = xmalloc(n > 0 ? n : 1);
+	shoal__hello__pack(h, buf);
+	p->hello = shoal__hello__unpack(NULL, n, buf);
+	free(buf);
+	return p->hello != NULL ? 0 : -1;
 }
 
 /* The handshake succeeded: the peer becomes a worker or a client and is welcomed. */
 static void server_admit(struct peer *p, struct conn *c)
 {
 	struct master *m = p->m;
-	const Shoal__Hello *h = &p->hello;
+	const Shoal__Hello *h = p->hello;
 	Shoal__Welcome w = SHOAL__WELCOME__INIT;
 	w.version = SHOAL_PROTOCOL_VERSION;
 	w.has_max_frame = true;
@@ -128,6 +124,8 @@ static void server_admit(struct peer *p, struct conn *c)
 		w.worker_id = p->worker->id;
 		w.has_heartbeat_ms = true;
 		w.heartbeat_ms = m->cfg.heartbeat_ms;
+		w.has_heartbeat_timeout_ms = true;
+		w.heartbeat_timeout_ms = m->cfg.heartbeat_timeout_ms;
 	} else {
 		list_unlink(&p->link);
 		p->role = PEER_CLIENT;
@@ -152,19 +150,22 @@ static void server_admit(struct peer *p, struct conn *c)
 static void server_handshake(struct peer *p, struct conn *c, const Shoal__Envelope *env)
 {
 	bool hello = p->hs.state == HANDSHAKE_START && env->msg_case == SHOAL__ENVELOPE__MSG_HELLO;
-	switch (handshake_server_on_message(&p->hs, env)) {
+	enum handshake_step step = handshake_server_on_message(&p->hs, env);
+	if (hello && step != HANDSHAKE_REFUSE && peer_keep_hello(p, env->hello) < 0) {
+		server_drop(c, "out of memory keeping the hello");
+		return;
+	}
+	switch (step) {
 	case HANDSHAKE_SEND:
-		if (hello)
-			peer_keep_hello(p, env->hello);
 		log_debug("server", "conn=%llu peer=%s event=challenged role=%s",
 		          (unsigned long long)conn_id(c), conn_peer(c),
 		          handshake_role_name(p->hs.role));
 		conn_send(c, &p->hs.out);
 		break;
 	case HANDSHAKE_DONE:
-		if (hello)
-			peer_keep_hello(p, env->hello);
 		server_admit(p, c);
+		shoal__hello__free_unpacked(p->hello, NULL);
+		p->hello = NULL;
 		break;
 	case HANDSHAKE_REFUSE:
 		refuse_peer(c, p->hs.why, p->hs.permanent);
@@ -324,8 +325,8 @@ static void on_close(struct conn *c, const char *reason)
 		free(p->client);
 		break;
 	}
-	free(p->hello_name);
-	free(p->hello_host);
+	if (p->hello != NULL)
+		shoal__hello__free_unpacked(p->hello, NULL);
 	free(p);
 }
 
@@ -377,6 +378,7 @@ static void on_sweep(uv_timer_t *t)
 	uint64_t now = wall_ms();
 	sweep_pending(m, now);
 	registry_sweep(m, now);
+	jobs_sweep_timeouts(m);
 	speculate_sweep(m);
 	locks_sweep(m);
 }
@@ -389,6 +391,7 @@ int server_start(struct master *m)
 	policy_queue_init(&m->queue, m->cfg.policy, m->cfg.aging);
 	list_init(&m->locks);
 	m->next_worker_id = 1;
+	m->no_workers_since_ms = uv_now(m->loop);
 	conn_limits_default(&m->limits);
 	m->limits.max_frame = m->cfg.max_frame;
 
@@ -430,6 +433,9 @@ int server_start(struct master *m)
 	}
 	log_info("master", "event=listening address=%s:%u state_dir=%s policy=%s", ip, port,
 	         m->cfg.state_dir, policy_name(m->cfg.policy));
+	char status[128];
+	snprintf(status, sizeof(status), "listening on %s:%u", ip, port);
+	notify_ready(status);
 
 	uv_timer_init(m->loop, &m->sweep);
 	m->sweep.data = m;

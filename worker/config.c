@@ -29,6 +29,7 @@ enum worker_opt {
 	OPT_CACHE_SIZE = 'C',
 	OPT_WORK_DIR = 'w',
 	OPT_SECRET_FILE = 'S',
+	OPT_ADVERTISE = 'a',
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 };
@@ -45,6 +46,9 @@ static const struct worker_option worker_options[] = {
      "master to register with (env SHOAL_MASTER; default 127.0.0.1:7411)"},
     {"slots", OPT_SLOTS, "N", "tasks run at once (default: available CPUs)"},
     {"name", OPT_NAME, "NAME", "name shown by `shoal workers` (default HOSTNAME-PID)"},
+    {"advertise", OPT_ADVERTISE, "HOST",
+     "address this host is reachable at, shown by `shoal workers` (default: the local "
+     "address of the connection to the master)"},
     {"allow-exec", OPT_ALLOW_EXEC, NULL,
      "run --exec commands and --plugin code (user code runs on this host)"},
     {"cache-dir", OPT_CACHE_DIR, "DIR",
@@ -227,6 +231,16 @@ enum worker_config_result worker_config_parse(struct worker_config *cfg, int arg
 				    err, "invalid --name '%s': expected 1 to %u bytes", optarg,
 				    WORKER_NAME_MAX);
 			snprintf(cfg->name, sizeof(cfg->name), "%s", optarg);
+			break;
+		case OPT_ADVERTISE:
+			if (optarg[0] == '\0' || strlen(optarg) >= sizeof(cfg->advertise) ||
+			    strpbrk(optarg, " \t\n\r\"") != NULL)
+				return worker_config_usage(err,
+				                           "invalid --advertise '%s': expected a "
+				                           "host name or address of 1 "
+				                           "to %zu bytes without spaces or quotes",
+				                           optarg, sizeof(cfg->advertise) - 1);
+			snprintf(cfg->advertise, sizeof(cfg->advertise), "%s", optarg);
 			break;
 		case OPT_ALLOW_EXEC:
 			cfg->allow_exec = true;

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "notify.h"
 #include "session.h"
 
 #define SUBSYS "worker"
@@ -44,6 +45,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 	log_info(SUBSYS, "%s: finishing running tasks, then exiting (signal again to exit now)",
 	         strsignal(signum));
+	notify_stopping();
 	worker_session_stop(m->session);
 }
 
@@ -181,6 +183,7 @@ int main(int argc, char **argv)
 	    .master_port = cfg.master_port,
 	    .name = name,
 	    .host = host,
+	    .advertise = cfg.advertise,
 	    .slots = cfg.slots,
 	    .allow_exec = cfg.allow_exec,
 	    .cache_dir = cache_dir[0] != '\0' ? cache_dir : NULL,

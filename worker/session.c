@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "handshake.h"
 #include "log.h"
+#include "notify.h"
 #include "prep.h"
 #include "runner.h"
 #include "util.h"
@@ -52,6 +53,7 @@ struct worker_session {
 	uint16_t master_port;
 	char *name;
 	char *host;
+	char *advertise; /* NULL: the local address of each connection to the master */
 	uint32_t slots;
 	bool allow_exec;
 	uint8_t *secret; /* owned copy; NULL: plain handshake */
@@ -479,7 +481,24 @@ static void session_on_welcome(struct worker_session *s, const Shoal__Welcome *w
 	         " peer=%s name=%s slots=%" PRIu32 " heartbeat_ms=%" PRIu32,
 	         s->worker_id, s->master, session_conn_id(s), session_peer(s), s->name, s->slots,
 	         hb_ms);
+	char status[320];
+	snprintf(status, sizeof(status), "registered with %s as worker %" PRIu64, s->master,
+	         s->worker_id);
+	notify_ready(status);
 	uv_timer_start(&s->heartbeat, on_heartbeat, hb_ms, hb_ms);
+	/* Heartbeats keep data in flight: if the master leaves them unacknowledged for about as
+	 * long as it waits for them (its host is gone, the network is cut), the kernel ends the
+	 * connection and the tasks of this session are dropped, as the master has given them
+	 * to others by then. Without this a cut network holds them for many minutes. */
+	if (w->has_heartbeat_timeout_ms) {
+		uint32_t ms = w->heartbeat_timeout_ms + hb_ms;
+		int rc = conn_set_user_timeout(s->conn, ms);
+		if (rc < 0)
+			log_warn(SUBSYS,
+			         "conn=%" PRIu64 " peer=%s: cannot set TCP_USER_TIMEOUT %" PRIu32
+			         " ms: %s; a cut network is noticed late",
+			         session_conn_id(s), session_peer(s), ms, uv_strerror(rc));
+	}
 }
 
 static void session_on_refusal(struct worker_session *s, const Shoal__Refusal *r)
@@ -615,6 +634,13 @@ static void session_send_hello(struct worker_session *s)
 	hello.has_slots = true;
 	hello.slots = s->slots;
 	hello.host = s->host;
+	/* Without --advertise: our address on the route to the master, which the master may see
+	 * translated (NAT, containers) as the connection's peer. */
+	char local[64];
+	if (s->advertise != NULL)
+		hello.advertise = s->advertise;
+	else if (conn_local_ip(s->conn, local, sizeof(local)) == 0)
+		hello.advertise = local;
 	hello.has_allow_exec = true;
 	hello.allow_exec = s->allow_exec;
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
@@ -686,6 +712,7 @@ static void on_close(struct conn *c, const char *reason)
 		log_warn(SUBSYS,
 		         "conn=%" PRIu64 " lost master=%s worker_id=%" PRIu64 ": %s; reconnecting",
 		         id, s->master, s->worker_id, s->last_error);
+		notify_status("lost the master; reconnecting");
 	} else if (!s->fatal) {
 		if (!s->warned) {
 			log_warn(SUBSYS,
@@ -841,6 +868,8 @@ struct worker_session *worker_session_create(uv_loop_t *loop,
 	s->master_port = cfg->master_port;
 	s->name = xstrdup(cfg->name);
 	s->host = xstrdup(cfg->host);
+	s->advertise =
+	    cfg->advertise != NULL && cfg->advertise[0] != '\0' ? xstrdup(cfg->advertise) : NULL;
 	s->slots = cfg->slots;
 	s->allow_exec = cfg->allow_exec;
 	if (cfg->secret != NULL) {
@@ -918,6 +947,7 @@ void worker_session_destroy(struct worker_session **sp)
 	free(s->name);
 	free(s->host);
 	auth_secret_free(&s->secret, s->secret_len);
+	free(s->advertise);
 	free(s);
 	*sp = NULL;
 }
