@@ -40,6 +40,12 @@ struct shoal_connect_options {
 	/* The cluster secret's file (mode 0600); NULL: $SHOAL_SECRET_FILE, and without that
 	 * the plain unauthenticated handshake. */
 	const char *secret_file;
+	/* TLS: PEM files; NULL: $SHOAL_TLS_CA, $SHOAL_TLS_CERT, $SHOAL_TLS_KEY. With a CA the
+	 * connection is TLS and the master's certificate must be signed by it and list the
+	 * host connected to; cert and key are presented to a master that verifies clients. */
+	const char *tls_ca;
+	const char *tls_cert;
+	const char *tls_key;
 };
 
 /* Connects and handshakes (with a secret: proves it to the master and checks the master's

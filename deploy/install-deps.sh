@@ -5,17 +5,21 @@ set -euo pipefail
 pkgs=(
 	build-essential
 	check
+	clang
 	jq
+	libclang-rt-14-dev
 	libprotobuf-c-dev
 	libssl-dev
 	libsystemd-dev
 	libuv1-dev
 	meson
 	ninja-build
+	openssl
 	pkg-config
 	protobuf-c-compiler
 	python3
 	scdoc
+	valgrind
 )
 missing=()
 for p in "${pkgs[@]}"; do

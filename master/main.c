@@ -19,6 +19,7 @@
 #include "log.h"
 #include "master.h"
 #include "notify.h"
+#include "tls.h"
 #include "util.h"
 
 #define EXIT_USAGE 2
@@ -44,6 +45,9 @@ enum {
 	OPT_SECRET_FILE,
 	OPT_INSECURE,
 	OPT_HANDSHAKE_TIMEOUT,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 };
@@ -88,6 +92,15 @@ static const struct option_doc options[] = {
     {{"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
      "SECONDS",
      "a connection must complete its whole handshake within this (default 10)"},
+    {{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+     "FILE",
+     "serve TLS with this PEM certificate (chain); needs --tls-key"},
+    {{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+     "FILE",
+     "the certificate's PEM private key"},
+    {{"tls-ca", required_argument, NULL, OPT_TLS_CA},
+     "FILE",
+     "mutual TLS: workers and clients must present a certificate signed by this PEM CA"},
     {{"log-level", required_argument, NULL, OPT_LOG_LEVEL}, "LEVEL", "debug | info | warn | error"},
     {{"help", no_argument, NULL, OPT_HELP}, NULL, "show this help"},
     {{"version", no_argument, NULL, OPT_VERSION}, NULL, "show the version"},
@@ -245,6 +258,15 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 				                   optarg);
 			cfg->handshake_timeout_ms = (uint32_t)(v * 1000);
 			break;
+		case OPT_TLS_CERT:
+			cfg->tls.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			cfg->tls.key = optarg;
+			break;
+		case OPT_TLS_CA:
+			cfg->tls.ca = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
@@ -260,6 +282,8 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (tls_files_check(TLS_SERVER, &cfg->tls, err, sizeof(err)) < 0)
+		return usage_error("%s", err);
 	return 0;
 }
 
@@ -421,6 +445,16 @@ int main(int argc, char **argv)
 		return rc;
 	m.replay = xmalloc(sizeof(*m.replay));
 	auth_replay_init(m.replay);
+	if (tls_files_enabled(&m.cfg.tls)) {
+		char err[1024];
+		if (tls_ctx_create(TLS_SERVER, &m.cfg.tls, &m.tls, err, sizeof(err)) < 0) {
+			log_error("master", "%s", err);
+			free(m.cfg.state_dir);
+			return EXIT_USAGE;
+		}
+		log_info("master", "event=tls cert=%s verify_peers=%s", m.cfg.tls.cert,
+		         m.cfg.tls.ca ? "yes" : "no");
+	}
 
 	int lock_fd = -1;
 	if (prepare_state_dir(&m, &lock_fd) < 0)
@@ -452,6 +486,7 @@ int main(int argc, char **argv)
 	free(m.cfg.secret_file);
 	auth_secret_free(&m.cfg.secret, m.cfg.secret_len);
 	free(m.replay);
+	tls_ctx_destroy(&m.tls);
 	free(m.jobs_dir);
 	free(m.blobs_dir);
 	close(lock_fd);

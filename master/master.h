@@ -37,6 +37,7 @@
 #include "policy.h"
 #include "records.h"
 #include "shoal.pb-c.h"
+#include "tls.h"
 
 struct master;
 struct job;
@@ -202,6 +203,7 @@ struct master_config {
 	uint8_t *secret;
 	size_t secret_len;
 	bool insecure; /* --insecure: listening beyond loopback without a secret is allowed */
+	struct tls_files tls; /* --tls-cert/--tls-key/--tls-ca (argv strings) */
 };
 
 struct master {
@@ -216,6 +218,7 @@ struct master {
 	bool stopping;
 	struct conn_limits limits;
 	struct auth_replay *replay; /* recent peer nonces (handshake.h) */
+	struct tls_ctx *tls;        /* owned; NULL: plain TCP */
 
 	struct list_head workers;
 	struct list_head clients;

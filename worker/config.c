@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "codec.h"
+#include "tls.h"
 #include "util.h"
 
 #ifndef SHOAL_VERSION
@@ -32,6 +33,9 @@ enum worker_opt {
 	OPT_ADVERTISE = 'a',
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
+	OPT_TLS_CERT = 256, /* long options only */
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
 };
 
 struct worker_option {
@@ -59,6 +63,11 @@ static const struct worker_option worker_options[] = {
      "--exec tasks' working directories go here (default: a temporary directory)"},
     {"secret-file", OPT_SECRET_FILE, "FILE",
      "cluster secret shared with the master, mode 0600 (default $SHOAL_SECRET_FILE)"},
+    {"tls-ca", OPT_TLS_CA, "FILE",
+     "connect with TLS; the master's certificate must be signed by this PEM CA"},
+    {"tls-cert", OPT_TLS_CERT, "FILE",
+     "PEM certificate presented to a master that verifies peers (needs --tls-key)"},
+    {"tls-key", OPT_TLS_KEY, "FILE", "the certificate's PEM private key"},
     {"log-level", OPT_LOG_LEVEL, "LEVEL", "debug, info, warn or error (default info)"},
     {"help", OPT_HELP, NULL, "print this help and exit"},
     {"version", OPT_VERSION, NULL, "print the version and exit"},
@@ -275,6 +284,16 @@ enum worker_config_result worker_config_parse(struct worker_config *cfg, int arg
 				return worker_config_usage(err, "invalid --secret-file '%s'",
 				                           optarg);
 			break;
+		case OPT_TLS_CERT:
+		case OPT_TLS_KEY:
+		case OPT_TLS_CA: {
+			char *dst = c == OPT_TLS_CERT  ? cfg->tls_cert
+			            : c == OPT_TLS_KEY ? cfg->tls_key
+			                               : cfg->tls_ca;
+			if (worker_config_set_path(dst, WORKER_PATH_MAX, optarg) != 0)
+				return worker_config_usage(err, "invalid %s '%s'", opt, optarg);
+			break;
+		}
 		case OPT_HELP:
 			worker_config_help(out, default_slots);
 			return WORKER_CONFIG_EXIT;
@@ -292,6 +311,9 @@ enum worker_config_result worker_config_parse(struct worker_config *cfg, int arg
 	}
 	if (optind < argc)
 		return worker_config_usage(err, "unexpected argument '%s'", argv[optind]);
+	const struct tls_files tls = {cfg->tls_cert, cfg->tls_key, cfg->tls_ca};
+	if (tls_files_check(TLS_CLIENT, &tls, why, sizeof(why)) != 0)
+		return worker_config_usage(err, "%s", why);
 	/* --master wins over SHOAL_MASTER, which wins over the default. */
 	if (!master_flag && env_master != NULL && env_master[0] != '\0') {
 		if (worker_config_set_master(cfg, env_master, why, sizeof(why)) != 0)

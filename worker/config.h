@@ -29,6 +29,9 @@ struct worker_config {
 	uint64_t cache_size;               /* bytes */
 	char work_dir[WORKER_PATH_MAX];    /* empty: a temporary directory of this worker's own */
 	char secret_file[WORKER_PATH_MAX]; /* empty: $SHOAL_SECRET_FILE, else no secret */
+	char tls_ca[WORKER_PATH_MAX];      /* --tls-ca; empty: plain TCP */
+	char tls_cert[WORKER_PATH_MAX];    /* --tls-cert/--tls-key; empty: none presented */
+	char tls_key[WORKER_PATH_MAX];
 };
 
 enum worker_config_result {

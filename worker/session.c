@@ -16,6 +16,7 @@
 #include "notify.h"
 #include "prep.h"
 #include "runner.h"
+#include "tls.h"
 #include "util.h"
 
 #define SUBSYS "session"
@@ -67,6 +68,7 @@ struct worker_session {
 	struct cache *cache; /* NULL if the directory was unusable */
 	struct conn *conn;   /* NULL while disconnected */
 	struct conn_limits limits;
+	struct tls_ctx *tls; /* borrowed; NULL: plain TCP */
 	enum session_state state;
 	uint64_t worker_id;
 
@@ -763,6 +765,8 @@ static void session_connect(struct worker_session *s)
 	s->last_error[0] = '\0';
 	log_debug(SUBSYS, "connecting to master=%s attempt=%" PRIu64, s->master, s->attempts);
 	s->conn = conn_create(s->loop, &s->limits, &session_callbacks, s);
+	if (s->tls != NULL)
+		conn_set_tls(s->conn, s->tls);
 	s->state = SESSION_CONNECTING;
 	uv_timer_start(&s->timer, on_retry, SESSION_HANDSHAKE_MS, 0);
 	int rc = conn_connect(s->conn, s->master_host, s->master_port);
@@ -877,6 +881,7 @@ struct worker_session *worker_session_create(uv_loop_t *loop,
 		memcpy(s->secret, cfg->secret, cfg->secret_len);
 		s->secret_len = cfg->secret_len;
 	}
+	s->tls = cfg->tls;
 	s->on_stopped = on_stopped;
 	s->arg = arg;
 	conn_limits_default(&s->limits);

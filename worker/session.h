@@ -26,6 +26,7 @@
 #include <uv.h>
 
 struct worker_session;
+struct tls_ctx;
 
 struct worker_session_config {
 	const char *master;      /* HOST:PORT as configured, for logs */
@@ -42,6 +43,7 @@ struct worker_session_config {
 	const char *work_root; /* exec tasks' working directories go under it */
 	const uint8_t *secret; /* cluster secret (auth.h), copied; NULL: plain handshake */
 	size_t secret_len;
+	struct tls_ctx *tls; /* borrowed (outlives the session); NULL: plain TCP */
 };
 
 /* The session is fully stopped: no handle open, no connection, no task in a thread.
