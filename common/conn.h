@@ -79,5 +79,8 @@ void conn_set_data(struct conn *c, void *data);
 const char *conn_peer(const struct conn *c);
 /* Process-unique id for logs. */
 uint64_t conn_id(const struct conn *c);
+/* Bytes all connections of the process have received and handed to the kernel so far
+ * (frames, handshakes included), for metrics. */
+void conn_totals(uint64_t *in, uint64_t *out);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "addr.h"
 #include "codec.h"
+#include "conffile.h"
 #include "frame.h"
 #include "log.h"
 #include "master.h"
@@ -39,6 +40,9 @@ enum {
 	OPT_RETRIES,
 	OPT_LOG_LEVEL,
 	OPT_ALLOW_EXEC,
+	OPT_HTTP,
+	OPT_CONFIG,
+	OPT_PRINT_CONFIG,
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 };
@@ -72,10 +76,22 @@ static const struct option_doc options[] = {
     {{"allow-exec", no_argument, NULL, OPT_ALLOW_EXEC},
      NULL,
      "run --plugin combine steps in the master (loads user code into this process)"},
+    {{"http", required_argument, NULL, OPT_HTTP},
+     "HOST:PORT|off",
+     "dashboard, JSON API and /metrics (default 127.0.0.1:7412; port 0 picks a free one)"},
     {{"log-level", required_argument, NULL, OPT_LOG_LEVEL}, "LEVEL", "debug | info | warn | error"},
+    {{"config", required_argument, NULL, OPT_CONFIG},
+     "FILE",
+     "read settings from this INI file ([master] and [cluster]; env SHOAL_CONFIG)"},
+    {{"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
+     NULL,
+     "print the effective configuration as a config file and exit"},
     {{"help", no_argument, NULL, OPT_HELP}, NULL, "show this help"},
     {{"version", no_argument, NULL, OPT_VERSION}, NULL, "show the version"},
 };
+
+/* Set by --print-config. */
+static bool print_config;
 
 static void usage(FILE *f)
 {
@@ -89,11 +105,17 @@ static void usage(FILE *f)
 		         options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
 		fprintf(f, "  %-28s %s\n", left, options[i].help);
 	}
+	fprintf(f, "\nEvery option but --config and --print-config may also be set in the config\n"
+	           "file (key = value under [master], e.g. state-dir = /srv/shoal) or as an\n"
+	           "environment variable (SHOAL_STATE_DIR=/srv/shoal). Flags win over the\n"
+	           "environment, which wins over the file.\n");
 }
 
 static int usage_error(const char *fmt, const char *what)
 {
 	fprintf(stderr, "shoal-master: ");
+	if (conffile_origin())
+		fprintf(stderr, "%s: ", conffile_origin());
 	fprintf(stderr, fmt, what);
 	fprintf(stderr, "\nTry 'shoal-master --help'.\n");
 	return EXIT_USAGE;
@@ -135,6 +157,8 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 		longopts[i] = options[i].opt;
 	memset(&longopts[ARRAY_SIZE(options)], 0, sizeof(struct option));
 
+	/* glibc: optind = 0 restarts getopt (the config's entries are parsed one at a time). */
+	optind = 0;
 	opterr = 0;
 	int ch;
 	uint64_t v;
@@ -215,6 +239,23 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 		case OPT_ALLOW_EXEC:
 			cfg->allow_exec = true;
 			break;
+		case OPT_HTTP:
+			if (!strcmp(optarg, "off")) {
+				cfg->http_enabled = false;
+			} else if (addr_parse(optarg, SHOAL_DEFAULT_HTTP_PORT, cfg->http_host,
+			                      sizeof(cfg->http_host), &cfg->http_port, err,
+			                      sizeof(err)) < 0) {
+				return usage_error("--http: %s (or off)", err);
+			} else {
+				cfg->http_enabled = true;
+			}
+			cfg->http_explicit = true;
+			break;
+		case OPT_CONFIG:
+			break; /* read before the flags (load_config) */
+		case OPT_PRINT_CONFIG:
+			print_config = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
@@ -231,6 +272,72 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	return 0;
+}
+
+static int parse_entry(void *arg, int argc, char **argv)
+{
+	return parse_args(argc, argv, arg);
+}
+
+/* Applies the config file and the SHOAL_* environment through parse_args, before the flags. */
+static int load_config(int argc, char **argv, struct master_config *cfg)
+{
+	struct option longopts[ARRAY_SIZE(options) + 1];
+	for (size_t i = 0; i < ARRAY_SIZE(options); i++)
+		longopts[i] = options[i].opt;
+	memset(&longopts[ARRAY_SIZE(options)], 0, sizeof(struct option));
+
+	struct conffile c;
+	char err[1024];
+	int rc = 0;
+	conffile_init(&c, "shoal-master", "master", longopts);
+	const char *path = conffile_path(argc, argv);
+	if ((path && conffile_read_file(&c, path, err, sizeof(err)) < 0) ||
+	    conffile_read_env(&c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "shoal-master: %s\n", err);
+		rc = EXIT_USAGE;
+	} else {
+		rc = conffile_apply(&c, parse_entry, cfg);
+	}
+	conffile_deinit(&c);
+	return rc;
+}
+
+/* --print-config: the effective settings, as a config file would set them. */
+static void print_effective_config(const struct master_config *cfg)
+{
+	static const char *const strategies[] = {
+	    [SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN] = "round-robin",
+	    [SHOAL__STRATEGY__STRATEGY_LEAST_LOADED] = "least-loaded",
+	    [SHOAL__STRATEGY__STRATEGY_DYNAMIC] = "dynamic",
+	};
+	static const char *const levels[] = {"debug", "info", "warn", "error"};
+	const char *strategy =
+	    (size_t)cfg->strategy < ARRAY_SIZE(strategies) && strategies[cfg->strategy]
+	        ? strategies[cfg->strategy]
+	        : "dynamic";
+	bool v6 = strchr(cfg->listen_host, ':') != NULL;
+	printf("# shoal-master %s: effective configuration (flags > environment > file > "
+	       "defaults)\n[master]\n",
+	       SHOAL_VERSION);
+	printf("listen = %s%s%s:%u\n", v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
+	       cfg->listen_port);
+	printf("state-dir = %s\n", cfg->state_dir);
+	printf("policy = %s\n", policy_name(cfg->policy));
+	printf("aging = %g\n", cfg->aging);
+	printf("strategy = %s\n", strategy);
+	printf("heartbeat-timeout = %u\n", cfg->heartbeat_timeout_ms / 1000);
+	printf("max-frame = %u\n", cfg->max_frame);
+	printf("retries = %u\n", cfg->default_retries);
+	printf("allow-exec = %s\n", cfg->allow_exec ? "true" : "false");
+	if (cfg->http_enabled) {
+		bool h6 = strchr(cfg->http_host, ':') != NULL;
+		printf("http = %s%s%s:%u\n", h6 ? "[" : "", cfg->http_host, h6 ? "]" : "",
+		       cfg->http_port);
+	} else {
+		printf("http = off\n");
+	}
+	printf("log-level = %s\n", levels[log_get_level()]);
 }
 
 static int mkdir_p(const char *path)
@@ -346,12 +453,24 @@ int main(int argc, char **argv)
 	m.cfg.max_frame = FRAME_DEFAULT_MAX;
 	m.cfg.default_retries = 3;
 	m.cfg.upload_window = 8u << 20;
+	m.cfg.http_enabled = true;
+	snprintf(m.cfg.http_host, sizeof(m.cfg.http_host), "127.0.0.1");
+	m.cfg.http_port = SHOAL_DEFAULT_HTTP_PORT;
 
-	int rc = parse_args(argc, argv, &m.cfg);
-	if (rc)
+	int rc = load_config(argc, argv, &m.cfg);
+	if (!rc)
+		rc = parse_args(argc, argv, &m.cfg);
+	if (rc) {
+		free(m.cfg.state_dir);
 		return rc;
+	}
 	if (!m.cfg.state_dir)
 		m.cfg.state_dir = default_state_dir();
+	if (print_config) {
+		print_effective_config(&m.cfg);
+		free(m.cfg.state_dir);
+		return fflush(stdout) == EOF ? 1 : 0;
+	}
 
 	int lock_fd = -1;
 	if (prepare_state_dir(&m, &lock_fd) < 0)
@@ -360,7 +479,9 @@ int main(int argc, char **argv)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	m.loop = &loop;
-	if (server_start(&m) < 0) {
+	/* The HTTP endpoint first: the "listening" line then tells tests both ports. */
+	if (http_start(&m) < 0 || server_start(&m) < 0) {
+		http_stop(&m);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 		return 1;

@@ -8,7 +8,7 @@ secs=${1:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${SHOAL_FUZZ_BUILD:-$root/build-fuzz}
-targets=(fuzz_frame fuzz_records fuzz_fold)
+targets=(fuzz_frame fuzz_records fuzz_fold fuzz_conffile)
 
 cd "$root" || exit 2
 if [ ! -f "$build/build.ninja" ]; then
