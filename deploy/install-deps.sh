@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # Installs what shoal needs to build and test on Debian 12 (run as root).
+# One package per line, sorted, so that parallel changes merge cleanly.
 set -euo pipefail
-pkgs=(build-essential pkg-config meson ninja-build libuv1-dev libprotobuf-c-dev
-      protobuf-c-compiler check libssl-dev python3 jq
-      libinih-dev
-      libhttp-parser-dev
-      chromium
-      curl)
+pkgs=(
+	build-essential
+	check
+	chromium
+	curl
+	jq
+	libhttp-parser-dev
+	libinih-dev
+	libprotobuf-c-dev
+	libssl-dev
+	libsystemd-dev
+	libuv1-dev
+	meson
+	ninja-build
+	pkg-config
+	protobuf-c-compiler
+	python3
+	scdoc
+)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

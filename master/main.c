@@ -18,6 +18,7 @@
 #include "frame.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "util.h"
 
 #define EXIT_USAGE 2
@@ -435,6 +436,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
 	struct master *m = h->data;
 	log_info("master", "event=stopping signal=%d", signum);
+	notify_stopping();
 	server_stop(m);
 }
 

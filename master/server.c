@@ -10,6 +10,7 @@
 #include "codec.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "util.h"
 
 enum peer_role { PEER_NEW, PEER_WORKER, PEER_CLIENT };
@@ -384,6 +385,9 @@ int server_start(struct master *m)
 	}
 	log_info("master", "event=listening address=%s:%u state_dir=%s policy=%s", ip, port,
 	         m->cfg.state_dir, policy_name(m->cfg.policy));
+	char status[128];
+	snprintf(status, sizeof(status), "listening on %s:%u", ip, port);
+	notify_ready(status);
 
 	uv_timer_init(m->loop, &m->sweep);
 	m->sweep.data = m;

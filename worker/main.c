@@ -17,6 +17,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "notify.h"
 #include "session.h"
 
 #define SUBSYS "worker"
@@ -43,6 +44,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 	log_info(SUBSYS, "%s: finishing running tasks, then exiting (signal again to exit now)",
 	         strsignal(signum));
+	notify_stopping();
 	worker_session_stop(m->session);
 }
 

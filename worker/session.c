@@ -11,6 +11,7 @@
 #include "codec.h"
 #include "conn.h"
 #include "log.h"
+#include "notify.h"
 #include "prep.h"
 #include "runner.h"
 #include "util.h"
@@ -474,6 +475,10 @@ static void session_on_welcome(struct worker_session *s, const Shoal__Welcome *w
 	         " peer=%s name=%s slots=%" PRIu32 " heartbeat_ms=%" PRIu32,
 	         s->worker_id, s->master, session_conn_id(s), session_peer(s), s->name, s->slots,
 	         hb_ms);
+	char status[320];
+	snprintf(status, sizeof(status), "registered with %s as worker %" PRIu64, s->master,
+	         s->worker_id);
+	notify_ready(status);
 	uv_timer_start(&s->heartbeat, on_heartbeat, hb_ms, hb_ms);
 }
 
@@ -640,6 +645,7 @@ static void on_close(struct conn *c, const char *reason)
 		log_warn(SUBSYS,
 		         "conn=%" PRIu64 " lost master=%s worker_id=%" PRIu64 ": %s; reconnecting",
 		         id, s->master, s->worker_id, s->last_error);
+		notify_status("lost the master; reconnecting");
 	} else if (!s->fatal) {
 		if (!s->warned) {
 			log_warn(SUBSYS,
