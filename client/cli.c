@@ -98,6 +98,7 @@ enum cli_opt {
 	OPT_COST,
 	OPT_AFTER,
 	OPT_TASK_TIMEOUT,
+	OPT_JOB_TIMEOUT,
 	OPT_OUTPUT,
 	OPT_TTL,
 	OPT_COUNT,
@@ -137,6 +138,7 @@ static const struct cli_opt_desc cli_opts[OPT_COUNT] = {
     [OPT_COST] = {"cost", 0, true, G_JOB},
     [OPT_AFTER] = {"after", 0, true, G_JOB},
     [OPT_TASK_TIMEOUT] = {"task-timeout", 0, true, G_JOB},
+    [OPT_JOB_TIMEOUT] = {"job-timeout", 0, true, G_JOB},
     [OPT_OUTPUT] = {"output", 'o', true, G_OUTPUT},
     [OPT_TTL] = {"ttl", 0, true, G_LOCK},
 };
@@ -188,6 +190,23 @@ static int cli_usage_error(const char *fmt, ...)
 	va_end(ap);
 	fputs("\nTry 'shoal --help' for more information.\n", stderr);
 	return SHOAL_EUSAGE;
+}
+
+/* A duration flag in seconds (fractions allowed) into milliseconds: 0, or -1 after printing
+ * the usage error. */
+static int cli_parse_timeout(const char *flag, const char *v, uint32_t *ms)
+{
+	char *end;
+	errno = 0;
+	double secs = strtod(v, &end);
+	if (errno || *end || end == v || !(secs >= 0.001) || secs > 86400.0) {
+		cli_usage_error("%s: '%s' is not a number of seconds between 0.001 and "
+		                "86400",
+		                flag, v);
+		return -1;
+	}
+	*ms = (uint32_t)(secs * 1000.0 + 0.5);
+	return 0;
 }
 
 /* ---- command line ---- */
@@ -599,19 +618,16 @@ static int cli_build_job(const struct cli *cli, struct cli_job *job)
 			goto out;
 		}
 	}
-	if (cli->val[OPT_TASK_TIMEOUT]) {
-		char *end;
-		errno = 0;
-		double secs = strtod(cli->val[OPT_TASK_TIMEOUT], &end);
-		if (errno || *end || end == cli->val[OPT_TASK_TIMEOUT] || !(secs >= 0.001) ||
-		    secs > 86400.0) {
-			rc = cli_usage_error(
-			    "--task-timeout: '%s' is not a number of seconds between "
-			    "0.001 and 86400",
-			    cli->val[OPT_TASK_TIMEOUT]);
-			goto out;
-		}
-		s->task_timeout_ms = (uint32_t)(secs * 1000.0 + 0.5);
+	if (cli->val[OPT_TASK_TIMEOUT] &&
+	    cli_parse_timeout("--task-timeout", cli->val[OPT_TASK_TIMEOUT], &s->task_timeout_ms) <
+	        0) {
+		rc = SHOAL_EUSAGE;
+		goto out;
+	}
+	if (cli->val[OPT_JOB_TIMEOUT] &&
+	    cli_parse_timeout("--job-timeout", cli->val[OPT_JOB_TIMEOUT], &s->job_timeout_ms) < 0) {
+		rc = SHOAL_EUSAGE;
+		goto out;
 	}
 	if (cli->val[OPT_AFTER]) {
 		if (parse_u64(cli->val[OPT_AFTER], UINT64_MAX, &s->after, err, sizeof(err)) < 0 ||
@@ -780,6 +796,7 @@ static void json_worker(struct json *j, const struct shoal_worker_info *w)
 	json_kv_str(j, "name", w->name);
 	json_kv_str_or_null(j, "host", w->host);
 	json_kv_str_or_null(j, "address", w->address);
+	json_kv_str_or_null(j, "advertise", w->advertise);
 	json_kv_u64(j, "slots", w->slots);
 	json_kv_u64(j, "running", w->running);
 	json_kv_u64(j, "tasks_done", w->tasks_done);
@@ -898,10 +915,11 @@ static void print_jobs(const struct shoal_job_info *jobs, size_t n)
 
 static void print_workers(const struct shoal_worker_info *ws, size_t n)
 {
-	static const bool right[] = {true, false, false, false, true,
+	static const bool right[] = {true, false, false, false, false, true,
 	                             true, true,  true,  false, false};
-	static const char *const head[] = {"ID",      "NAME", "HOST",   "ADDRESS", "SLOTS",
-	                                   "RUNNING", "DONE", "FAILED", "EXEC",    "HEARTBEAT"};
+	static const char *const head[] = {"ID",         "NAME",  "HOST",     "ADDRESS",
+	                                   "ADVERTISED", "SLOTS", "RUNNING",  "DONE",
+	                                   "FAILED",     "EXEC",  "HEARTBEAT"};
 	struct table t;
 
 	table_init(&t, ARRAY_SIZE(head), right);
@@ -913,6 +931,7 @@ static void print_workers(const struct shoal_worker_info *ws, size_t n)
 		                     w->name[0] ? w->name : "-",
 		                     w->host[0] ? w->host : "-",
 		                     w->address[0] ? w->address : "-",
+		                     w->advertise[0] ? w->advertise : "-",
 		                     slots,
 		                     run,
 		                     done,
@@ -1450,6 +1469,8 @@ static void cli_usage(FILE *f)
 	    "  --priority P           higher runs first under the master's priority policy\n"
 	    "                         (default 0)\n"
 	    "  --task-timeout S       stop and retry an attempt that runs longer than S seconds\n"
+	    "  --job-timeout S        fail the job once no worker has been connected to run it\n"
+	    "                         for S seconds (default: wait for workers forever)\n"
 	    "  --cost C               the estimate the sjf policy orders by (default: the\n"
 	    "                         input size in bytes; a range's count)\n"
 	    "  --after ID             start only once job ID has succeeded (fail if it fails)\n"

@@ -576,6 +576,7 @@ static void worker_info_from(struct shoal_worker_info *o, const Shoal__WorkerInf
 	o->allow_exec = w->has_allow_exec && w->allow_exec;
 	o->connected_ms = w->has_connected_ms ? w->connected_ms : 0;
 	o->last_heartbeat_ms = w->has_last_heartbeat_ms ? w->last_heartbeat_ms : 0;
+	snprintf(o->advertise, sizeof(o->advertise), "%s", w->advertise ? w->advertise : "");
 }
 
 /* ---- submit + upload ---- */
@@ -1200,6 +1201,8 @@ int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *j
 	js.after = spec->after;
 	js.has_task_timeout_ms = spec->task_timeout_ms != 0;
 	js.task_timeout_ms = spec->task_timeout_ms;
+	js.has_job_timeout_ms = spec->job_timeout_ms != 0;
+	js.job_timeout_ms = spec->job_timeout_ms;
 	submit.spec = &js;
 	env.msg_case = SHOAL__ENVELOPE__MSG_SUBMIT;
 	env.submit = &submit;

@@ -91,6 +91,8 @@ struct shoal_job_spec {
 	                     * if that one fails or is cancelled); 0: none */
 	uint64_t input_job; /* SHOAL_INPUT_JOB: the job whose result is the input */
 	uint32_t task_timeout_ms; /* an attempt running longer is stopped and retried; 0: none */
+	uint32_t job_timeout_ms;  /* the job fails once no worker has been connected to run it
+	                           * for this long; 0: it waits for workers forever */
 };
 
 /* Fills spec with defaults (retries -1, everything else zero). */
@@ -124,6 +126,7 @@ struct shoal_worker_info {
 	uint64_t tasks_done, tasks_failed;
 	bool allow_exec;
 	uint64_t connected_ms, last_heartbeat_ms;
+	char advertise[128]; /* the address the worker says it is reachable at ("": none) */
 };
 
 /* "queued", "running", "succeeded", ... */

@@ -315,6 +315,8 @@ static int codec_validate_hello(const Shoal__Envelope *env, char *err, size_t er
 		return -1;
 	if (codec_check_str("hello: host", m->host, CODEC_STR_MAX, 0, err, errlen) < 0)
 		return -1;
+	if (codec_check_str("hello: advertise", m->advertise, CODEC_STR_MAX, 0, err, errlen) < 0)
+		return -1;
 	if (m->has_slots && (m->slots < 1 || m->slots > CODEC_SLOTS_MAX))
 		return errorf(err, errlen, "hello: slots %u out of range 1-%u", m->slots,
 		              CODEC_SLOTS_MAX);
@@ -332,6 +334,9 @@ static int codec_validate_welcome(const Shoal__Envelope *env, char *err, size_t 
 	/* The worker sizes its result batches by this; a tiny limit would fail every task. */
 	if (m->has_max_frame && m->max_frame < 4096)
 		return errorf(err, errlen, "welcome: max_frame %u is below 4096", m->max_frame);
+	/* The worker gives up on a master that leaves its data unacknowledged this long. */
+	if (m->has_heartbeat_timeout_ms && m->heartbeat_timeout_ms < 1)
+		return errorf(err, errlen, "welcome: heartbeat_timeout_ms is 0");
 	return 0;
 }
 
@@ -498,6 +503,8 @@ static int codec_validate_worker_list(const Shoal__Envelope *env, char *err, siz
 		    codec_check_str("worker_list: host", w->host, CODEC_STR_MAX, 0, err, errlen) <
 		        0 ||
 		    codec_check_str("worker_list: address", w->address, CODEC_STR_MAX, 0, err,
+		                    errlen) < 0 ||
+		    codec_check_str("worker_list: advertise", w->advertise, CODEC_STR_MAX, 0, err,
 		                    errlen) < 0)
 			return -1;
 		if (w->slots > CODEC_SLOTS_MAX)

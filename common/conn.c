@@ -19,6 +19,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +32,14 @@
 #include "log.h"
 #include "util.h"
 
-#define CONN_SUBSYS      "conn"
-#define CONN_KEEPALIVE_S 30
+#define CONN_SUBSYS "conn"
+/* Keepalive: probes start after CONN_KEEPALIVE_S idle seconds and go every
+ * CONN_KEEPALIVE_INTVL_S; CONN_KEEPALIVE_CNT unanswered ones declare the peer dead, so an idle
+ * connection to a vanished host (power loss, a cut cable: no FIN, no RST) ends within about a
+ * minute instead of the kernel default of more than two hours. */
+#define CONN_KEEPALIVE_S       30
+#define CONN_KEEPALIVE_INTVL_S 10
+#define CONN_KEEPALIVE_CNT     3
 /* An output buffer this large is given back after a burst instead of being kept for reuse. */
 #define CONN_OUT_KEEP (1u << 20)
 
@@ -505,12 +513,45 @@ static void conn_fill_peer(struct conn *c)
 		         ntohs(((struct sockaddr_in *)&ss)->sin_port));
 }
 
+/* An IPPROTO_TCP option on the connection's socket: 0 or a negative errno. */
+static int conn_set_sockopt(struct conn *c, int opt, int value)
+{
+	uv_os_fd_t fd;
+	int rc = uv_fileno((const uv_handle_t *)&c->tcp, &fd);
+	if (rc < 0)
+		return rc;
+	if (setsockopt(fd, IPPROTO_TCP, opt, &value, sizeof(value)) < 0)
+		return -errno;
+	return 0;
+}
+
+int conn_set_user_timeout(struct conn *c, uint32_t ms)
+{
+	if (c->closing || c->state != CONN_OPEN)
+		return UV_EINVAL;
+	return conn_set_sockopt(c, TCP_USER_TIMEOUT, ms > INT32_MAX ? INT32_MAX : (int)ms);
+}
+
+int conn_local_ip(const struct conn *c, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	if (c->state != CONN_OPEN)
+		return UV_ENOTCONN;
+	int rc = uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sslen);
+	if (rc == 0)
+		rc = uv_ip_name((const struct sockaddr *)&ss, out, len);
+	return rc;
+}
+
 /* Common to both sides once the TCP connection exists. */
 static int conn_open(struct conn *c)
 {
 	/* Small frames must not wait for Nagle; dead peers must eventually be noticed. */
 	uv_tcp_nodelay(&c->tcp, 1);
 	uv_tcp_keepalive(&c->tcp, 1, CONN_KEEPALIVE_S);
+	conn_set_sockopt(c, TCP_KEEPINTVL, CONN_KEEPALIVE_INTVL_S);
+	conn_set_sockopt(c, TCP_KEEPCNT, CONN_KEEPALIVE_CNT);
 	conn_fill_peer(c);
 	c->state = CONN_OPEN;
 	int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read);

@@ -77,6 +77,12 @@ void *conn_data(const struct conn *c);
 void conn_set_data(struct conn *c, void *data);
 /* "ip:port" of the peer ("?" before it is known). */
 const char *conn_peer(const struct conn *c);
+/* The IP address of this end of an open connection, as text; 0 or a negative libuv code. */
+int conn_local_ip(const struct conn *c, char *out, size_t len);
+/* TCP_USER_TIMEOUT: the kernel aborts the open connection (the owner's on_close sees
+ * "connection timed out") once sent data has stayed unacknowledged for ms, e.g. because the
+ * peer's network is cut while we keep writing. 0 or a negative errno. */
+int conn_set_user_timeout(struct conn *c, uint32_t ms);
 /* Process-unique id for logs. */
 uint64_t conn_id(const struct conn *c);
 /* Bytes all connections of the process have received and handed to the kernel so far

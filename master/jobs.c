@@ -127,6 +127,8 @@ static struct job *job_new(struct master *m, const Shoal__JobSpec *spec, const s
 	j->priority = spec->has_priority ? spec->priority : 0;
 	j->cost = spec->has_cost ? spec->cost : 0;
 	j->task_timeout_ms = spec->has_task_timeout_ms ? spec->task_timeout_ms : 0;
+	j->job_timeout_ms = spec->has_job_timeout_ms ? spec->job_timeout_ms : 0;
+	j->timed_from_ms = uv_now(m->loop);
 	j->retries =
 	    spec->has_retries && spec->retries > 0 ? spec->retries : m->cfg.default_retries;
 	j->submitted_ms = wall_ms();
@@ -138,6 +140,13 @@ static struct job *job_new(struct master *m, const Shoal__JobSpec *spec, const s
 		m->jobs = xrealloc(m->jobs, m->jobs_cap * sizeof(*m->jobs));
 	}
 	m->jobs[m->njobs++] = j;
+	if (j->job_timeout_ms) {
+		if (m->ntimed == m->timed_cap) {
+			m->timed_cap = m->timed_cap ? m->timed_cap * 2 : 16;
+			m->timed = xrealloc(m->timed, m->timed_cap * sizeof(*m->timed));
+		}
+		m->timed[m->ntimed++] = j;
+	}
 	return j;
 }
 
@@ -488,6 +497,39 @@ void jobs_timeout_task(struct task *t)
 	cancel_on_worker(t); /* the worker kills a command's process group */
 	on_task_failed(j, t, w, why, false);
 	sched_kick(w->m); /* the retry goes out with the next round */
+}
+
+void jobs_sweep_timeouts(struct master *m)
+{
+	uint64_t now = uv_now(m->loop);
+	size_t keep = 0;
+	/* Ended jobs leave the array; jobs_fail below ends jobs but never adds any. */
+	for (size_t i = 0; i < m->ntimed; i++) {
+		struct job *j = m->timed[i];
+		if (jobs_finished(j))
+			continue;
+		m->timed[keep++] = j;
+		/* An upload needs no worker yet: the clock starts once the input is in. */
+		if (j->state == SHOAL__JOB_STATE__JOB_UPLOADING)
+			j->timed_from_ms = now;
+	}
+	m->ntimed = keep;
+	if (m->nworkers > 0)
+		return;
+	for (size_t i = 0; i < m->ntimed; i++) {
+		struct job *j = m->timed[i];
+		uint64_t from = j->timed_from_ms > m->no_workers_since_ms ? j->timed_from_ms
+		                                                          : m->no_workers_since_ms;
+		if (jobs_finished(j) || j->state == SHOAL__JOB_STATE__JOB_UPLOADING ||
+		    now - from < j->job_timeout_ms)
+			continue;
+		jobs_fail(
+		    j, SHOAL__JOB_STATE__JOB_FAILED,
+		    "job timeout: no worker connected to run it for %.1f s (--job-timeout %g); "
+		    "%u of %u tasks were done",
+		    (double)(now - from) / 1000.0, (double)j->job_timeout_ms / 1000.0, j->done,
+		    j->ntasks);
+	}
 }
 
 void jobs_drop_backup(struct task *t)
@@ -875,6 +917,9 @@ void jobs_destroy_all(struct master *m)
 	free(m->ring);
 	free(m->visited);
 	free(m->dirty);
+	free(m->timed);
+	m->timed = NULL;
+	m->ntimed = m->timed_cap = 0;
 	locks_destroy_all(m);
 	free(m->waiting);
 	policy_queue_deinit(&m->queue);

@@ -84,7 +84,8 @@ struct worker {
 	struct list_head backups;  /* speculative copies it runs */
 	uint64_t id;
 	char *name;
-	char *host;
+	char *host;      /* the hostname it reports */
+	char *advertise; /* the address it says it is reachable at ("": none given) */
 	uint32_t slots;
 	uint32_t inflight;
 	bool allow_exec;
@@ -119,6 +120,8 @@ struct job {
 	int32_t priority;
 	uint32_t retries;
 	uint32_t task_timeout_ms; /* 0: none */
+	uint32_t job_timeout_ms;  /* fail once no worker has been connected this long; 0: none */
+	uint64_t timed_from_ms;   /* loop time the job-timeout clock may start from */
 	char *error;              /* why it failed */
 	char *exec;               /* run this command per partition instead of an op */
 	char *reduce_exec;        /* second stage over the grouped map output */
@@ -224,6 +227,9 @@ struct master {
 	struct list_head clients;
 	struct list_head pending; /* connections that have not said Hello yet */
 	uint32_t nworkers;
+	uint64_t no_workers_since_ms; /* loop time the last worker left (or the master started) */
+	struct job **timed;           /* unfinished jobs with a --job-timeout */
+	size_t ntimed, timed_cap;
 	uint32_t total_slots;
 	uint32_t exec_workers;  /* workers started with --allow-exec */
 	uint64_t spill_backlog; /* result bytes received and not yet written to spill files */
@@ -299,6 +305,8 @@ void jobs_fill_info(const struct job *j, Shoal__JobInfo *info);
 void jobs_requeue(struct task *t);
 /* The task's attempt ran past the job's --task-timeout: stop it and retry (or fail the job). */
 void jobs_timeout_task(struct task *t);
+/* Fails the jobs whose --job-timeout has passed with no worker connected (sweep timer). */
+void jobs_sweep_timeouts(struct master *m);
 /* The worker running a task's speculative copy is gone: the primary carries on. */
 void jobs_drop_backup(struct task *t);
 /* The job's tasks are all cut (upload finished): queue it. */

@@ -107,6 +107,8 @@ static void on_hello(struct peer *p, struct conn *c, const Shoal__Hello *h)
 		w.worker_id = p->worker->id;
 		w.has_heartbeat_ms = true;
 		w.heartbeat_ms = m->cfg.heartbeat_ms;
+		w.has_heartbeat_timeout_ms = true;
+		w.heartbeat_timeout_ms = m->cfg.heartbeat_timeout_ms;
 		break;
 	case SHOAL__ROLE__ROLE_CLIENT: {
 		list_unlink(&p->link);
@@ -332,6 +334,7 @@ static void on_sweep(uv_timer_t *t)
 	uint64_t now = wall_ms();
 	sweep_pending(m, now);
 	registry_sweep(m, now);
+	jobs_sweep_timeouts(m);
 	speculate_sweep(m);
 	locks_sweep(m);
 }
@@ -344,6 +347,7 @@ int server_start(struct master *m)
 	policy_queue_init(&m->queue, m->cfg.policy, m->cfg.aging);
 	list_init(&m->locks);
 	m->next_worker_id = 1;
+	m->no_workers_since_ms = uv_now(m->loop);
 	conn_limits_default(&m->limits);
 	m->limits.max_frame = m->cfg.max_frame;
 

@@ -29,6 +29,7 @@ enum worker_opt {
 	OPT_CACHE_DIR = 'c',
 	OPT_CACHE_SIZE = 'C',
 	OPT_WORK_DIR = 'w',
+	OPT_ADVERTISE = 'a',
 	OPT_CONFIG = 1000,
 	OPT_PRINT_CONFIG,
 	OPT_HELP = 'h',
@@ -47,6 +48,9 @@ static const struct worker_option worker_options[] = {
      "master to register with (env SHOAL_MASTER; default 127.0.0.1:7411)"},
     {"slots", OPT_SLOTS, "N", "tasks run at once (default: available CPUs)"},
     {"name", OPT_NAME, "NAME", "name shown by `shoal workers` (default HOSTNAME-PID)"},
+    {"advertise", OPT_ADVERTISE, "HOST",
+     "address this host is reachable at, shown by `shoal workers` (default: the local "
+     "address of the connection to the master)"},
     {"allow-exec", OPT_ALLOW_EXEC, NULL,
      "run --exec commands and --plugin code (user code runs on this host)"},
     {"cache-dir", OPT_CACHE_DIR, "DIR",
@@ -252,6 +256,16 @@ static int worker_config_pass(void *arg, int argc, char **argv)
 				    WORKER_NAME_MAX);
 			snprintf(cfg->name, sizeof(cfg->name), "%s", optarg);
 			break;
+		case OPT_ADVERTISE:
+			if (optarg[0] == '\0' || strlen(optarg) >= sizeof(cfg->advertise) ||
+			    strpbrk(optarg, " \t\n\r\"") != NULL)
+				return worker_config_usage(err,
+				                           "invalid --advertise '%s': expected a "
+				                           "host name or address of 1 "
+				                           "to %zu bytes without spaces or quotes",
+				                           optarg, sizeof(cfg->advertise) - 1);
+			snprintf(cfg->advertise, sizeof(cfg->advertise), "%s", optarg);
+			break;
 		case OPT_ALLOW_EXEC:
 			cfg->allow_exec = true;
 			break;
@@ -332,6 +346,10 @@ static void worker_config_print(const struct worker_config *cfg, FILE *out)
 		fprintf(out, "work-dir = %s\n", cfg->work_dir);
 	else
 		fprintf(out, "# work-dir = a temporary directory (the default)\n");
+	if (cfg->advertise[0])
+		fprintf(out, "advertise = %s\n", cfg->advertise);
+	else
+		fprintf(out, "# advertise = the connection's local address (the default)\n");
 	fprintf(out, "log-level = %s\n",
 	        (unsigned)cfg->log_level < 4 ? levels[cfg->log_level] : "info");
 }

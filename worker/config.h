@@ -22,6 +22,7 @@ struct worker_config {
 	uint16_t master_port;
 	uint32_t slots;
 	char name[WORKER_NAME_MAX + 1]; /* empty: the caller fills in "<hostname>-<pid>" */
+	char advertise[256];            /* --advertise; empty: the connection's local address */
 	bool allow_exec;
 	enum log_level log_level;
 	char cache_dir[WORKER_PATH_MAX]; /* empty: the caller uses cache_default_dir */

@@ -169,6 +169,7 @@ int main(int argc, char **argv)
 	    .master_port = cfg.master_port,
 	    .name = name,
 	    .host = host,
+	    .advertise = cfg.advertise,
 	    .slots = cfg.slots,
 	    .allow_exec = cfg.allow_exec,
 	    .cache_dir = cache_dir[0] != '\0' ? cache_dir : NULL,

@@ -51,6 +51,7 @@ struct worker_session {
 	uint16_t master_port;
 	char *name;
 	char *host;
+	char *advertise; /* NULL: the local address of each connection to the master */
 	uint32_t slots;
 	bool allow_exec;
 	worker_session_stopped_fn on_stopped;
@@ -480,6 +481,19 @@ static void session_on_welcome(struct worker_session *s, const Shoal__Welcome *w
 	         s->worker_id);
 	notify_ready(status);
 	uv_timer_start(&s->heartbeat, on_heartbeat, hb_ms, hb_ms);
+	/* Heartbeats keep data in flight: if the master leaves them unacknowledged for about as
+	 * long as it waits for them (its host is gone, the network is cut), the kernel ends the
+	 * connection and the tasks of this session are dropped, as the master has given them
+	 * to others by then. Without this a cut network holds them for many minutes. */
+	if (w->has_heartbeat_timeout_ms) {
+		uint32_t ms = w->heartbeat_timeout_ms + hb_ms;
+		int rc = conn_set_user_timeout(s->conn, ms);
+		if (rc < 0)
+			log_warn(SUBSYS,
+			         "conn=%" PRIu64 " peer=%s: cannot set TCP_USER_TIMEOUT %" PRIu32
+			         " ms: %s; a cut network is noticed late",
+			         session_conn_id(s), session_peer(s), ms, uv_strerror(rc));
+	}
 }
 
 static void session_on_refusal(struct worker_session *s, const Shoal__Refusal *r)
@@ -574,6 +588,13 @@ static void session_send_hello(struct worker_session *s)
 	hello.has_slots = true;
 	hello.slots = s->slots;
 	hello.host = s->host;
+	/* Without --advertise: our address on the route to the master, which the master may see
+	 * translated (NAT, containers) as the connection's peer. */
+	char local[64];
+	if (s->advertise != NULL)
+		hello.advertise = s->advertise;
+	else if (conn_local_ip(s->conn, local, sizeof(local)) == 0)
+		hello.advertise = local;
 	hello.has_allow_exec = true;
 	hello.allow_exec = s->allow_exec;
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
@@ -801,6 +822,8 @@ struct worker_session *worker_session_create(uv_loop_t *loop,
 	s->master_port = cfg->master_port;
 	s->name = xstrdup(cfg->name);
 	s->host = xstrdup(cfg->host);
+	s->advertise =
+	    cfg->advertise != NULL && cfg->advertise[0] != '\0' ? xstrdup(cfg->advertise) : NULL;
 	s->slots = cfg->slots;
 	s->allow_exec = cfg->allow_exec;
 	s->on_stopped = on_stopped;
@@ -872,6 +895,7 @@ void worker_session_destroy(struct worker_session **sp)
 	free(s->master_host);
 	free(s->name);
 	free(s->host);
+	free(s->advertise);
 	free(s);
 	*sp = NULL;
 }

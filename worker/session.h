@@ -28,8 +28,10 @@ struct worker_session_config {
 	const char *master;      /* HOST:PORT as configured, for logs */
 	const char *master_host; /* to connect to */
 	uint16_t master_port;
-	const char *name; /* reported in Hello */
-	const char *host; /* this host's name, reported in Hello */
+	const char *name;      /* reported in Hello */
+	const char *host;      /* this host's name, reported in Hello */
+	const char *advertise; /* the address reported in Hello; NULL or "": the local address of
+	                        * the connection to the master */
 	uint32_t slots;
 	bool allow_exec;
 	const char *cache_dir; /* blob cache directory */
