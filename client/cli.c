@@ -101,6 +101,9 @@ enum cli_opt {
 	OPT_JOB_TIMEOUT,
 	OPT_OUTPUT,
 	OPT_TTL,
+	OPT_TLS_CA,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
 	OPT_COUNT,
 };
 
@@ -141,6 +144,9 @@ static const struct cli_opt_desc cli_opts[OPT_COUNT] = {
     [OPT_JOB_TIMEOUT] = {"job-timeout", 0, true, G_JOB},
     [OPT_OUTPUT] = {"output", 'o', true, G_OUTPUT},
     [OPT_TTL] = {"ttl", 0, true, G_LOCK},
+    [OPT_TLS_CA] = {"tls-ca", 0, true, G_GLOBAL},
+    [OPT_TLS_CERT] = {"tls-cert", 0, true, G_GLOBAL},
+    [OPT_TLS_KEY] = {"tls-key", 0, true, G_GLOBAL},
 };
 
 #define CLI_MAX_OPERANDS 8
@@ -1029,7 +1035,11 @@ static int cli_out_close(struct cli_out *o, bool ok)
 
 static int cli_connect(const struct cli *cli, shoal_client **c)
 {
-	struct shoal_connect_options opt = {.master = cli->val[OPT_MASTER], .timeout_ms = 0};
+	struct shoal_connect_options opt = {.master = cli->val[OPT_MASTER],
+	                                    .timeout_ms = 0,
+	                                    .tls_ca = cli->val[OPT_TLS_CA],
+	                                    .tls_cert = cli->val[OPT_TLS_CERT],
+	                                    .tls_key = cli->val[OPT_TLS_KEY]};
 	char err[1024];
 	int rc = shoal_connect(&opt, c, err, sizeof(err));
 
@@ -1480,6 +1490,10 @@ static void cli_usage(FILE *f)
 	    "Options:\n"
 	    "  -o, --output FILE      write the result to FILE instead of stdout (run, result)\n"
 	    "  --master HOST:PORT     the master (default: $SHOAL_MASTER, else 127.0.0.1:7411)\n"
+	    "  --tls-ca FILE          connect with TLS; the master's certificate must be signed\n"
+	    "                         by this PEM CA (default: $SHOAL_TLS_CA)\n"
+	    "  --tls-cert FILE        PEM certificate for a master that verifies clients, with\n"
+	    "  --tls-key FILE         its PEM key (default: $SHOAL_TLS_CERT, $SHOAL_TLS_KEY)\n"
 	    "  --config FILE          settings from this INI file ([client] and [cluster]:\n"
 	    "                         master = HOST:PORT, ...; default: $SHOAL_CONFIG)\n"
 	    "  --json                 print JSON (submit, status, wait, cancel, jobs, workers)\n"
@@ -1516,7 +1530,7 @@ static void cli_usage(FILE *f)
 	      "with --input - or --input-path it prints nothing.\n"
 	      "\n"
 	      "Exit status: 0 success, 1 the job failed or was cancelled, 2 usage error,\n"
-	      "3 cannot reach the master (or lost it).\n",
+	      "3 cannot reach the master (or lost it, or the TLS handshake failed).\n",
 	      f);
 }
 

@@ -25,6 +25,7 @@
 #include "conn.h"
 #include "digest.h"
 #include "log.h"
+#include "tls.h"
 #include "util.h"
 
 #define CLIENT_DEFAULT_MASTER     "127.0.0.1:7411"
@@ -117,6 +118,7 @@ struct shoal_client {
 	struct call *call;
 	char err[8192]; /* room for "job N failed: " and a whole shoal_job_info.error */
 	struct lease *leases;
+	struct tls_ctx *tls; /* owned; NULL: plain TCP */
 };
 
 static int client_fail(shoal_client *c, int rc, const char *fmt, ...)
@@ -365,6 +367,7 @@ static void client_free(shoal_client *c)
 	uv_run(&c->loop, UV_RUN_DEFAULT);
 	(void)uv_loop_close(&c->loop);
 	sigpipe_unblock(&g);
+	tls_ctx_destroy(&c->tls);
 	while (c->leases) {
 		struct lease *l = c->leases;
 		c->leases = l->next;
@@ -416,9 +419,23 @@ int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, c
 		return SHOAL_EUSAGE;
 	}
 
+	struct tls_files tls = {opt ? opt->tls_cert : NULL, opt ? opt->tls_key : NULL,
+	                        opt ? opt->tls_ca : NULL};
+	if (!tls.cert)
+		tls.cert = getenv("SHOAL_TLS_CERT");
+	if (!tls.key)
+		tls.key = getenv("SHOAL_TLS_KEY");
+	if (!tls.ca)
+		tls.ca = getenv("SHOAL_TLS_CA");
+	struct tls_ctx *tls_ctx = NULL;
+	if (tls_files_enabled(&tls) && tls_ctx_create(TLS_CLIENT, &tls, &tls_ctx, err, errlen) < 0)
+		return SHOAL_EUSAGE;
+
 	c = xcalloc(1, sizeof(*c));
+	c->tls = tls_ctx;
 	if (uv_loop_init(&c->loop) < 0) {
 		snprintf(err, errlen, "cannot create an event loop");
+		tls_ctx_destroy(&c->tls);
 		free(c);
 		return SHOAL_ECONN;
 	}
@@ -439,6 +456,8 @@ int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, c
 		client_free(c);
 		return SHOAL_ECONN;
 	}
+	if (c->tls)
+		conn_set_tls(c->conn, c->tls);
 	call.on_message = handshake_on_message;
 	c->call = &call;
 	rc = conn_connect(c->conn, host, port);

@@ -37,6 +37,12 @@ typedef struct shoal_client shoal_client;
 struct shoal_connect_options {
 	const char *master;  /* HOST:PORT; NULL: $SHOAL_MASTER, else 127.0.0.1:7411 */
 	unsigned timeout_ms; /* connect + handshake deadline; 0: 5000 */
+	/* TLS: PEM files; NULL: $SHOAL_TLS_CA, $SHOAL_TLS_CERT, $SHOAL_TLS_KEY. With a CA the
+	 * connection is TLS and the master's certificate must be signed by it and list the
+	 * host connected to; cert and key are presented to a master that verifies clients. */
+	const char *tls_ca;
+	const char *tls_cert;
+	const char *tls_key;
 };
 
 /* Connects and handshakes. On failure returns SHOAL_ECONN (or SHOAL_EUSAGE for a bad

@@ -22,6 +22,7 @@
 #include "shoal.pb-c.h"
 
 struct conn;
+struct tls_ctx;
 
 struct conn_limits {
 	uint32_t max_frame;     /* largest frame accepted or sent */
@@ -54,6 +55,14 @@ uv_tcp_t *conn_tcp(struct conn *c);
 int conn_start(struct conn *c);
 /* Resolves host (async) and connects; on_connect reports the outcome, then reading starts. */
 int conn_connect(struct conn *c, const char *host, uint16_t port);
+
+/* Makes the connection TLS (before conn_start or conn_connect): the master side with a
+ * TLS_SERVER ctx, workers and clients with a TLS_CLIENT one, whose peer certificate is checked
+ * against the host given to conn_connect. Messages sent before the handshake completes wait
+ * for it; a handshake failure closes the conn with a reason saying what to fix. Borrows ctx,
+ * which must outlive conn_start/conn_connect (OpenSSL keeps a reference after that). */
+void conn_set_tls(struct conn *c, struct tls_ctx *ctx);
+bool conn_is_tls(const struct conn *c);
 
 /* Queues a message. Returns 0, or a negative errno-style code if the connection is closing
  * (-EPIPE) or the message exceeds max_frame (-EMSGSIZE, nothing queued) or the queue passed

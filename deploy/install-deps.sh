@@ -6,8 +6,10 @@ pkgs=(
 	build-essential
 	check
 	chromium
+	clang
 	curl
 	jq
+	libclang-rt-14-dev
 	libhttp-parser-dev
 	libinih-dev
 	libprotobuf-c-dev
@@ -16,10 +18,12 @@ pkgs=(
 	libuv1-dev
 	meson
 	ninja-build
+	openssl
 	pkg-config
 	protobuf-c-compiler
 	python3
 	scdoc
+	valgrind
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -297,6 +297,7 @@ static void http_workers(struct http_conn *hc)
 		json_string(&j, w->name ? w->name : "");
 		json_kv_str_or_null(&j, "host", w->host);
 		json_kv_str_or_null(&j, "address", conn_peer(w->conn));
+		json_kv_str_or_null(&j, "advertise", w->advertise);
 		json_kv_u64(&j, "slots", w->slots);
 		json_kv_u64(&j, "running", w->inflight);
 		json_kv_u64(&j, "tasks_done", w->tasks_done);

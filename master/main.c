@@ -19,6 +19,7 @@
 #include "log.h"
 #include "master.h"
 #include "notify.h"
+#include "tls.h"
 #include "util.h"
 
 #define EXIT_USAGE 2
@@ -41,6 +42,9 @@ enum {
 	OPT_RETRIES,
 	OPT_LOG_LEVEL,
 	OPT_ALLOW_EXEC,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
 	OPT_HTTP,
 	OPT_CONFIG,
 	OPT_PRINT_CONFIG,
@@ -77,6 +81,15 @@ static const struct option_doc options[] = {
     {{"allow-exec", no_argument, NULL, OPT_ALLOW_EXEC},
      NULL,
      "run --plugin combine steps in the master (loads user code into this process)"},
+    {{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+     "FILE",
+     "serve TLS with this PEM certificate (chain); needs --tls-key"},
+    {{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+     "FILE",
+     "the certificate's PEM private key"},
+    {{"tls-ca", required_argument, NULL, OPT_TLS_CA},
+     "FILE",
+     "mutual TLS: workers and clients must present a certificate signed by this PEM CA"},
     {{"http", required_argument, NULL, OPT_HTTP},
      "HOST:PORT|off",
      "dashboard, JSON API and /metrics (default 127.0.0.1:7412; port 0 picks a free one)"},
@@ -240,6 +253,18 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 		case OPT_ALLOW_EXEC:
 			cfg->allow_exec = true;
 			break;
+		case OPT_TLS_CERT:
+			free((char *)cfg->tls.cert); /* the config's argv is short-lived */
+			cfg->tls.cert = xstrdup(optarg);
+			break;
+		case OPT_TLS_KEY:
+			free((char *)cfg->tls.key);
+			cfg->tls.key = xstrdup(optarg);
+			break;
+		case OPT_TLS_CA:
+			free((char *)cfg->tls.ca);
+			cfg->tls.ca = xstrdup(optarg);
+			break;
 		case OPT_HTTP:
 			if (!strcmp(optarg, "off")) {
 				cfg->http_enabled = false;
@@ -273,6 +298,17 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	return 0;
+}
+
+/* Frees what the options allocated. */
+static void config_free(struct master_config *cfg)
+{
+	free(cfg->state_dir);
+	free((char *)cfg->tls.cert);
+	free((char *)cfg->tls.key);
+	free((char *)cfg->tls.ca);
+	cfg->state_dir = NULL;
+	cfg->tls.cert = cfg->tls.key = cfg->tls.ca = NULL;
 }
 
 static int parse_entry(void *arg, int argc, char **argv)
@@ -331,6 +367,12 @@ static void print_effective_config(const struct master_config *cfg)
 	printf("max-frame = %u\n", cfg->max_frame);
 	printf("retries = %u\n", cfg->default_retries);
 	printf("allow-exec = %s\n", cfg->allow_exec ? "true" : "false");
+	printf("%stls-cert = %s\n", cfg->tls.cert ? "" : "# ",
+	       cfg->tls.cert ? cfg->tls.cert : "(none: plain TCP)");
+	printf("%stls-key = %s\n", cfg->tls.key ? "" : "# ",
+	       cfg->tls.key ? cfg->tls.key : "(none)");
+	printf("%stls-ca = %s\n", cfg->tls.ca ? "" : "# ",
+	       cfg->tls.ca ? cfg->tls.ca : "(none: peers are not asked for certificates)");
 	if (cfg->http_enabled) {
 		bool h6 = strchr(cfg->http_host, ':') != NULL;
 		printf("http = %s%s%s:%u\n", h6 ? "[" : "", cfg->http_host, h6 ? "]" : "",
@@ -462,16 +504,32 @@ int main(int argc, char **argv)
 	int rc = load_config(argc, argv, &m.cfg);
 	if (!rc)
 		rc = parse_args(argc, argv, &m.cfg);
+	if (!rc) {
+		/* Once every source is in: the file may give the key, the flags the cert. */
+		char err[1024];
+		if (tls_files_check(TLS_SERVER, &m.cfg.tls, err, sizeof(err)) < 0)
+			rc = usage_error("%s", err);
+	}
 	if (rc) {
-		free(m.cfg.state_dir);
+		config_free(&m.cfg);
 		return rc;
 	}
 	if (!m.cfg.state_dir)
 		m.cfg.state_dir = default_state_dir();
 	if (print_config) {
 		print_effective_config(&m.cfg);
-		free(m.cfg.state_dir);
+		config_free(&m.cfg);
 		return fflush(stdout) == EOF ? 1 : 0;
+	}
+	if (tls_files_enabled(&m.cfg.tls)) {
+		char err[1024];
+		if (tls_ctx_create(TLS_SERVER, &m.cfg.tls, &m.tls, err, sizeof(err)) < 0) {
+			log_error("master", "%s", err);
+			config_free(&m.cfg);
+			return EXIT_USAGE;
+		}
+		log_info("master", "event=tls cert=%s verify_peers=%s", m.cfg.tls.cert,
+		         m.cfg.tls.ca ? "yes" : "no");
 	}
 
 	int lock_fd = -1;
@@ -502,7 +560,8 @@ int main(int argc, char **argv)
 	if (rc)
 		log_error("master", "event loop closed with handles still open: %s",
 		          uv_strerror(rc));
-	free(m.cfg.state_dir);
+	tls_ctx_destroy(&m.tls);
+	config_free(&m.cfg);
 	free(m.jobs_dir);
 	free(m.blobs_dir);
 	close(lock_fd);

@@ -37,6 +37,7 @@
 #include "policy.h"
 #include "records.h"
 #include "shoal.pb-c.h"
+#include "tls.h"
 
 struct master;
 struct job;
@@ -194,9 +195,10 @@ struct master_config {
 	uint32_t max_frame;
 	uint32_t default_retries;
 	uint64_t upload_window;
-	bool allow_exec;    /* may load plugins to run their combine step */
-	bool http_enabled;  /* --http off clears it */
-	bool http_explicit; /* --http was given: failing to listen there is fatal */
+	struct tls_files tls; /* --tls-cert/--tls-key/--tls-ca (argv strings) */
+	bool allow_exec;      /* may load plugins to run their combine step */
+	bool http_enabled;    /* --http off clears it */
+	bool http_explicit;   /* --http was given: failing to listen there is fatal */
 	char http_host[256];
 	uint16_t http_port;
 };
@@ -222,6 +224,7 @@ struct master {
 	bool sched_pending;
 	bool stopping;
 	struct conn_limits limits;
+	struct tls_ctx *tls; /* owned; NULL: plain TCP */
 
 	struct list_head workers;
 	struct list_head clients;

@@ -302,6 +302,8 @@ static void on_connection(uv_stream_t *server, int status)
 	p->accepted_ms = wall_ms();
 	struct conn *c = conn_create(m->loop, &m->limits, &peer_callbacks, p);
 	p->conn = c;
+	if (m->tls != NULL)
+		conn_set_tls(c, m->tls);
 	int rc = uv_accept(server, (uv_stream_t *)conn_tcp(c));
 	if (rc == 0)
 		rc = conn_start(c);

@@ -12,6 +12,7 @@
 #include "addr.h"
 #include "codec.h"
 #include "conffile.h"
+#include "tls.h"
 #include "util.h"
 
 #ifndef SHOAL_VERSION
@@ -34,6 +35,9 @@ enum worker_opt {
 	OPT_PRINT_CONFIG,
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
+	OPT_TLS_CERT = 256, /* long options only */
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
 };
 
 struct worker_option {
@@ -59,6 +63,11 @@ static const struct worker_option worker_options[] = {
      "cache bound; K, M, G, T suffixes are powers of 1024 (default 4G)"},
     {"work-dir", OPT_WORK_DIR, "DIR",
      "--exec tasks' working directories go here (default: a temporary directory)"},
+    {"tls-ca", OPT_TLS_CA, "FILE",
+     "connect with TLS; the master's certificate must be signed by this PEM CA"},
+    {"tls-cert", OPT_TLS_CERT, "FILE",
+     "PEM certificate presented to a master that verifies peers (needs --tls-key)"},
+    {"tls-key", OPT_TLS_KEY, "FILE", "the certificate's PEM private key"},
     {"log-level", OPT_LOG_LEVEL, "LEVEL", "debug, info, warn or error (default info)"},
     {"config", OPT_CONFIG, "FILE",
      "read settings from this INI file ([worker] and [cluster]; env SHOAL_CONFIG)"},
@@ -293,6 +302,16 @@ static int worker_config_pass(void *arg, int argc, char **argv)
 			    0)
 				return worker_config_usage(err, "invalid --work-dir '%s'", optarg);
 			break;
+		case OPT_TLS_CERT:
+		case OPT_TLS_KEY:
+		case OPT_TLS_CA: {
+			char *dst = c == OPT_TLS_CERT  ? cfg->tls_cert
+			            : c == OPT_TLS_KEY ? cfg->tls_key
+			                               : cfg->tls_ca;
+			if (worker_config_set_path(dst, WORKER_PATH_MAX, optarg) != 0)
+				return worker_config_usage(err, "invalid %s '%s'", opt, optarg);
+			break;
+		}
 		case OPT_CONFIG:
 			break; /* read before the flags (worker_config_parse) */
 		case OPT_PRINT_CONFIG:
@@ -346,6 +365,12 @@ static void worker_config_print(const struct worker_config *cfg, FILE *out)
 		fprintf(out, "work-dir = %s\n", cfg->work_dir);
 	else
 		fprintf(out, "# work-dir = a temporary directory (the default)\n");
+	fprintf(out, "%stls-ca = %s\n", cfg->tls_ca[0] ? "" : "# ",
+	        cfg->tls_ca[0] ? cfg->tls_ca : "(none: plain TCP)");
+	fprintf(out, "%stls-cert = %s\n", cfg->tls_cert[0] ? "" : "# ",
+	        cfg->tls_cert[0] ? cfg->tls_cert : "(none)");
+	fprintf(out, "%stls-key = %s\n", cfg->tls_key[0] ? "" : "# ",
+	        cfg->tls_key[0] ? cfg->tls_key : "(none)");
 	if (cfg->advertise[0])
 		fprintf(out, "advertise = %s\n", cfg->advertise);
 	else
@@ -392,6 +417,9 @@ enum worker_config_result worker_config_parse(struct worker_config *cfg, int arg
 	if (worker_config_pass(&p, argc, argv) != 0)
 		return p.rc;
 
+	const struct tls_files tls = {cfg->tls_cert, cfg->tls_key, cfg->tls_ca};
+	if (tls_files_check(TLS_CLIENT, &tls, why, sizeof(why)) != 0)
+		return worker_config_usage(err, "%s", why);
 	/* --master wins over SHOAL_MASTER, which wins over the file and the default. */
 	if (!p.master_flag && env_master != NULL && env_master[0] != '\0') {
 		if (worker_config_set_master(cfg, env_master, why, sizeof(why)) != 0)

@@ -28,6 +28,9 @@ struct worker_config {
 	char cache_dir[WORKER_PATH_MAX]; /* empty: the caller uses cache_default_dir */
 	uint64_t cache_size;             /* bytes */
 	char work_dir[WORKER_PATH_MAX];  /* empty: a temporary directory of this worker's own */
+	char tls_ca[WORKER_PATH_MAX];    /* --tls-ca; empty: plain TCP */
+	char tls_cert[WORKER_PATH_MAX];  /* --tls-cert/--tls-key; empty: none presented */
+	char tls_key[WORKER_PATH_MAX];
 };
 
 enum worker_config_result {

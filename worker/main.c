@@ -19,6 +19,7 @@
 #include "log.h"
 #include "notify.h"
 #include "session.h"
+#include "tls.h"
 
 #define SUBSYS "worker"
 
@@ -156,6 +157,16 @@ int main(int argc, char **argv)
 		}
 	}
 
+	struct tls_ctx *tls = NULL;
+	const struct tls_files tls_files = {cfg.tls_cert, cfg.tls_key, cfg.tls_ca};
+	if (tls_files_enabled(&tls_files) &&
+	    tls_ctx_create(TLS_CLIENT, &tls_files, &tls, why, sizeof(why)) != 0) {
+		log_error(SUBSYS, "%s", why);
+		if (own_work_root)
+			(void)fs_rmtree(work_root, why, sizeof(why));
+		return 2;
+	}
+
 	struct worker_main m;
 	memset(&m, 0, sizeof(m));
 	int rc = uv_loop_init(&m.loop);
@@ -175,6 +186,7 @@ int main(int argc, char **argv)
 	    .cache_dir = cache_dir[0] != '\0' ? cache_dir : NULL,
 	    .cache_size = cfg.cache_size,
 	    .work_root = work_root,
+	    .tls = tls,
 	};
 	m.session = worker_session_create(&m.loop, &scfg, on_session_stopped, &m);
 
@@ -194,6 +206,7 @@ int main(int argc, char **argv)
 	uv_run(&m.loop, UV_RUN_DEFAULT);
 
 	worker_session_destroy(&m.session);
+	tls_ctx_destroy(&tls);
 	if (own_work_root && fs_rmtree(work_root, why, sizeof(why)) != 0)
 		log_warn(SUBSYS, "%s", why);
 	rc = uv_loop_close(&m.loop);

@@ -14,6 +14,7 @@
 #include "notify.h"
 #include "prep.h"
 #include "runner.h"
+#include "tls.h"
 #include "util.h"
 
 #define SUBSYS "session"
@@ -62,6 +63,7 @@ struct worker_session {
 	struct cache *cache; /* NULL if the directory was unusable */
 	struct conn *conn;   /* NULL while disconnected */
 	struct conn_limits limits;
+	struct tls_ctx *tls; /* borrowed; NULL: plain TCP */
 	enum session_state state;
 	uint64_t worker_id;
 
@@ -717,6 +719,8 @@ static void session_connect(struct worker_session *s)
 	s->last_error[0] = '\0';
 	log_debug(SUBSYS, "connecting to master=%s attempt=%" PRIu64, s->master, s->attempts);
 	s->conn = conn_create(s->loop, &s->limits, &session_callbacks, s);
+	if (s->tls != NULL)
+		conn_set_tls(s->conn, s->tls);
 	s->state = SESSION_CONNECTING;
 	uv_timer_start(&s->timer, on_retry, SESSION_HANDSHAKE_MS, 0);
 	int rc = conn_connect(s->conn, s->master_host, s->master_port);
@@ -826,6 +830,7 @@ struct worker_session *worker_session_create(uv_loop_t *loop,
 	    cfg->advertise != NULL && cfg->advertise[0] != '\0' ? xstrdup(cfg->advertise) : NULL;
 	s->slots = cfg->slots;
 	s->allow_exec = cfg->allow_exec;
+	s->tls = cfg->tls;
 	s->on_stopped = on_stopped;
 	s->arg = arg;
 	conn_limits_default(&s->limits);

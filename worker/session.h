@@ -23,6 +23,7 @@
 #include <uv.h>
 
 struct worker_session;
+struct tls_ctx;
 
 struct worker_session_config {
 	const char *master;      /* HOST:PORT as configured, for logs */
@@ -37,6 +38,7 @@ struct worker_session_config {
 	const char *cache_dir; /* blob cache directory */
 	uint64_t cache_size;   /* its bound in bytes */
 	const char *work_root; /* exec tasks' working directories go under it */
+	struct tls_ctx *tls;   /* borrowed (outlives the session); NULL: plain TCP */
 };
 
 /* The session is fully stopped: no handle open, no connection, no task in a thread.
