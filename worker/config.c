@@ -30,6 +30,7 @@ enum worker_opt {
 	OPT_CACHE_DIR = 'c',
 	OPT_CACHE_SIZE = 'C',
 	OPT_WORK_DIR = 'w',
+	OPT_SECRET_FILE = 'S',
 	OPT_ADVERTISE = 'a',
 	OPT_CONFIG = 1000,
 	OPT_PRINT_CONFIG,
@@ -63,6 +64,8 @@ static const struct worker_option worker_options[] = {
      "cache bound; K, M, G, T suffixes are powers of 1024 (default 4G)"},
     {"work-dir", OPT_WORK_DIR, "DIR",
      "--exec tasks' working directories go here (default: a temporary directory)"},
+    {"secret-file", OPT_SECRET_FILE, "FILE",
+     "cluster secret shared with the master, mode 0600 (default $SHOAL_SECRET_FILE)"},
     {"tls-ca", OPT_TLS_CA, "FILE",
      "connect with TLS; the master's certificate must be signed by this PEM CA"},
     {"tls-cert", OPT_TLS_CERT, "FILE",
@@ -97,7 +100,8 @@ static void worker_config_help(FILE *out, uint32_t default_slots)
 	        "variable (SHOAL_SLOTS=4). Flags win over the environment, which wins over\n"
 	        "the file.\n");
 	fprintf(out, "\nExit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 if the master "
-	             "refuses this\nworker for good, 2 on a usage error.\n");
+	             "refuses this\nworker for good (version or cluster secret mismatch), 2 on a "
+	             "usage error\n(an unusable --secret-file included).\n");
 }
 
 static enum worker_config_result worker_config_usage(FILE *err, const char *fmt, ...)
@@ -302,6 +306,12 @@ static int worker_config_pass(void *arg, int argc, char **argv)
 			    0)
 				return worker_config_usage(err, "invalid --work-dir '%s'", optarg);
 			break;
+		case OPT_SECRET_FILE:
+			if (worker_config_set_path(cfg->secret_file, sizeof(cfg->secret_file),
+			                           optarg) != 0)
+				return worker_config_usage(err, "invalid --secret-file '%s'",
+				                           optarg);
+			break;
 		case OPT_TLS_CERT:
 		case OPT_TLS_KEY:
 		case OPT_TLS_CA: {
@@ -365,6 +375,8 @@ static void worker_config_print(const struct worker_config *cfg, FILE *out)
 		fprintf(out, "work-dir = %s\n", cfg->work_dir);
 	else
 		fprintf(out, "# work-dir = a temporary directory (the default)\n");
+	fprintf(out, "%ssecret-file = %s\n", cfg->secret_file[0] ? "" : "# ",
+	        cfg->secret_file[0] ? cfg->secret_file : "(none: no cluster secret)");
 	fprintf(out, "%stls-ca = %s\n", cfg->tls_ca[0] ? "" : "# ",
 	        cfg->tls_ca[0] ? cfg->tls_ca : "(none: plain TCP)");
 	fprintf(out, "%stls-cert = %s\n", cfg->tls_cert[0] ? "" : "# ",
