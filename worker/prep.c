@@ -317,7 +317,7 @@ static void on_plugin_done(uv_work_t *req, int status)
 	pl->state = pl->p != NULL ? LOAD_READY : LOAD_FAILED;
 	if (pl->p != NULL) {
 		const struct shoal_plugin *d = plugin_desc(pl->p);
-		log_info(SUBSYS, "plugin loaded name=%s path=%s",
+		log_info(SUBSYS, "event=plugin_loaded name=%s path=%s",
 		         d != NULL && d->name != NULL ? d->name : "?", pl->path);
 	} else {
 		log_warn(SUBSYS, "%s", pl->err);
@@ -468,7 +468,7 @@ void prep_submit(struct prep *p, struct task *t)
 	p->hits += hits;
 	if (nrefs > 0 && prep_first_of_job(p, t->res.ref.job_id) && hits > 0)
 		log_info(SUBSYS,
-		         "cache_hits job=%" PRIu64 " task=%" PRIu32 " hits=%u misses=%u "
+		         "event=cache_hits job=%" PRIu64 " task=%" PRIu32 " hits=%u misses=%u "
 		         "worker_hits=%" PRIu64,
 		         t->res.ref.job_id, t->res.ref.task_id, hits, t->missing, p->hits);
 	prep_push(p, t);
