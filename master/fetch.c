@@ -30,6 +30,7 @@ struct fetch {
 
 static void fetch_free(struct fetch *f)
 {
+	f->job->io_refs--; /* the retention limit may remove the job again */
 	free(f->data);
 	free(f);
 }
@@ -140,6 +141,7 @@ void fetch_on_request(struct master *m, struct client *cl, const Shoal__FetchRes
 	struct fetch *f = xcalloc(1, sizeof(*f));
 	f->cl = cl;
 	f->job = j;
+	j->io_refs++;
 	f->pos = f->acked = offset;
 	f->window = fr->has_window ? fr->window : 8u << 20;
 	if (f->window < FETCH_MIN_WINDOW)
