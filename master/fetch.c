@@ -138,6 +138,10 @@ void fetch_on_request(struct master *m, struct client *cl, const Shoal__FetchRes
 		                    (unsigned long long)offset, (unsigned long long)j->result_size);
 		return;
 	}
+	log_info("fetch", "conn=%llu peer=%s job=%llu event=fetch offset=%llu size=%llu",
+	         (unsigned long long)conn_id(cl->conn), conn_peer(cl->conn),
+	         (unsigned long long)j->id, (unsigned long long)offset,
+	         (unsigned long long)j->result_size);
 	struct fetch *f = xcalloc(1, sizeof(*f));
 	f->cl = cl;
 	f->job = j;

@@ -140,11 +140,13 @@ static void start_commit(struct persist *p);
 
 static void on_timer(uv_timer_t *t);
 
+/* Commits now (a promise waits and no commit runs), or on the next tick. The tick also runs
+ * while a commit is in flight: spills waiting to be written must not wait for it. */
 static void schedule(struct persist *p, bool urgent)
 {
-	if (p->inflight || p->timer_closed)
+	if (p->timer_closed)
 		return;
-	if (urgent)
+	if (urgent && !p->inflight)
 		start_commit(p);
 	else if (!p->timer_on) {
 		p->timer_on = true;

@@ -269,13 +269,15 @@ static void on_written(uv_fs_t *req)
 	struct job *j = s->dead ? NULL : jobs_find(s->m, s->job_id);
 	if (j) {
 		if (res < 0 || (size_t)res != want) {
-			jobs_fail(
-			    j, SHOAL__JOB_STATE__JOB_FAILED, "cannot write the spill file %s: %s%s",
-			    s->path, res < 0 ? uv_strerror((int)res) : "short write (disk full?)",
-			    res == UV_ENOSPC ? " (the state dir's disk is full: free space "
-			                       "there or give the master a larger --state-dir, "
-			                       "then submit the job again)"
-			                     : "");
+			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
+			          "cannot write the spill file %s: %s%s", s->path,
+			          res < 0 ? uv_strerror((int)res)
+			                  : "no space left on device (short write)",
+			          res == UV_ENOSPC || res >= 0
+			              ? " (the state dir's disk is full: free space "
+			                "there or give the master a larger --state-dir, "
+			                "then submit the job again)"
+			              : "");
 		} else {
 			s->flushed += want;
 			hand_durable(s, j);

@@ -329,11 +329,13 @@ static void on_written(uv_fs_t *req)
 	}
 	if (res < 0 || (size_t)res != want) {
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot write the upload spool %s: %s%s",
-		          u->path, res < 0 ? uv_strerror((int)res) : "short write (disk full?)",
-		          res == UV_ENOSPC ? " (the state dir's disk is full: free space there or "
-		                             "give the master a larger --state-dir, then submit "
-		                             "the job again)"
-		                           : "");
+		          u->path,
+		          res < 0 ? uv_strerror((int)res) : "no space left on device (short write)",
+		          res == UV_ENOSPC || res >= 0
+		              ? " (the state dir's disk is full: free space there or "
+		                "give the master a larger --state-dir, then submit "
+		                "the job again)"
+		              : "");
 		upload_unref(u);
 		return;
 	}
