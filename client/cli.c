@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "accuracy.h"
+#include "conffile.h"
 #include "jobflags.h"
 #include "json.h"
 #include "lockrun.h"
@@ -72,6 +73,8 @@ static const struct cli_cmd_desc cli_cmds[] = {
 
 enum cli_opt {
 	OPT_MASTER,
+	OPT_SECRET_FILE,
+	OPT_CONFIG,
 	OPT_JSON,
 	OPT_QUIET,
 	OPT_HELP,
@@ -96,8 +99,12 @@ enum cli_opt {
 	OPT_COST,
 	OPT_AFTER,
 	OPT_TASK_TIMEOUT,
+	OPT_JOB_TIMEOUT,
 	OPT_OUTPUT,
 	OPT_TTL,
+	OPT_TLS_CA,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
 	OPT_COUNT,
 };
 
@@ -110,6 +117,8 @@ struct cli_opt_desc {
 
 static const struct cli_opt_desc cli_opts[OPT_COUNT] = {
     [OPT_MASTER] = {"master", 0, true, G_GLOBAL},
+    [OPT_SECRET_FILE] = {"secret-file", 0, true, G_GLOBAL},
+    [OPT_CONFIG] = {"config", 0, true, G_GLOBAL},
     [OPT_JSON] = {"json", 0, false, G_GLOBAL},
     [OPT_QUIET] = {"quiet", 'q', false, G_GLOBAL},
     [OPT_HELP] = {"help", 'h', false, G_GLOBAL},
@@ -134,8 +143,12 @@ static const struct cli_opt_desc cli_opts[OPT_COUNT] = {
     [OPT_COST] = {"cost", 0, true, G_JOB},
     [OPT_AFTER] = {"after", 0, true, G_JOB},
     [OPT_TASK_TIMEOUT] = {"task-timeout", 0, true, G_JOB},
+    [OPT_JOB_TIMEOUT] = {"job-timeout", 0, true, G_JOB},
     [OPT_OUTPUT] = {"output", 'o', true, G_OUTPUT},
     [OPT_TTL] = {"ttl", 0, true, G_LOCK},
+    [OPT_TLS_CA] = {"tls-ca", 0, true, G_GLOBAL},
+    [OPT_TLS_CERT] = {"tls-cert", 0, true, G_GLOBAL},
+    [OPT_TLS_KEY] = {"tls-key", 0, true, G_GLOBAL},
 };
 
 #define CLI_MAX_OPERANDS 8
@@ -153,6 +166,8 @@ struct cli {
 	const char *extra;  /* first operand beyond CLI_MAX_OPERANDS */
 	char **lock_argv;   /* lock: the command after NAME (NULL-terminated, in argv) */
 	bool lock_dashdash; /* lock: the command came after "--" */
+	char **owned;       /* values taken from the config file or the environment */
+	size_t nowned;
 };
 
 static void cli_usage(FILE *f);
@@ -183,6 +198,23 @@ static int cli_usage_error(const char *fmt, ...)
 	va_end(ap);
 	fputs("\nTry 'shoal --help' for more information.\n", stderr);
 	return SHOAL_EUSAGE;
+}
+
+/* A duration flag in seconds (fractions allowed) into milliseconds: 0, or -1 after printing
+ * the usage error. */
+static int cli_parse_timeout(const char *flag, const char *v, uint32_t *ms)
+{
+	char *end;
+	errno = 0;
+	double secs = strtod(v, &end);
+	if (errno || *end || end == v || !(secs >= 0.001) || secs > 86400.0) {
+		cli_usage_error("%s: '%s' is not a number of seconds between 0.001 and "
+		                "86400",
+		                flag, v);
+		return -1;
+	}
+	*ms = (uint32_t)(secs * 1000.0 + 0.5);
+	return 0;
 }
 
 /* ---- command line ---- */
@@ -273,8 +305,10 @@ static int cli_parse(struct cli *cli, int argc, char **argv)
 		} else if (id == OPT_FILE) {
 			cli->files = xrealloc(cli->files, (cli->nfiles + 1) * sizeof(*cli->files));
 			cli->files[cli->nfiles++] = value;
-		} else if (cli->typed[id] && cli_opts[id].has_value && id != OPT_MASTER) {
-			/* --master may be overridden (an alias often sets it); job options may not:
+		} else if (cli->typed[id] && cli_opts[id].has_value && id != OPT_MASTER &&
+		           id != OPT_SECRET_FILE) {
+			/* --master and --secret-file may be overridden (an alias often sets them);
+			 * job options may not:
 			 * a second --op is a mistake, not a preference. */
 			return cli_usage_error("option '--%s' given more than once",
 			                       cli_opts[id].name);
@@ -324,6 +358,57 @@ static int cli_check_operands(const struct cli *cli, uint64_t *id)
 	if (cli->noperands > 0 && cli->cmd->cmd != CMD_HELP)
 		return cli_usage_error("unexpected argument '%s'", cli->operands[0]);
 	return -1;
+}
+
+/* One setting from the config file or the environment ({"shoal", "--NAME=VALUE"}): taken
+ * unless the command line gave the option. */
+static int cli_config_entry(void *arg, int argc, char **argv)
+{
+	struct cli *cli = arg;
+	const char *value;
+	int id = argc == 2 ? cli_find_opt(argv[1], &value) : -1;
+
+	if (id < 0)
+		return cli_usage_error("%s: cannot apply '%s'", conffile_origin(), argv[argc - 1]);
+	if (cli->typed[id])
+		return 0;
+	cli->owned = xrealloc(cli->owned, (cli->nowned + 2) * sizeof(*cli->owned));
+	cli->owned[cli->nowned] = xstrdup(argv[1]);
+	cli->typed[id] = cli->owned[cli->nowned++];
+	cli->val[id] = value ? (cli->owned[cli->nowned++] = xstrdup(value)) : NULL;
+	return 0;
+}
+
+/* Settings every command takes (--master, ...) from the config file ([client] and [cluster])
+ * and SHOAL_* variables, below the command line. Job options are not read from a file: they
+ * describe one job. */
+static int cli_load_config(struct cli *cli, char **argv)
+{
+	struct option keys[OPT_COUNT + 1];
+	size_t n = 0;
+	struct conffile c;
+	char err[1024];
+	int rc = -1;
+	const char *path = cli->val[OPT_CONFIG];
+
+	for (int i = 0; i < OPT_COUNT; i++)
+		if (cli_opts[i].group == G_GLOBAL)
+			keys[n++] = (struct option){
+			    cli_opts[i].name,
+			    cli_opts[i].has_value ? required_argument : no_argument, NULL, i};
+	keys[n] = (struct option){NULL, 0, NULL, 0};
+	if (!path)
+		path = conffile_path(1, argv); /* only $SHOAL_CONFIG: argv is cli_parse's */
+	conffile_init(&c, "shoal", "client", keys);
+	if ((path && conffile_read_file(&c, path, err, sizeof(err)) < 0) ||
+	    conffile_read_env(&c, err, sizeof(err)) < 0) {
+		cli_err("%s", err);
+		rc = SHOAL_EUSAGE;
+	} else if (conffile_apply(&c, cli_config_entry, cli) != 0) {
+		rc = SHOAL_EUSAGE;
+	}
+	conffile_deinit(&c);
+	return rc;
 }
 
 /* ---- job spec ---- */
@@ -543,19 +628,16 @@ static int cli_build_job(const struct cli *cli, struct cli_job *job)
 			goto out;
 		}
 	}
-	if (cli->val[OPT_TASK_TIMEOUT]) {
-		char *end;
-		errno = 0;
-		double secs = strtod(cli->val[OPT_TASK_TIMEOUT], &end);
-		if (errno || *end || end == cli->val[OPT_TASK_TIMEOUT] || !(secs >= 0.001) ||
-		    secs > 86400.0) {
-			rc = cli_usage_error(
-			    "--task-timeout: '%s' is not a number of seconds between "
-			    "0.001 and 86400",
-			    cli->val[OPT_TASK_TIMEOUT]);
-			goto out;
-		}
-		s->task_timeout_ms = (uint32_t)(secs * 1000.0 + 0.5);
+	if (cli->val[OPT_TASK_TIMEOUT] &&
+	    cli_parse_timeout("--task-timeout", cli->val[OPT_TASK_TIMEOUT], &s->task_timeout_ms) <
+	        0) {
+		rc = SHOAL_EUSAGE;
+		goto out;
+	}
+	if (cli->val[OPT_JOB_TIMEOUT] &&
+	    cli_parse_timeout("--job-timeout", cli->val[OPT_JOB_TIMEOUT], &s->job_timeout_ms) < 0) {
+		rc = SHOAL_EUSAGE;
+		goto out;
 	}
 	if (cli->val[OPT_AFTER]) {
 		if (parse_u64(cli->val[OPT_AFTER], UINT64_MAX, &s->after, err, sizeof(err)) < 0 ||
@@ -726,6 +808,7 @@ static void json_worker(struct json *j, const struct shoal_worker_info *w)
 	json_kv_str(j, "name", w->name);
 	json_kv_str_or_null(j, "host", w->host);
 	json_kv_str_or_null(j, "address", w->address);
+	json_kv_str_or_null(j, "advertise", w->advertise);
 	json_kv_u64(j, "slots", w->slots);
 	json_kv_u64(j, "running", w->running);
 	json_kv_u64(j, "tasks_done", w->tasks_done);
@@ -844,10 +927,11 @@ static void print_jobs(const struct shoal_job_info *jobs, size_t n)
 
 static void print_workers(const struct shoal_worker_info *ws, size_t n)
 {
-	static const bool right[] = {true, false, false, false, true,
+	static const bool right[] = {true, false, false, false, false, true,
 	                             true, true,  true,  false, false};
-	static const char *const head[] = {"ID",      "NAME", "HOST",   "ADDRESS", "SLOTS",
-	                                   "RUNNING", "DONE", "FAILED", "EXEC",    "HEARTBEAT"};
+	static const char *const head[] = {"ID",         "NAME",  "HOST",     "ADDRESS",
+	                                   "ADVERTISED", "SLOTS", "RUNNING",  "DONE",
+	                                   "FAILED",     "EXEC",  "HEARTBEAT"};
 	struct table t;
 
 	table_init(&t, ARRAY_SIZE(head), right);
@@ -859,6 +943,7 @@ static void print_workers(const struct shoal_worker_info *ws, size_t n)
 		                     w->name[0] ? w->name : "-",
 		                     w->host[0] ? w->host : "-",
 		                     w->address[0] ? w->address : "-",
+		                     w->advertise[0] ? w->advertise : "-",
 		                     slots,
 		                     run,
 		                     done,
@@ -956,7 +1041,14 @@ static int cli_out_close(struct cli_out *o, bool ok)
 
 static int cli_connect(const struct cli *cli, shoal_client **c)
 {
-	struct shoal_connect_options opt = {.master = cli->val[OPT_MASTER], .timeout_ms = 0};
+	struct shoal_connect_options opt = {
+	    .master = cli->val[OPT_MASTER],
+	    .timeout_ms = 0,
+	    .secret_file = cli->val[OPT_SECRET_FILE],
+	    .tls_ca = cli->val[OPT_TLS_CA],
+	    .tls_cert = cli->val[OPT_TLS_CERT],
+	    .tls_key = cli->val[OPT_TLS_KEY],
+	};
 	char err[1024];
 	int rc = shoal_connect(&opt, c, err, sizeof(err));
 
@@ -1350,7 +1442,8 @@ static int cmd_lock(const struct cli *cli)
 
 static void cli_usage(FILE *f)
 {
-	fputs("usage: shoal [--master HOST:PORT] [--json] [--quiet] COMMAND [ARGS]\n"
+	fputs("usage: shoal [--master HOST:PORT] [--secret-file FILE] [--json] [--quiet] COMMAND "
+	      "[ARGS]\n"
 	      "\n"
 	      "Commands:\n"
 	      "  run JOB [-o FILE]      submit a job, wait for it with progress, write its result\n"
@@ -1396,6 +1489,8 @@ static void cli_usage(FILE *f)
 	    "  --priority P           higher runs first under the master's priority policy\n"
 	    "                         (default 0)\n"
 	    "  --task-timeout S       stop and retry an attempt that runs longer than S seconds\n"
+	    "  --job-timeout S        fail the job once no worker has been connected to run it\n"
+	    "                         for S seconds (default: wait for workers forever)\n"
 	    "  --cost C               the estimate the sjf policy orders by (default: the\n"
 	    "                         input size in bytes; a range's count)\n"
 	    "  --after ID             start only once job ID has succeeded (fail if it fails)\n"
@@ -1405,6 +1500,14 @@ static void cli_usage(FILE *f)
 	    "Options:\n"
 	    "  -o, --output FILE      write the result to FILE instead of stdout (run, result)\n"
 	    "  --master HOST:PORT     the master (default: $SHOAL_MASTER, else 127.0.0.1:7411)\n"
+	    "  --secret-file FILE     the cluster secret, mode 0600 (default:\n"
+	    "                         $SHOAL_SECRET_FILE; none: unauthenticated)\n"
+	    "  --tls-ca FILE          connect with TLS; the master's certificate must be signed\n"
+	    "                         by this PEM CA (default: $SHOAL_TLS_CA)\n"
+	    "  --tls-cert FILE        PEM certificate for a master that verifies clients, with\n"
+	    "  --tls-key FILE         its PEM key (default: $SHOAL_TLS_CERT, $SHOAL_TLS_KEY)\n"
+	    "  --config FILE          settings from this INI file ([client] and [cluster]:\n"
+	    "                         master = HOST:PORT, ...; default: $SHOAL_CONFIG)\n"
 	    "  --json                 print JSON (submit, status, wait, cancel, jobs, workers)\n"
 	    "  -q, --quiet            no progress line\n"
 	    "  -h, --help             show this help\n"
@@ -1439,7 +1542,8 @@ static void cli_usage(FILE *f)
 	      "with --input - or --input-path it prints nothing.\n"
 	      "\n"
 	      "Exit status: 0 success, 1 the job failed or was cancelled, 2 usage error,\n"
-	      "3 cannot reach the master (or lost it).\n",
+	      "3 cannot reach or authenticate with the master (or lost it, or the TLS handshake\n"
+	      "failed).\n",
 	      f);
 }
 
@@ -1471,6 +1575,8 @@ int main(int argc, char **argv)
 		rc = SHOAL_EUSAGE;
 		goto out;
 	}
+	if ((rc = cli_load_config(&cli, argv)) >= 0)
+		goto out;
 	if ((rc = cli_check_applies(&cli)) >= 0)
 		goto out;
 	if (cli.extra) {
@@ -1513,6 +1619,9 @@ int main(int argc, char **argv)
 		break;
 	}
 out:
+	for (size_t i = 0; i < cli.nowned; i++)
+		free(cli.owned[i]);
+	free(cli.owned);
 	free(cli.args);
 	free(cli.files);
 	return rc;

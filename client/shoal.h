@@ -37,16 +37,26 @@ typedef struct shoal_client shoal_client;
 struct shoal_connect_options {
 	const char *master;  /* HOST:PORT; NULL: $SHOAL_MASTER, else 127.0.0.1:7411 */
 	unsigned timeout_ms; /* connect + handshake deadline; 0: 5000 */
+	/* The cluster secret's file (mode 0600); NULL: $SHOAL_SECRET_FILE, and without that
+	 * the plain unauthenticated handshake. */
+	const char *secret_file;
+	/* TLS: PEM files; NULL: $SHOAL_TLS_CA, $SHOAL_TLS_CERT, $SHOAL_TLS_KEY. With a CA the
+	 * connection is TLS and the master's certificate must be signed by it and list the
+	 * host connected to; cert and key are presented to a master that verifies clients. */
+	const char *tls_ca;
+	const char *tls_cert;
+	const char *tls_key;
 	/* How long shoal_wait and shoal_result keep trying to reconnect (with capped backoff)
 	 * after the connection to the master is lost, e.g. while the master restarts; 0: 60000.
 	 * They then watch the job again, or fetch the rest of the result, and carry on. */
 	unsigned reconnect_ms;
 };
 
-/* Connects and handshakes. On failure returns SHOAL_ECONN (or SHOAL_EUSAGE for a bad
- * address) and writes the reason, naming the address, to err. The client keeps a copy of
- * *opt for reconnecting: strings it points to (other than master) must stay valid until
- * shoal_close. */
+/* Connects and handshakes (with a secret: proves it to the master and checks the master's
+ * proof). On failure returns SHOAL_ECONN (cannot reach the master, or authentication
+ * failed) or SHOAL_EUSAGE (a bad address, an unusable secret file) and writes the reason,
+ * naming the address, to err. The client keeps a copy of *opt for reconnecting: the
+ * strings it points to (other than master) must stay valid until shoal_close. */
 int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, char *err,
                   size_t errlen);
 /* Closes and frees; sets *c to NULL. */
@@ -97,6 +107,8 @@ struct shoal_job_spec {
 	                     * if that one fails or is cancelled); 0: none */
 	uint64_t input_job; /* SHOAL_INPUT_JOB: the job whose result is the input */
 	uint32_t task_timeout_ms; /* an attempt running longer is stopped and retried; 0: none */
+	uint32_t job_timeout_ms;  /* the job fails once no worker has been connected to run it
+	                           * for this long; 0: it waits for workers forever */
 };
 
 /* Fills spec with defaults (retries -1, everything else zero). */
@@ -135,6 +147,7 @@ struct shoal_worker_info {
 	uint64_t tasks_done, tasks_failed;
 	bool allow_exec;
 	uint64_t connected_ms, last_heartbeat_ms;
+	char advertise[128]; /* the address the worker says it is reachable at ("": none) */
 };
 
 /* "queued", "running", "succeeded", ... */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "frame.h"
 #include "util.h"
 
@@ -315,9 +316,34 @@ static int codec_validate_hello(const Shoal__Envelope *env, char *err, size_t er
 		return -1;
 	if (codec_check_str("hello: host", m->host, CODEC_STR_MAX, 0, err, errlen) < 0)
 		return -1;
+	if (codec_check_str("hello: advertise", m->advertise, CODEC_STR_MAX, 0, err, errlen) < 0)
+		return -1;
 	if (m->has_slots && (m->slots < 1 || m->slots > CODEC_SLOTS_MAX))
 		return errorf(err, errlen, "hello: slots %u out of range 1-%u", m->slots,
 		              CODEC_SLOTS_MAX);
+	if (m->has_nonce && m->nonce.len != AUTH_NONCE_LEN)
+		return errorf(err, errlen, "hello: nonce of %zu bytes, expected %u", m->nonce.len,
+		              AUTH_NONCE_LEN);
+	return 0;
+}
+
+static int codec_validate_challenge(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	const Shoal__Challenge *m = env->challenge;
+	if (m->nonce.len != AUTH_NONCE_LEN)
+		return errorf(err, errlen, "challenge: nonce of %zu bytes, expected %u",
+		              m->nonce.len, AUTH_NONCE_LEN);
+	if (m->proof.len != AUTH_MAC_LEN)
+		return errorf(err, errlen, "challenge: proof of %zu bytes, expected %u",
+		              m->proof.len, AUTH_MAC_LEN);
+	return 0;
+}
+
+static int codec_validate_proof(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	if (env->proof->proof.len != AUTH_MAC_LEN)
+		return errorf(err, errlen, "proof: %zu bytes, expected %u", env->proof->proof.len,
+		              AUTH_MAC_LEN);
 	return 0;
 }
 
@@ -332,6 +358,9 @@ static int codec_validate_welcome(const Shoal__Envelope *env, char *err, size_t 
 	/* The worker sizes its result batches by this; a tiny limit would fail every task. */
 	if (m->has_max_frame && m->max_frame < 4096)
 		return errorf(err, errlen, "welcome: max_frame %u is below 4096", m->max_frame);
+	/* The worker gives up on a master that leaves its data unacknowledged this long. */
+	if (m->has_heartbeat_timeout_ms && m->heartbeat_timeout_ms < 1)
+		return errorf(err, errlen, "welcome: heartbeat_timeout_ms is 0");
 	return 0;
 }
 
@@ -498,6 +527,8 @@ static int codec_validate_worker_list(const Shoal__Envelope *env, char *err, siz
 		    codec_check_str("worker_list: host", w->host, CODEC_STR_MAX, 0, err, errlen) <
 		        0 ||
 		    codec_check_str("worker_list: address", w->address, CODEC_STR_MAX, 0, err,
+		                    errlen) < 0 ||
+		    codec_check_str("worker_list: advertise", w->advertise, CODEC_STR_MAX, 0, err,
 		                    errlen) < 0)
 			return -1;
 		if (w->slots > CODEC_SLOTS_MAX)
@@ -639,6 +670,8 @@ static codec_validator *const codec_validators[] = {
     [SHOAL__ENVELOPE__MSG_LOCK_RENEW] = codec_validate_lock_renew,
     [SHOAL__ENVELOPE__MSG_LOCK_RELEASE] = codec_validate_lock_release,
     [SHOAL__ENVELOPE__MSG_LOCK_LOST] = codec_validate_lock_lost,
+    [SHOAL__ENVELOPE__MSG_CHALLENGE] = codec_validate_challenge,
+    [SHOAL__ENVELOPE__MSG_PROOF] = codec_validate_proof,
 };
 
 int codec_validate(const Shoal__Envelope *env, char *err, size_t errlen)

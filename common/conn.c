@@ -11,6 +11,14 @@
  * Input: the frame decoder lends its own buffer to libuv, and every complete frame is
  * unpacked, validated and handed to on_message.
  *
+ * TLS (conn_set_tls): libuv reads ciphertext into a buffer of the conn's own, the session
+ * (tls.c) decrypts it into the frame decoder's space, and frames are handled as above. On
+ * the way out, the plaintext queued in `out` is encrypted at flush time (once the handshake is
+ * done; until then it waits) and the ciphertext, with any handshake or alert bytes, goes out
+ * from `wire` the same way `out` does on a plain conn. A TLS listener that receives plain
+ * frames answers with a plain Refusal saying so; a plain side that receives a TLS handshake
+ * says so in its log, so mixing the two never hangs.
+ *
  * Lifetime: the conn owns up to three handles (tcp, flush, optional idle timer) and up to
  * a few requests (getaddrinfo, connect, writes). conn_close closes the handles; on_close runs
  * when the last handle's close callback has run, and the memory is freed once no request
@@ -19,6 +27,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +38,21 @@
 #include "codec.h"
 #include "frame.h"
 #include "log.h"
+#include "tls.h"
 #include "util.h"
 
-#define CONN_SUBSYS      "conn"
-#define CONN_KEEPALIVE_S 30
+#define CONN_SUBSYS "conn"
+/* Keepalive: probes start after CONN_KEEPALIVE_S idle seconds and go every
+ * CONN_KEEPALIVE_INTVL_S; CONN_KEEPALIVE_CNT unanswered ones declare the peer dead, so an idle
+ * connection to a vanished host (power loss, a cut cable: no FIN, no RST) ends within about a
+ * minute instead of the kernel default of more than two hours. */
+#define CONN_KEEPALIVE_S       30
+#define CONN_KEEPALIVE_INTVL_S 10
+#define CONN_KEEPALIVE_CNT     3
 /* An output buffer this large is given back after a burst instead of being kept for reuse. */
 #define CONN_OUT_KEEP (1u << 20)
+/* TLS: ciphertext read per libuv read callback (a few maximal TLS records). */
+#define CONN_TLS_IN (64u << 10)
 
 enum conn_state {
 	CONN_NEW = 0,    /* created, neither started nor connecting */
@@ -54,6 +73,15 @@ struct conn {
 	struct frame_decoder dec;
 	struct buf out;  /* queued, not yet handed to the kernel or to uv_write */
 	size_t inflight; /* bytes owned by uv_write requests */
+
+	/* TLS (conn_set_tls); all NULL/empty on a plain conn */
+	struct tls_ctx *tls_ctx; /* borrowed; the session keeps OpenSSL's reference */
+	struct tls_session *tls; /* owned; created when the connection opens */
+	uint8_t *tls_in;         /* owned; ciphertext read buffer */
+	struct buf wire;         /* ciphertext not yet handed to the kernel or to uv_write */
+	bool tls_ready;          /* the handshake completed (logged once) */
+	bool got_frame;          /* a frame was decoded (plain conns: TLS detection) */
+	char host[256];          /* conn_connect's host, checked against the certificate */
 
 	enum conn_state state;
 	bool closing;      /* checked first by every callback */
@@ -85,10 +113,20 @@ struct conn_write {
 	size_t len;    /* bytes handed to uv_write */
 };
 
+/* Bytes received and sent by every connection of the process (the loop's thread only). */
+static uint64_t conn_bytes_in, conn_bytes_out;
+
+void conn_totals(uint64_t *in, uint64_t *out)
+{
+	*in = conn_bytes_in;
+	*out = conn_bytes_out;
+}
+
 static atomic_uint_fast64_t conn_next_id = 1;
 
 static void conn_flush_now(struct conn *c);
 static void conn_try_connect(struct conn *c);
+static void conn_on_flush(uv_idle_t *h);
 
 void conn_limits_default(struct conn_limits *l)
 {
@@ -118,6 +156,9 @@ static void conn_maybe_finish(struct conn *c)
 		uv_freeaddrinfo(c->ai_list);
 	frame_decoder_deinit(&c->dec);
 	buf_free(&c->out);
+	buf_free(&c->wire);
+	tls_session_destroy(&c->tls);
+	free(c->tls_in);
 	free(c);
 }
 
@@ -137,12 +178,21 @@ void conn_close(struct conn *c, const char *reason)
 	log_debug(CONN_SUBSYS, "conn=%" PRIu64 " peer=%s closing: %s", c->id, c->peer, c->reason);
 
 	/* Best effort, never blocking: a last message (a Refusal, say) usually fits the socket
-	 * buffer; uv_close would otherwise drop it. Pointless once writes are queued in libuv. */
-	if (c->state == CONN_OPEN && c->inflight == 0 && c->out.len > 0) {
-		uv_buf_t b = {.base = (char *)c->out.data, .len = c->out.len};
+	 * buffer; uv_close would otherwise drop it. Pointless once writes are queued in libuv.
+	 * With TLS the last plaintext is encrypted and followed by a close_notify. */
+	if (c->tls != NULL && tls_session_ready(c->tls)) {
+		if (c->out.len > 0 && tls_session_write(c->tls, c->out.data, c->out.len) < 0)
+			buf_reset(&c->out);
+		tls_session_close(c->tls);
+		(void)tls_session_take(c->tls, &c->wire);
+	}
+	struct buf *wire = c->tls != NULL ? &c->wire : &c->out;
+	if (c->state == CONN_OPEN && c->inflight == 0 && wire->len > 0) {
+		uv_buf_t b = {.base = (char *)wire->data, .len = wire->len};
 		(void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 	}
 	buf_free(&c->out);
+	buf_free(&c->wire);
 
 	if (c->reading)
 		uv_read_stop((uv_stream_t *)&c->tcp);
@@ -231,6 +281,11 @@ static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 		*b = uv_buf_init(NULL, 0);
 		return;
 	}
+	if (c->tls != NULL) {
+		b->base = (char *)c->tls_in;
+		b->len = CONN_TLS_IN;
+		return;
+	}
 	uint8_t *p;
 	size_t n;
 	frame_decoder_space(&c->dec, &p, &n);
@@ -262,6 +317,112 @@ static int conn_deliver(struct conn *c, const uint8_t *payload, uint32_t len)
 	return 0;
 }
 
+/* Handles every complete frame in the decoder. Returns 0, or -1 once the conn is closing. */
+static int conn_process_frames(struct conn *c)
+{
+	for (;;) {
+		const uint8_t *payload;
+		uint32_t len;
+		enum frame_status st = frame_decoder_next(&c->dec, &payload, &len);
+		if (st == FRAME_NEED_MORE)
+			return 0;
+		if (st != FRAME_READY) {
+			char why[256];
+			if (c->tls == NULL && !c->got_frame &&
+			    tls_looks_like_hello(c->dec.buf + c->dec.start,
+			                         c->dec.len - c->dec.start))
+				snprintf(
+				    why, sizeof(why),
+				    "the peer started a TLS handshake, but TLS is not configured "
+				    "here (give shoal-master --tls-cert and --tls-key, or drop "
+				    "--tls-ca on the peer)");
+			else if (st == FRAME_ERR_TOO_LARGE)
+				snprintf(why, sizeof(why),
+				         "frame length %" PRIu32 " exceeds the maximum %" PRIu32,
+				         c->dec.claimed, c->dec.max);
+			else
+				snprintf(why, sizeof(why), "%s", frame_status_str(st));
+			conn_fail(c, why);
+			return -1;
+		}
+		c->got_frame = true;
+		if (conn_deliver(c, payload, len) < 0)
+			return -1;
+		/* on_message may have closed us: no more callbacks after conn_close. */
+		if (c->closing)
+			return -1;
+	}
+}
+
+/* A TLS listener answers a plain peer in plain frames, so that it reports why it is refused
+ * instead of an unexplained close. */
+static void conn_tls_refuse_plain(struct conn *c)
+{
+	Shoal__Refusal r = SHOAL__REFUSAL__INIT;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	r.reason = (char *)tls_session_error(c->tls);
+	env.msg_case = SHOAL__ENVELOPE__MSG_REFUSAL;
+	env.refusal = &r;
+	size_t size = codec_frame_size(&env);
+	codec_pack_frame(&env, buf_reserve(&c->wire, size));
+	c->wire.len += size;
+}
+
+static void conn_flush_soon(struct conn *c)
+{
+	if (c->state == CONN_OPEN && !c->closing && !uv_is_active((uv_handle_t *)&c->flush))
+		uv_idle_start(&c->flush, conn_on_flush);
+}
+
+/* TLS: n ciphertext bytes arrived in tls_in. */
+static void conn_tls_input(struct conn *c, size_t n)
+{
+	if (tls_session_feed(c->tls, c->tls_in, n) < 0) {
+		if (tls_session_peer_plain(c->tls) && tls_ctx_role(c->tls_ctx) == TLS_SERVER)
+			conn_tls_refuse_plain(c);
+		conn_fail(c, tls_session_error(c->tls));
+		return;
+	}
+	conn_idle_restart(c);
+	for (;;) {
+		uint8_t *p;
+		size_t room;
+		frame_decoder_space(&c->dec, &p, &room);
+		ssize_t got = tls_session_read(c->tls, p, room);
+		if (got == 0)
+			break;
+		if (got == TLS_READ_EOF) {
+			size_t have = c->dec.len - c->dec.start;
+			if (have > 0) {
+				char why[128];
+				snprintf(why, sizeof(why),
+				         "peer closed mid-frame (%zu bytes of a frame)", have);
+				conn_fail(c, why);
+			} else {
+				conn_close(c, "peer closed");
+			}
+			return;
+		}
+		if (got < 0) {
+			/* The alert telling the peer why goes out with the close. */
+			(void)tls_session_take(c->tls, &c->wire);
+			conn_fail(c, tls_session_error(c->tls));
+			return;
+		}
+		frame_decoder_commit(&c->dec, (size_t)got);
+		if (conn_process_frames(c) < 0)
+			return;
+	}
+	if (!c->tls_ready && tls_session_ready(c->tls)) {
+		char what[128];
+		c->tls_ready = true;
+		tls_session_describe(c->tls, what, sizeof(what));
+		log_debug(CONN_SUBSYS, "conn=%" PRIu64 " peer=%s tls=\"%s\"", c->id, c->peer, what);
+	}
+	/* Handshake replies, and plaintext that waited for the handshake. */
+	conn_flush_soon(c);
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
 	struct conn *c = s->data;
@@ -269,11 +430,24 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (c->closing)
 		return;
 	if (nread < 0) {
-		char why[128];
+		char why[320];
 		size_t have = c->dec.len - c->dec.start;
 		if (nread != UV_EOF) {
 			snprintf(why, sizeof(why), "read error: %s", uv_strerror((int)nread));
 			conn_close(c, why);
+		} else if (c->tls != NULL && !tls_session_ready(c->tls)) {
+			if (tls_ctx_role(c->tls_ctx) == TLS_CLIENT)
+				snprintf(
+				    why, sizeof(why),
+				    "the master closed the connection during the TLS handshake "
+				    "(does it serve TLS? it needs --tls-cert and --tls-key; see "
+				    "its log for why)");
+			else
+				snprintf(
+				    why, sizeof(why),
+				    "the peer closed the connection during the TLS handshake "
+				    "(does it trust this master's certificate? see its error)");
+			conn_fail(c, why);
 		} else if (have > 0) {
 			snprintf(why, sizeof(why), "peer closed mid-frame (%zu bytes of a frame)",
 			         have);
@@ -285,32 +459,14 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	}
 	if (nread == 0)
 		return;
-	frame_decoder_commit(&c->dec, (size_t)nread);
-	conn_idle_restart(c);
-
-	for (;;) {
-		const uint8_t *payload;
-		uint32_t len;
-		enum frame_status st = frame_decoder_next(&c->dec, &payload, &len);
-		if (st == FRAME_NEED_MORE)
-			return;
-		if (st != FRAME_READY) {
-			char why[128];
-			if (st == FRAME_ERR_TOO_LARGE)
-				snprintf(why, sizeof(why),
-				         "frame length %" PRIu32 " exceeds the maximum %" PRIu32,
-				         c->dec.claimed, c->dec.max);
-			else
-				snprintf(why, sizeof(why), "%s", frame_status_str(st));
-			conn_fail(c, why);
-			return;
-		}
-		if (conn_deliver(c, payload, len) < 0)
-			return;
-		/* on_message may have closed us: no more callbacks after conn_close. */
-		if (c->closing)
-			return;
+	if (c->tls != NULL) {
+		conn_tls_input(c, (size_t)nread);
+		return;
 	}
+	frame_decoder_commit(&c->dec, (size_t)nread);
+	conn_bytes_in += (uint64_t)nread;
+	conn_idle_restart(c);
+	(void)conn_process_frames(c);
 }
 
 /* Reads exactly when open, not closing and not held back by a full write queue. */
@@ -342,7 +498,7 @@ static void conn_update_reading(struct conn *c)
 
 size_t conn_pending(const struct conn *c)
 {
-	return c->out.len + c->inflight;
+	return c->out.len + c->wire.len + c->inflight;
 }
 
 bool conn_writable(const struct conn *c)
@@ -382,16 +538,39 @@ static void conn_on_write(uv_write_t *req, int status)
 	conn_check_drain(c);
 }
 
+/* TLS: encrypts the queued plaintext (once the handshake allows) and collects every
+ * ciphertext byte to send in `wire`. Returns 0, or -1 after closing the conn. */
+static int conn_tls_seal(struct conn *c)
+{
+	if (tls_session_ready(c->tls) && c->out.len > 0) {
+		if (tls_session_write(c->tls, c->out.data, c->out.len) < 0) {
+			conn_fail(c, tls_session_error(c->tls));
+			return -1;
+		}
+		buf_reset(&c->out);
+		if (c->out.cap > CONN_OUT_KEEP)
+			buf_free(&c->out);
+	}
+	(void)tls_session_take(c->tls, &c->wire);
+	return 0;
+}
+
 static void conn_flush_now(struct conn *c)
 {
 	uv_idle_stop(&c->flush);
-	if (c->closing || c->state != CONN_OPEN || c->out.len == 0)
+	if (c->closing || c->state != CONN_OPEN)
+		return;
+	if (c->tls != NULL && conn_tls_seal(c) < 0)
+		return;
+	/* What goes to the socket: the frames themselves, or their ciphertext. */
+	struct buf *wire = c->tls != NULL ? &c->wire : &c->out;
+	if (wire->len == 0)
 		return;
 
 	size_t done = 0;
 	/* A direct write is only allowed when nothing is queued in libuv (ordering). */
 	if (c->inflight == 0) {
-		uv_buf_t b = {.base = (char *)c->out.data, .len = c->out.len};
+		uv_buf_t b = {.base = (char *)wire->data, .len = wire->len};
 		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 		if (n < 0 && n != UV_EAGAIN) {
 			char why[128];
@@ -402,10 +581,11 @@ static void conn_flush_now(struct conn *c)
 		if (n > 0)
 			done = (size_t)n;
 	}
-	if (done == c->out.len) {
-		buf_reset(&c->out);
-		if (c->out.cap > CONN_OUT_KEEP)
-			buf_free(&c->out);
+	conn_bytes_out += done;
+	if (done == wire->len) {
+		buf_reset(wire);
+		if (wire->cap > CONN_OUT_KEEP)
+			buf_free(wire);
 		conn_check_drain(c);
 		return;
 	}
@@ -413,10 +593,12 @@ static void conn_flush_now(struct conn *c)
 	/* The remainder goes to uv_write, which owns the whole buffer until its callback. */
 	struct conn_write *w = xmalloc(sizeof(*w));
 	size_t total;
-	w->data = buf_steal(&c->out, &total);
+	w->data = buf_steal(wire, &total);
 	w->len = total - done;
 	uv_buf_t b = {.base = (char *)w->data + done, .len = w->len};
 	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_on_write);
+	if (rc == 0)
+		conn_bytes_out += w->len;
 	if (rc < 0) {
 		free(w->data);
 		free(w);
@@ -467,8 +649,7 @@ int conn_send(struct conn *c, const Shoal__Envelope *env)
 		c->above_high = true;
 		conn_update_reading(c);
 	}
-	if (c->state == CONN_OPEN && !uv_is_active((uv_handle_t *)&c->flush))
-		uv_idle_start(&c->flush, conn_on_flush);
+	conn_flush_soon(c);
 	return 0;
 }
 
@@ -492,21 +673,62 @@ static void conn_fill_peer(struct conn *c)
 		         ntohs(((struct sockaddr_in *)&ss)->sin_port));
 }
 
+/* An IPPROTO_TCP option on the connection's socket: 0 or a negative errno. */
+static int conn_set_sockopt(struct conn *c, int opt, int value)
+{
+	uv_os_fd_t fd;
+	int rc = uv_fileno((const uv_handle_t *)&c->tcp, &fd);
+	if (rc < 0)
+		return rc;
+	if (setsockopt(fd, IPPROTO_TCP, opt, &value, sizeof(value)) < 0)
+		return -errno;
+	return 0;
+}
+
+int conn_set_user_timeout(struct conn *c, uint32_t ms)
+{
+	if (c->closing || c->state != CONN_OPEN)
+		return UV_EINVAL;
+	return conn_set_sockopt(c, TCP_USER_TIMEOUT, ms > INT32_MAX ? INT32_MAX : (int)ms);
+}
+
+int conn_local_ip(const struct conn *c, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	if (c->state != CONN_OPEN)
+		return UV_ENOTCONN;
+	int rc = uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sslen);
+	if (rc == 0)
+		rc = uv_ip_name((const struct sockaddr *)&ss, out, len);
+	return rc;
+}
+
 /* Common to both sides once the TCP connection exists. */
 static int conn_open(struct conn *c)
 {
 	/* Small frames must not wait for Nagle; dead peers must eventually be noticed. */
 	uv_tcp_nodelay(&c->tcp, 1);
 	uv_tcp_keepalive(&c->tcp, 1, CONN_KEEPALIVE_S);
+	conn_set_sockopt(c, TCP_KEEPINTVL, CONN_KEEPALIVE_INTVL_S);
+	conn_set_sockopt(c, TCP_KEEPCNT, CONN_KEEPALIVE_CNT);
 	conn_fill_peer(c);
 	c->state = CONN_OPEN;
+	if (c->tls_ctx != NULL) {
+		c->tls = tls_session_create(c->tls_ctx, c->host[0] != '\0' ? c->host : NULL);
+		c->tls_in = xmalloc(CONN_TLS_IN);
+		/* A client speaks first: its ClientHello goes out with the first flush. */
+		if (tls_session_handshake(c->tls) < 0)
+			return UV_EPROTO;
+	}
 	int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read);
 	if (rc < 0)
 		return rc;
 	c->reading = true;
 	conn_idle_restart(c);
-	/* Sends queued before the connection existed go out this iteration. */
-	if (c->out.len > 0)
+	/* Sends queued before the connection existed (and a ClientHello) go out this
+	 * iteration. */
+	if (c->out.len > 0 || c->tls != NULL)
 		uv_idle_start(&c->flush, conn_on_flush);
 	/* A queue already above the high mark keeps reading stopped. */
 	conn_update_reading(c);
@@ -632,6 +854,7 @@ int conn_connect(struct conn *c, const char *host, uint16_t port)
 		return UV_EALREADY;
 	char service[8];
 	snprintf(service, sizeof(service), "%u", port);
+	snprintf(c->host, sizeof(c->host), "%s", host);
 	if (strchr(host, ':') != NULL)
 		snprintf(c->target, sizeof(c->target), "[%s]:%u", host, port);
 	else
@@ -660,6 +883,16 @@ int conn_connect(struct conn *c, const char *host, uint16_t port)
 uv_tcp_t *conn_tcp(struct conn *c)
 {
 	return &c->tcp;
+}
+
+void conn_set_tls(struct conn *c, struct tls_ctx *ctx)
+{
+	c->tls_ctx = ctx;
+}
+
+bool conn_is_tls(const struct conn *c)
+{
+	return c->tls_ctx != NULL;
 }
 
 void conn_pause_reading(struct conn *c, bool pause)

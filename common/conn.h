@@ -22,6 +22,7 @@
 #include "shoal.pb-c.h"
 
 struct conn;
+struct tls_ctx;
 
 struct conn_limits {
 	uint32_t max_frame;     /* largest frame accepted or sent */
@@ -55,6 +56,14 @@ int conn_start(struct conn *c);
 /* Resolves host (async) and connects; on_connect reports the outcome, then reading starts. */
 int conn_connect(struct conn *c, const char *host, uint16_t port);
 
+/* Makes the connection TLS (before conn_start or conn_connect): the master side with a
+ * TLS_SERVER ctx, workers and clients with a TLS_CLIENT one, whose peer certificate is checked
+ * against the host given to conn_connect. Messages sent before the handshake completes wait
+ * for it; a handshake failure closes the conn with a reason saying what to fix. Borrows ctx,
+ * which must outlive conn_start/conn_connect (OpenSSL keeps a reference after that). */
+void conn_set_tls(struct conn *c, struct tls_ctx *ctx);
+bool conn_is_tls(const struct conn *c);
+
 /* Queues a message. Returns 0, or a negative errno-style code if the connection is closing
  * (-EPIPE) or the message exceeds max_frame (-EMSGSIZE, nothing queued) or the queue passed
  * write_max (-ENOBUFS, the connection is being closed). Borrows env. */
@@ -77,7 +86,16 @@ void *conn_data(const struct conn *c);
 void conn_set_data(struct conn *c, void *data);
 /* "ip:port" of the peer ("?" before it is known). */
 const char *conn_peer(const struct conn *c);
+/* The IP address of this end of an open connection, as text; 0 or a negative libuv code. */
+int conn_local_ip(const struct conn *c, char *out, size_t len);
+/* TCP_USER_TIMEOUT: the kernel aborts the open connection (the owner's on_close sees
+ * "connection timed out") once sent data has stayed unacknowledged for ms, e.g. because the
+ * peer's network is cut while we keep writing. 0 or a negative errno. */
+int conn_set_user_timeout(struct conn *c, uint32_t ms);
 /* Process-unique id for logs. */
 uint64_t conn_id(const struct conn *c);
+/* Bytes all connections of the process have received and handed to the kernel so far
+ * (frames, handshakes included), for metrics. */
+void conn_totals(uint64_t *in, uint64_t *out);
 
 #endif

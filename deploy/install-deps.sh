@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # Installs what shoal needs to build and test on Debian 12 (run as root).
+# One package per line, sorted, so that parallel changes merge cleanly.
 set -euo pipefail
 pkgs=(
 	build-essential
-	pkg-config
+	check
+	chromium
+	clang
+	curl
+	jq
+	libclang-rt-14-dev
+	libhttp-parser-dev
+	libinih-dev
+	libprotobuf-c-dev
+	libsqlite3-dev
+	libssl-dev
+	libsystemd-dev
+	libuv1-dev
 	meson
 	ninja-build
-	libuv1-dev
-	libprotobuf-c-dev
+	openssl
+	pkg-config
 	protobuf-c-compiler
-	check
-	libssl-dev
-	libsqlite3-dev
 	python3
-	jq
+	scdoc
+	valgrind
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -141,6 +141,8 @@ struct job *jobs_new(struct master *m, const Shoal__JobSpec *spec, const struct 
 	j->priority = spec->has_priority ? spec->priority : 0;
 	j->cost = spec->has_cost ? spec->cost : 0;
 	j->task_timeout_ms = spec->has_task_timeout_ms ? spec->task_timeout_ms : 0;
+	j->job_timeout_ms = spec->has_job_timeout_ms ? spec->job_timeout_ms : 0;
+	j->timed_from_ms = uv_now(m->loop);
 	j->retries =
 	    spec->has_retries && spec->retries > 0 ? spec->retries : m->cfg.default_retries;
 	j->submitted_ms = wall_ms();
@@ -157,6 +159,13 @@ struct job *jobs_new(struct master *m, const Shoal__JobSpec *spec, const struct 
 	m->jobs[j->id - 1] = j;
 	if (j->id > m->njobs)
 		m->njobs = j->id;
+	if (j->job_timeout_ms) {
+		if (m->ntimed == m->timed_cap) {
+			m->timed_cap = m->timed_cap ? m->timed_cap * 2 : 16;
+			m->timed = xrealloc(m->timed, m->timed_cap * sizeof(*m->timed));
+		}
+		m->timed[m->ntimed++] = j;
+	}
 	return j;
 }
 
@@ -513,6 +522,39 @@ void jobs_timeout_task(struct task *t)
 	sched_kick(w->m); /* the retry goes out with the next round */
 }
 
+void jobs_sweep_timeouts(struct master *m)
+{
+	uint64_t now = uv_now(m->loop);
+	size_t keep = 0;
+	/* Ended jobs leave the array; jobs_fail below ends jobs but never adds any. */
+	for (size_t i = 0; i < m->ntimed; i++) {
+		struct job *j = m->timed[i];
+		if (jobs_finished(j))
+			continue;
+		m->timed[keep++] = j;
+		/* An upload needs no worker yet: the clock starts once the input is in. */
+		if (j->state == SHOAL__JOB_STATE__JOB_UPLOADING)
+			j->timed_from_ms = now;
+	}
+	m->ntimed = keep;
+	if (m->nworkers > 0)
+		return;
+	for (size_t i = 0; i < m->ntimed; i++) {
+		struct job *j = m->timed[i];
+		uint64_t from = j->timed_from_ms > m->no_workers_since_ms ? j->timed_from_ms
+		                                                          : m->no_workers_since_ms;
+		if (jobs_finished(j) || j->state == SHOAL__JOB_STATE__JOB_UPLOADING ||
+		    now - from < j->job_timeout_ms)
+			continue;
+		jobs_fail(
+		    j, SHOAL__JOB_STATE__JOB_FAILED,
+		    "job timeout: no worker connected to run it for %.1f s (--job-timeout %g); "
+		    "%u of %u tasks were done",
+		    (double)(now - from) / 1000.0, (double)j->job_timeout_ms / 1000.0, j->done,
+		    j->ntasks);
+	}
+}
+
 void jobs_drop_backup(struct task *t)
 {
 	backup_release(t, false);
@@ -609,6 +651,7 @@ static void on_task_failed(struct job *j, struct task *t, struct worker *w, cons
 	t->failures++;
 	j->task_failures++;
 	w->tasks_failed++;
+	j->m->stats.tasks_failed++;
 	/* A worker that fails attempt after attempt (a broken host, a full disk) would otherwise
 	 * eat the whole queue: it gets no new work for a while. Data errors do not count. */
 	if (!permanent && ++w->failed_in_a_row >= QUARANTINE_AFTER && other_worker_usable(w)) {
@@ -734,6 +777,7 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 	if (r->has_elapsed_us) {
 		w->ewma_task_us = balance_ewma(w->ewma_task_us, (double)r->elapsed_us + 1.0);
 		if (r->ok) {
+			stats_task_done(j->m, r->elapsed_us);
 			j->dur_ms[j->dur_next] = (uint32_t)(r->elapsed_us / 1000);
 			j->dur_next = (j->dur_next + 1) % (uint32_t)ARRAY_SIZE(j->dur_ms);
 			if (j->ndur < ARRAY_SIZE(j->dur_ms))
@@ -907,6 +951,12 @@ void jobs_destroy(struct job *j)
 	free(j->spec_packed);
 	recover_forget(j);
 	buf_free(&j->result_mem);
+	for (size_t i = 0; i < m->ntimed; i++) {
+		if (m->timed[i] == j) { /* an ended job the timeout sweep has not dropped yet */
+			m->timed[i] = m->timed[--m->ntimed];
+			break;
+		}
+	}
 	m->jobs[j->id - 1] = NULL;
 	free(j);
 }
@@ -920,6 +970,9 @@ void jobs_destroy_all(struct master *m)
 	free(m->ring);
 	free(m->visited);
 	free(m->dirty);
+	free(m->timed);
+	m->timed = NULL;
+	m->ntimed = m->timed_cap = 0;
 	locks_destroy_all(m);
 	free(m->waiting);
 	policy_queue_deinit(&m->queue);

@@ -13,6 +13,7 @@
  *   watch.c     progress updates to clients that watch a job
  *   persist.c   the journal on the loop: batched commits on the thread pool, recovery at start
  *   journal.c   the journal itself (SQLite, no loop)
+ *   http.c      --http: JSON API, Prometheus metrics and the dashboard, on the same loop
  *
  * Task lifecycle (one partition of a job):
  *
@@ -31,6 +32,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "conn.h"
 #include "list.h"
@@ -38,6 +40,7 @@
 #include "policy.h"
 #include "records.h"
 #include "shoal.pb-c.h"
+#include "tls.h"
 
 struct journal;
 
@@ -88,7 +91,8 @@ struct worker {
 	struct list_head backups;  /* speculative copies it runs */
 	uint64_t id;
 	char *name;
-	char *host;
+	char *host;      /* the hostname it reports */
+	char *advertise; /* the address it says it is reachable at ("": none given) */
 	uint32_t slots;
 	uint32_t inflight;
 	bool allow_exec;
@@ -123,6 +127,8 @@ struct job {
 	int32_t priority;
 	uint32_t retries;
 	uint32_t task_timeout_ms; /* 0: none */
+	uint32_t job_timeout_ms;  /* fail once no worker has been connected this long; 0: none */
+	uint64_t timed_from_ms;   /* loop time the job-timeout clock may start from */
 	char *error;              /* why it failed */
 	char *exec;               /* run this command per partition instead of an op */
 	char *reduce_exec;        /* second stage over the grouped map output */
@@ -203,8 +209,30 @@ struct master_config {
 	uint32_t max_frame;
 	uint32_t default_retries;
 	uint64_t upload_window;
-	bool allow_exec;    /* may load plugins to run their combine step */
-	uint32_t keep_jobs; /* ended jobs kept (with their results) before the oldest go */
+	/* The cluster secret (auth.h), loaded at startup from --secret-file or
+	 * $SHOAL_SECRET_FILE; NULL: none, peers use the plain handshake. Read-only afterwards;
+	 * any listener may check tokens against it with auth_hmac/auth_equal. */
+	char *secret_file;
+	uint8_t *secret;
+	size_t secret_len;
+	bool insecure; /* --insecure: listening beyond loopback without a secret is allowed */
+	struct tls_files tls; /* --tls-cert/--tls-key/--tls-ca (owned copies) */
+	bool allow_exec;      /* may load plugins to run their combine step */
+	uint32_t keep_jobs;   /* ended jobs kept (with their results) before the oldest go */
+	bool http_enabled;    /* --http off clears it */
+	bool http_explicit;   /* --http was given: failing to listen there is fatal */
+	char http_host[256];
+	uint16_t http_port;
+};
+
+/* Counters for /metrics that the master's state does not hold already. */
+#define STATS_TASK_BUCKETS 12
+extern const double stats_task_bounds[STATS_TASK_BUCKETS]; /* seconds, increasing */
+struct master_stats {
+	uint64_t task_buckets[STATS_TASK_BUCKETS + 1]; /* successful attempts by run time; +Inf */
+	uint64_t task_us_sum;
+	uint64_t tasks_ok, tasks_failed; /* attempts that ended */
+	uint64_t started_ms;             /* loop time */
 };
 
 struct master {
@@ -218,11 +246,16 @@ struct master {
 	bool sched_pending;
 	bool stopping;
 	struct conn_limits limits;
+	struct auth_replay *replay; /* recent peer nonces (handshake.h) */
+	struct tls_ctx *tls;        /* owned; NULL: plain TCP */
 
 	struct list_head workers;
 	struct list_head clients;
 	struct list_head pending; /* connections that have not said Hello yet */
 	uint32_t nworkers;
+	uint64_t no_workers_since_ms; /* loop time the last worker left (or the master started) */
+	struct job **timed;           /* unfinished jobs with a --job-timeout */
+	size_t ntimed, timed_cap;
 	uint32_t total_slots;
 	uint32_t exec_workers;  /* workers started with --allow-exec */
 	uint64_t spill_backlog; /* result bytes received and not yet written to spill files */
@@ -246,6 +279,12 @@ struct master {
 	char *blobs_dir;
 	struct persist *persist; /* the journal (persist.c) */
 	bool exiting;            /* after the loop: files stay for the next start */
+
+	struct master_stats stats;
+	uv_tcp_t http_listener;
+	bool http_listening;
+	struct list_head http_conns;
+	uint32_t http_nconns;
 };
 
 /* server.c */
@@ -256,6 +295,14 @@ void server_drop(struct conn *c, const char *reason);
 /* Sends a Failure answer to a client request. */
 void server_send_failure(struct conn *c, uint64_t job_id, uint32_t code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* http.c */
+/* Starts the --http endpoint (if enabled). 0, or -1 after logging why. */
+int http_start(struct master *m);
+/* Closes the listener and every HTTP connection. */
+void http_stop(struct master *m);
+/* A task attempt succeeded after running elapsed_us on its worker. */
+void stats_task_done(struct master *m, uint64_t elapsed_us);
 
 /* registry.c */
 struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello *hello);
@@ -295,6 +342,8 @@ void jobs_fill_info(const struct job *j, Shoal__JobInfo *info);
 void jobs_requeue(struct task *t);
 /* The task's attempt ran past the job's --task-timeout: stop it and retry (or fail the job). */
 void jobs_timeout_task(struct task *t);
+/* Fails the jobs whose --job-timeout has passed with no worker connected (sweep timer). */
+void jobs_sweep_timeouts(struct master *m);
 /* The worker running a task's speculative copy is gone: the primary carries on. */
 void jobs_drop_backup(struct task *t);
 /* The job's tasks are all cut (upload finished): queue it. */

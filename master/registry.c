@@ -25,6 +25,7 @@ struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello
 		w->name = xstrdup(name);
 	}
 	w->host = xstrdup(hello->host ? hello->host : "");
+	w->advertise = xstrdup(hello->advertise ? hello->advertise : "");
 	w->connected_ms = w->last_seen_ms = wall_ms();
 	list_init(&w->assigned);
 	list_init(&w->blob_sends);
@@ -35,10 +36,10 @@ struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello
 	m->exec_workers += w->allow_exec;
 	sched_rebuild_ring(m);
 	log_info("registry",
-	         "conn=%llu peer=%s event=worker_registered worker=%llu name=%s host=%s slots=%u "
-	         "workers=%u",
+	         "conn=%llu peer=%s event=worker_registered worker=%llu name=%s host=%s "
+	         "advertise=%s slots=%u workers=%u",
 	         (unsigned long long)conn_id(c), conn_peer(c), (unsigned long long)w->id, w->name,
-	         w->host, w->slots, m->nworkers);
+	         w->host, w->advertise[0] ? w->advertise : "-", w->slots, m->nworkers);
 	return w;
 }
 
@@ -58,7 +59,8 @@ void registry_remove(struct worker *w, const char *why)
 	free(w->batch);
 	blobs_worker_gone(w);
 	list_unlink(&w->link);
-	m->nworkers--;
+	if (--m->nworkers == 0)
+		m->no_workers_since_ms = uv_now(m->loop); /* --job-timeout counts from here */
 	m->total_slots -= w->slots;
 	m->exec_workers -= w->allow_exec;
 	sched_rebuild_ring(m);
@@ -69,6 +71,7 @@ void registry_remove(struct worker *w, const char *why)
 	         (unsigned long long)w->id, w->name, why, requeued, m->nworkers);
 	free(w->name);
 	free(w->host);
+	free(w->advertise);
 	free(w);
 	if (requeued)
 		sched_kick(m);
@@ -159,6 +162,7 @@ void registry_list(struct master *m, struct conn *c)
 		wi->name = w->name;
 		wi->host = w->host;
 		wi->address = (char *)conn_peer(w->conn);
+		wi->advertise = w->advertise[0] ? w->advertise : NULL;
 		wi->slots = w->slots;
 		wi->has_running = true;
 		wi->running = w->inflight;

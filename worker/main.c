@@ -13,11 +13,14 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "cache.h"
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "notify.h"
 #include "session.h"
+#include "tls.h"
 
 #define SUBSYS "worker"
 
@@ -43,6 +46,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 	log_info(SUBSYS, "%s: finishing running tasks, then exiting (signal again to exit now)",
 	         strsignal(signum));
+	notify_stopping();
 	worker_session_stop(m->session);
 }
 
@@ -112,6 +116,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(cfg.log_level);
+	uint8_t *secret = NULL;
+	size_t secret_len = 0;
+	const char *secret_path = auth_secret_path(cfg.secret_file);
+	if (secret_path != NULL) {
+		char err[512];
+		if (auth_secret_load(secret_path, &secret, &secret_len, err, sizeof(err)) < 0) {
+			log_error(SUBSYS, "%s", err);
+			return 2;
+		}
+	}
 	signal(SIGPIPE, SIG_IGN);
 	worker_size_threadpool(cfg.slots);
 
@@ -139,6 +153,7 @@ int main(int argc, char **argv)
 		snprintf(work_root, sizeof(work_root), "%s", cfg.work_dir);
 		if (fs_mkdir_p(work_root, 0700, why, sizeof(why)) != 0) {
 			log_error(SUBSYS, "--work-dir: %s", why);
+			auth_secret_free(&secret, secret_len);
 			return 1;
 		}
 	} else {
@@ -150,8 +165,19 @@ int main(int argc, char **argv)
 		if (mkdtemp(work_root) == NULL) {
 			log_error(SUBSYS, "cannot make a working directory %s: %s", work_root,
 			          strerror(errno));
+			auth_secret_free(&secret, secret_len);
 			return 1;
 		}
+	}
+
+	struct tls_ctx *tls = NULL;
+	const struct tls_files tls_files = {cfg.tls_cert, cfg.tls_key, cfg.tls_ca};
+	if (tls_files_enabled(&tls_files) &&
+	    tls_ctx_create(TLS_CLIENT, &tls_files, &tls, why, sizeof(why)) != 0) {
+		log_error(SUBSYS, "%s", why);
+		if (own_work_root)
+			(void)fs_rmtree(work_root, why, sizeof(why));
+		return 2;
 	}
 
 	struct worker_main m;
@@ -159,6 +185,7 @@ int main(int argc, char **argv)
 	int rc = uv_loop_init(&m.loop);
 	if (rc != 0) {
 		log_error(SUBSYS, "cannot create the event loop: %s", uv_strerror(rc));
+		auth_secret_free(&secret, secret_len);
 		return 1;
 	}
 	const struct worker_session_config scfg = {
@@ -167,13 +194,18 @@ int main(int argc, char **argv)
 	    .master_port = cfg.master_port,
 	    .name = name,
 	    .host = host,
+	    .advertise = cfg.advertise,
 	    .slots = cfg.slots,
 	    .allow_exec = cfg.allow_exec,
 	    .cache_dir = cache_dir[0] != '\0' ? cache_dir : NULL,
 	    .cache_size = cfg.cache_size,
 	    .work_root = work_root,
+	    .secret = secret,
+	    .secret_len = secret_len,
+	    .tls = tls,
 	};
 	m.session = worker_session_create(&m.loop, &scfg, on_session_stopped, &m);
+	auth_secret_free(&secret, secret_len); /* the session keeps its own copy */
 
 	uv_signal_init(&m.loop, &m.sigint);
 	uv_signal_init(&m.loop, &m.sigterm);
@@ -182,15 +214,17 @@ int main(int argc, char **argv)
 	uv_signal_start(&m.sigterm, on_signal, SIGTERM);
 
 	log_info(SUBSYS,
-	         "starting name=%s master=%s slots=%u allow_exec=%s cache_dir=%s "
+	         "starting name=%s master=%s slots=%u allow_exec=%s secret=%s cache_dir=%s "
 	         "cache_size=%" PRIu64 " work_dir=%s pid=%ld",
 	         name, cfg.master, cfg.slots, cfg.allow_exec ? "yes" : "no",
-	         cache_dir[0] != '\0' ? cache_dir : "-", cfg.cache_size, work_root, (long)getpid());
+	         secret_path != NULL ? secret_path : "none", cache_dir[0] != '\0' ? cache_dir : "-",
+	         cfg.cache_size, work_root, (long)getpid());
 	worker_session_start(m.session);
 
 	uv_run(&m.loop, UV_RUN_DEFAULT);
 
 	worker_session_destroy(&m.session);
+	tls_ctx_destroy(&tls);
 	if (own_work_root && fs_rmtree(work_root, why, sizeof(why)) != 0)
 		log_warn(SUBSYS, "%s", why);
 	rc = uv_loop_close(&m.loop);

@@ -9,10 +9,14 @@
 #include "backoff.h"
 #include "cache.h"
 #include "codec.h"
+#include "auth.h"
 #include "conn.h"
+#include "handshake.h"
 #include "log.h"
+#include "notify.h"
 #include "prep.h"
 #include "runner.h"
+#include "tls.h"
 #include "util.h"
 
 #define SUBSYS "session"
@@ -50,8 +54,12 @@ struct worker_session {
 	uint16_t master_port;
 	char *name;
 	char *host;
+	char *advertise; /* NULL: the local address of each connection to the master */
 	uint32_t slots;
 	bool allow_exec;
+	uint8_t *secret; /* owned copy; NULL: plain handshake */
+	size_t secret_len;
+	struct handshake_peer hs; /* the current connection's handshake */
 	worker_session_stopped_fn on_stopped;
 	void *arg;
 
@@ -60,6 +68,7 @@ struct worker_session {
 	struct cache *cache; /* NULL if the directory was unusable */
 	struct conn *conn;   /* NULL while disconnected */
 	struct conn_limits limits;
+	struct tls_ctx *tls; /* borrowed; NULL: plain TCP */
 	enum session_state state;
 	uint64_t worker_id;
 
@@ -73,7 +82,7 @@ struct worker_session {
 	uint64_t rand_state;
 	uint64_t attempts; /* connection attempts since the last registration */
 	bool warned;       /* the "cannot reach" warning was logged for this run of failures */
-	char last_error[256];
+	char last_error[600];
 	uint64_t goodbye_deadline_us;
 
 	/* Results waiting to be sent. results[i] points into owned[i]'s buffers. */
@@ -474,7 +483,24 @@ static void session_on_welcome(struct worker_session *s, const Shoal__Welcome *w
 	         " peer=%s name=%s slots=%" PRIu32 " heartbeat_ms=%" PRIu32,
 	         s->worker_id, s->master, session_conn_id(s), session_peer(s), s->name, s->slots,
 	         hb_ms);
+	char status[320];
+	snprintf(status, sizeof(status), "registered with %s as worker %" PRIu64, s->master,
+	         s->worker_id);
+	notify_ready(status);
 	uv_timer_start(&s->heartbeat, on_heartbeat, hb_ms, hb_ms);
+	/* Heartbeats keep data in flight: if the master leaves them unacknowledged for about as
+	 * long as it waits for them (its host is gone, the network is cut), the kernel ends the
+	 * connection and the tasks of this session are dropped, as the master has given them
+	 * to others by then. Without this a cut network holds them for many minutes. */
+	if (w->has_heartbeat_timeout_ms) {
+		uint32_t ms = w->heartbeat_timeout_ms + hb_ms;
+		int rc = conn_set_user_timeout(s->conn, ms);
+		if (rc < 0)
+			log_warn(SUBSYS,
+			         "conn=%" PRIu64 " peer=%s: cannot set TCP_USER_TIMEOUT %" PRIu32
+			         " ms: %s; a cut network is noticed late",
+			         session_conn_id(s), session_peer(s), ms, uv_strerror(rc));
+	}
 }
 
 static void session_on_refusal(struct worker_session *s, const Shoal__Refusal *r)
@@ -482,13 +508,46 @@ static void session_on_refusal(struct worker_session *s, const Shoal__Refusal *r
 	const char *reason = r->reason != NULL ? r->reason : "";
 	log_error(SUBSYS, "conn=%" PRIu64 " peer=%s: master=%s refused this worker: %s",
 	          session_conn_id(s), session_peer(s), s->master, reason);
-	/* A version mismatch will not fix itself by retrying: give up. */
-	if (strcasestr(reason, "version") != NULL) {
+	/* A version or secret mismatch will not fix itself by retrying: give up. */
+	if ((r->has_permanent && r->permanent) || strcasestr(reason, "version") != NULL) {
 		s->fatal = true;
 		s->status = 1;
 	}
 	snprintf(s->last_error, sizeof(s->last_error), "refused: %s", reason);
 	conn_close(s->conn, "refused by master");
+}
+
+/* A message while the handshake runs (common/handshake.h): Challenge, Welcome or Refusal. */
+static void session_on_handshake(struct worker_session *s, const Shoal__Envelope *env)
+{
+	switch (handshake_peer_on_message(&s->hs, env)) {
+	case HANDSHAKE_SEND: {
+		int rc = conn_send(s->conn, &s->hs.out);
+		if (rc < 0) {
+			snprintf(s->last_error, sizeof(s->last_error), "cannot send proof: %s",
+			         uv_strerror(rc));
+			conn_close(s->conn, s->last_error);
+		}
+		break;
+	}
+	case HANDSHAKE_DONE:
+		session_on_welcome(s, s->hs.welcome);
+		break;
+	case HANDSHAKE_REFUSE:
+		if (s->hs.refused) {
+			session_on_refusal(s, env->refusal);
+			break;
+		}
+		log_error(SUBSYS, "conn=%" PRIu64 " peer=%s: handshake with master=%s failed: %s",
+		          session_conn_id(s), session_peer(s), s->master, s->hs.why);
+		if (s->hs.permanent) {
+			s->fatal = true;
+			s->status = 1;
+		}
+		snprintf(s->last_error, sizeof(s->last_error), "%s", s->hs.why);
+		conn_close(s->conn, "handshake failed");
+		break;
+	}
 }
 
 static void session_on_task_batch(struct worker_session *s, const Shoal__TaskBatch *b)
@@ -533,6 +592,10 @@ static void session_on_cancel(struct worker_session *s, const Shoal__CancelTasks
 static void on_message(struct conn *c, Shoal__Envelope *env)
 {
 	struct worker_session *s = conn_data(c);
+	if (s->state == SESSION_HELLO_SENT) {
+		session_on_handshake(s, env);
+		return;
+	}
 	switch (env->msg_case) {
 	case SHOAL__ENVELOPE__MSG_WELCOME:
 		session_on_welcome(s, env->welcome);
@@ -563,12 +626,23 @@ static void on_message(struct conn *c, Shoal__Envelope *env)
 static void session_send_hello(struct worker_session *s)
 {
 	Shoal__Hello hello = SHOAL__HELLO__INIT;
-	hello.version = SHOAL_PROTOCOL_VERSION;
-	hello.role = SHOAL__ROLE__ROLE_WORKER;
+	handshake_peer_init(&s->hs, s->secret, s->secret_len, SHOAL__ROLE__ROLE_WORKER);
+	if (handshake_peer_hello(&s->hs, &hello) < 0) {
+		snprintf(s->last_error, sizeof(s->last_error), "%s", s->hs.why);
+		conn_close(s->conn, s->last_error);
+		return;
+	}
 	hello.name = s->name;
 	hello.has_slots = true;
 	hello.slots = s->slots;
 	hello.host = s->host;
+	/* Without --advertise: our address on the route to the master, which the master may see
+	 * translated (NAT, containers) as the connection's peer. */
+	char local[64];
+	if (s->advertise != NULL)
+		hello.advertise = s->advertise;
+	else if (conn_local_ip(s->conn, local, sizeof(local)) == 0)
+		hello.advertise = local;
 	hello.has_allow_exec = true;
 	hello.allow_exec = s->allow_exec;
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
@@ -640,6 +714,7 @@ static void on_close(struct conn *c, const char *reason)
 		log_warn(SUBSYS,
 		         "conn=%" PRIu64 " lost master=%s worker_id=%" PRIu64 ": %s; reconnecting",
 		         id, s->master, s->worker_id, s->last_error);
+		notify_status("lost the master; reconnecting");
 	} else if (!s->fatal) {
 		if (!s->warned) {
 			log_warn(SUBSYS,
@@ -690,6 +765,8 @@ static void session_connect(struct worker_session *s)
 	s->last_error[0] = '\0';
 	log_debug(SUBSYS, "connecting to master=%s attempt=%" PRIu64, s->master, s->attempts);
 	s->conn = conn_create(s->loop, &s->limits, &session_callbacks, s);
+	if (s->tls != NULL)
+		conn_set_tls(s->conn, s->tls);
 	s->state = SESSION_CONNECTING;
 	uv_timer_start(&s->timer, on_retry, SESSION_HANDSHAKE_MS, 0);
 	int rc = conn_connect(s->conn, s->master_host, s->master_port);
@@ -795,8 +872,16 @@ struct worker_session *worker_session_create(uv_loop_t *loop,
 	s->master_port = cfg->master_port;
 	s->name = xstrdup(cfg->name);
 	s->host = xstrdup(cfg->host);
+	s->advertise =
+	    cfg->advertise != NULL && cfg->advertise[0] != '\0' ? xstrdup(cfg->advertise) : NULL;
 	s->slots = cfg->slots;
 	s->allow_exec = cfg->allow_exec;
+	if (cfg->secret != NULL) {
+		s->secret = xmalloc(cfg->secret_len);
+		memcpy(s->secret, cfg->secret, cfg->secret_len);
+		s->secret_len = cfg->secret_len;
+	}
+	s->tls = cfg->tls;
 	s->on_stopped = on_stopped;
 	s->arg = arg;
 	conn_limits_default(&s->limits);
@@ -866,6 +951,8 @@ void worker_session_destroy(struct worker_session **sp)
 	free(s->master_host);
 	free(s->name);
 	free(s->host);
+	auth_secret_free(&s->secret, s->secret_len);
+	free(s->advertise);
 	free(s);
 	*sp = NULL;
 }

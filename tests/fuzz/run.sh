@@ -8,9 +8,10 @@ secs=${1:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${SHOAL_FUZZ_BUILD:-$root/build-fuzz}
-targets=(fuzz_frame fuzz_records fuzz_fold)
 
 cd "$root" || exit 2
+# Every tests/fuzz/fuzz_*.c is a target.
+mapfile -t targets < <(python3 "$here/list_targets.py" "$here")
 if [ ! -f "$build/build.ninja" ]; then
 	CC=clang meson setup "$build" -Dfuzz=true -Db_lundef=false >"$build.setup.log" 2>&1 || {
 		cat "$build.setup.log"; echo "run.sh: meson setup failed" >&2; exit 2; }
@@ -26,7 +27,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 failed=0
 for t in "${targets[@]}"; do
 	mkdir -p "$work/$t" "$work/$t-art"
-	cp "$here/corpus/$t/"* "$work/$t/" 2>/dev/null
+	cp "$here/corpus/$t/"* "$here/regressions/$t/"* "$work/$t/" 2>/dev/null
 	log="$work/$t.log"
 	"$build/tests/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
 		-print_final_stats=1 -artifact_prefix="$work/$t-art/" "$work/$t" >"$log" 2>&1
