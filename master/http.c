@@ -245,6 +245,8 @@ static void http_json_job(struct json *jw, const struct job *job)
 	json_kv_u64_or_null(jw, "queue_position", i.has_queue_position ? i.queue_position : 0);
 	json_kv_u64(jw, "cost", i.cost);
 	json_kv_u64_or_null(jw, "after", i.after);
+	json_kv_u64(jw, "partitions_recovered", i.partitions_recovered);
+	json_kv_u64(jw, "tasks_dispatched", i.tasks_dispatched);
 	json_object_end(jw);
 }
 
