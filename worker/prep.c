@@ -468,7 +468,7 @@ void prep_submit(struct prep *p, struct task *t)
 	p->hits += hits;
 	if (nrefs > 0 && prep_first_of_job(p, t->res.ref.job_id) && hits > 0)
 		log_info(SUBSYS,
-		         "event=cache_hits job=%" PRIu64 " task=%" PRIu32 " hits=%u misses=%u "
+		         "cache_hits job=%" PRIu64 " task=%" PRIu32 " hits=%u misses=%u "
 		         "worker_hits=%" PRIu64,
 		         t->res.ref.job_id, t->res.ref.task_id, hits, t->missing, p->hits);
 	prep_push(p, t);
