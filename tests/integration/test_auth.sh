@@ -120,9 +120,9 @@ log "secret on one side only: refused on both sides; no secret anywhere: plain h
 # ---- unusable secret files are refused at start, with what to do
 cp "$SECRET" "$T/open-secret"
 chmod 644 "$T/open-secret"
-expect_exit 2 "$SHOAL_MASTER_BIN" --listen 127.0.0.1:0 --state-dir "$T/state2" --secret-file "$T/open-secret"
+expect_exit 2 timeout -k 2 30 "$SHOAL_MASTER_BIN" --listen 127.0.0.1:0 --state-dir "$T/state2" --secret-file "$T/open-secret"
 grep -q "readable by group or others (mode 0644).*chmod 600" "$T/err" || fail "master, 0644: $(cat "$T/err")"
-expect_exit 2 "$SHOAL_WORKER_BIN" --master "$SHOAL_MASTER" --secret-file "$T/open-secret"
+expect_exit 2 timeout -k 2 30 "$SHOAL_WORKER_BIN" --master "$SHOAL_MASTER" --secret-file "$T/open-secret"
 grep -q "readable by group or others.*chmod 600" "$T/err" || fail "worker, 0644: $(cat "$T/err")"
 expect_exit 2 shoal --secret-file "$T/open-secret" jobs
 grep -q "readable by group or others.*chmod 600" "$T/err" || fail "client, 0644: $(cat "$T/err")"
@@ -130,7 +130,7 @@ chmod 640 "$T/open-secret"
 expect_exit 2 env SHOAL_SECRET_FILE="$T/open-secret" "$SHOAL_CLIENT_BIN" jobs
 grep -q "readable by group or others (mode 0640)" "$T/err" || fail "client, env, 0640: $(cat "$T/err")"
 (umask 077 && : >"$T/empty" && printf 'short\n' >"$T/short")
-expect_exit 2 "$SHOAL_MASTER_BIN" --listen 127.0.0.1:0 --state-dir "$T/state2" --secret-file "$T/empty"
+expect_exit 2 timeout -k 2 30 "$SHOAL_MASTER_BIN" --listen 127.0.0.1:0 --state-dir "$T/state2" --secret-file "$T/empty"
 grep -q "is empty" "$T/err" || fail "empty secret: $(cat "$T/err")"
 expect_exit 2 shoal --secret-file "$T/short" jobs
 grep -q "holds 5 bytes; a cluster secret needs at least 16" "$T/err" || fail "short secret: $(cat "$T/err")"
@@ -139,7 +139,7 @@ grep -q "cannot open secret file" "$T/err" || fail "missing secret file: $(cat "
 log "group/other-readable, empty, short and missing secret files refused"
 
 # ---- listening beyond loopback needs a secret, or --insecure (said loudly)
-expect_exit 2 "$SHOAL_MASTER_BIN" --listen 0.0.0.0:0 --state-dir "$T/state2"
+expect_exit 2 timeout -k 2 30 "$SHOAL_MASTER_BIN" --listen 0.0.0.0:0 --state-dir "$T/state2"
 grep -q "refusing to listen on 0.0.0.0 without a cluster secret.*--insecure" "$T/err" ||
 	fail "0.0.0.0 without a secret: $(cat "$T/err")"
 # The accepted cases bind the wildcard address inside a network namespace of their own (no
