@@ -5,9 +5,13 @@ set -euo pipefail
 pkgs=(
 	build-essential
 	check
+	chromium
 	clang
+	curl
 	jq
 	libclang-rt-14-dev
+	libhttp-parser-dev
+	libinih-dev
 	libprotobuf-c-dev
 	libssl-dev
 	libsystemd-dev

@@ -125,7 +125,8 @@ log "exec: a cancelled task's command and its background child are gone"
 restart_master --max-frame 4096 --max-write-queue $((4096 + 4 * 1048576))
 "${WIRE[@]}" case bigframe "$MASTER_PORT" "$T/master.log" "$MASTER_PID" >"$T/case.out" 2>&1 ||
 	fail "bigframe: $(cat "$T/case.out")"
-expect_exit 2 timeout -k 2 30 "$SHOAL_MASTER_BIN" --listen 127.0.0.1:0 --state-dir "$T/s2" --max-write-queue 1000000
+expect_exit 2 timeout -k 2 30 "$SHOAL_MASTER_BIN" --listen 127.0.0.1:0 --http off --state-dir "$T/s2" \
+	--max-write-queue 1000000
 grep -q "max-write-queue 1000000 is below --max-frame + 4 MiB" "$T/err" ||
 	fail "--max-write-queue bound: $(cat "$T/err")"
 log "max frame: $(cat "$T/case.out")"
