@@ -72,6 +72,7 @@ static const struct cli_cmd_desc cli_cmds[] = {
 
 enum cli_opt {
 	OPT_MASTER,
+	OPT_SECRET_FILE,
 	OPT_JSON,
 	OPT_QUIET,
 	OPT_HELP,
@@ -114,6 +115,7 @@ struct cli_opt_desc {
 
 static const struct cli_opt_desc cli_opts[OPT_COUNT] = {
     [OPT_MASTER] = {"master", 0, true, G_GLOBAL},
+    [OPT_SECRET_FILE] = {"secret-file", 0, true, G_GLOBAL},
     [OPT_JSON] = {"json", 0, false, G_GLOBAL},
     [OPT_QUIET] = {"quiet", 'q', false, G_GLOBAL},
     [OPT_HELP] = {"help", 'h', false, G_GLOBAL},
@@ -298,8 +300,10 @@ static int cli_parse(struct cli *cli, int argc, char **argv)
 		} else if (id == OPT_FILE) {
 			cli->files = xrealloc(cli->files, (cli->nfiles + 1) * sizeof(*cli->files));
 			cli->files[cli->nfiles++] = value;
-		} else if (cli->typed[id] && cli_opts[id].has_value && id != OPT_MASTER) {
-			/* --master may be overridden (an alias often sets it); job options may not:
+		} else if (cli->typed[id] && cli_opts[id].has_value && id != OPT_MASTER &&
+		           id != OPT_SECRET_FILE) {
+			/* --master and --secret-file may be overridden (an alias often sets them);
+			 * job options may not:
 			 * a second --op is a mistake, not a preference. */
 			return cli_usage_error("option '--%s' given more than once",
 			                       cli_opts[id].name);
@@ -979,11 +983,14 @@ static int cli_out_close(struct cli_out *o, bool ok)
 
 static int cli_connect(const struct cli *cli, shoal_client **c)
 {
-	struct shoal_connect_options opt = {.master = cli->val[OPT_MASTER],
-	                                    .timeout_ms = 0,
-	                                    .tls_ca = cli->val[OPT_TLS_CA],
-	                                    .tls_cert = cli->val[OPT_TLS_CERT],
-	                                    .tls_key = cli->val[OPT_TLS_KEY]};
+	struct shoal_connect_options opt = {
+	    .master = cli->val[OPT_MASTER],
+	    .timeout_ms = 0,
+	    .secret_file = cli->val[OPT_SECRET_FILE],
+	    .tls_ca = cli->val[OPT_TLS_CA],
+	    .tls_cert = cli->val[OPT_TLS_CERT],
+	    .tls_key = cli->val[OPT_TLS_KEY],
+	};
 	char err[1024];
 	int rc = shoal_connect(&opt, c, err, sizeof(err));
 
@@ -1377,7 +1384,8 @@ static int cmd_lock(const struct cli *cli)
 
 static void cli_usage(FILE *f)
 {
-	fputs("usage: shoal [--master HOST:PORT] [--json] [--quiet] COMMAND [ARGS]\n"
+	fputs("usage: shoal [--master HOST:PORT] [--secret-file FILE] [--json] [--quiet] COMMAND "
+	      "[ARGS]\n"
 	      "\n"
 	      "Commands:\n"
 	      "  run JOB [-o FILE]      submit a job, wait for it with progress, write its result\n"
@@ -1434,6 +1442,8 @@ static void cli_usage(FILE *f)
 	    "Options:\n"
 	    "  -o, --output FILE      write the result to FILE instead of stdout (run, result)\n"
 	    "  --master HOST:PORT     the master (default: $SHOAL_MASTER, else 127.0.0.1:7411)\n"
+	    "  --secret-file FILE     the cluster secret, mode 0600 (default:\n"
+	    "                         $SHOAL_SECRET_FILE; none: unauthenticated)\n"
 	    "  --tls-ca FILE          connect with TLS; the master's certificate must be signed\n"
 	    "                         by this PEM CA (default: $SHOAL_TLS_CA)\n"
 	    "  --tls-cert FILE        PEM certificate for a master that verifies clients, with\n"
@@ -1472,7 +1482,8 @@ static void cli_usage(FILE *f)
 	      "with --input - or --input-path it prints nothing.\n"
 	      "\n"
 	      "Exit status: 0 success, 1 the job failed or was cancelled, 2 usage error,\n"
-	      "3 cannot reach the master (or lost it, or the TLS handshake failed).\n",
+	      "3 cannot reach or authenticate with the master (or lost it, or the TLS handshake\n"
+	      "failed).\n",
 	      f);
 }
 

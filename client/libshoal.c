@@ -21,9 +21,11 @@
 #include <uv.h>
 
 #include "addr.h"
+#include "auth.h"
 #include "codec.h"
 #include "conn.h"
 #include "digest.h"
+#include "handshake.h"
 #include "log.h"
 #include "tls.h"
 #include "util.h"
@@ -118,6 +120,9 @@ struct shoal_client {
 	struct call *call;
 	char err[8192]; /* room for "job N failed: " and a whole shoal_job_info.error */
 	struct lease *leases;
+	uint8_t *secret; /* owned; NULL: plain handshake */
+	size_t secret_len;
+	struct handshake_peer hs;
 	struct tls_ctx *tls; /* owned; NULL: plain TCP */
 };
 
@@ -245,8 +250,15 @@ static void on_conn_connect(struct conn *conn, int status)
 			conn_close(conn, uv_strerror(status));
 		return;
 	}
-	hello.version = SHOAL_PROTOCOL_VERSION;
-	hello.role = SHOAL__ROLE__ROLE_CLIENT;
+	handshake_peer_init(&c->hs, c->secret, c->secret_len, SHOAL__ROLE__ROLE_CLIENT);
+	if (handshake_peer_hello(&c->hs, &hello) < 0) {
+		if (c->call)
+			call_finish(c, c->call, SHOAL_ECONN,
+			            "cannot authenticate with the master "
+			            "at %s: %s",
+			            c->addr, c->hs.why);
+		return;
+	}
 	env.msg_case = SHOAL__ENVELOPE__MSG_HELLO;
 	env.hello = &hello;
 	if (c->call)
@@ -337,19 +349,26 @@ static int client_check(shoal_client *c)
 
 /* ---- connect / close ---- */
 
+/* The handshake's messages (common/handshake.h): Challenge, then Welcome or Refusal. */
 static void handshake_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
 {
-	switch (env->msg_case) {
-	case SHOAL__ENVELOPE__MSG_WELCOME:
+	switch (handshake_peer_on_message(&c->hs, env)) {
+	case HANDSHAKE_SEND:
+		client_send(c, call, &c->hs.out);
+		break;
+	case HANDSHAKE_DONE:
 		call->welcomed = true;
 		call_finish(c, call, SHOAL_OK, NULL);
 		break;
-	case SHOAL__ENVELOPE__MSG_REFUSAL:
-		call_finish(c, call, SHOAL_ECONN, "the master at %s refused the connection: %s",
-		            c->addr, env->refusal->reason);
-		break;
-	default:
-		call_protocol_error(c, call, "expected welcome or refusal first");
+	case HANDSHAKE_REFUSE:
+		if (c->hs.refused)
+			call_finish(c, call, SHOAL_ECONN,
+			            "the master at %s refused the connection: %s", c->addr,
+			            c->hs.why);
+		else
+			call_finish(c, call, SHOAL_ECONN,
+			            "cannot authenticate with the master at %s: %s", c->addr,
+			            c->hs.why);
 		break;
 	}
 }
@@ -374,6 +393,7 @@ static void client_free(shoal_client *c)
 		free(l->name);
 		free(l);
 	}
+	auth_secret_free(&c->secret, c->secret_len);
 	free(c);
 }
 
@@ -401,7 +421,7 @@ int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, c
 	};
 	const char *master = opt ? opt->master : NULL;
 	unsigned timeout_ms = opt && opt->timeout_ms ? opt->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
-	char host[256], perr[200];
+	char host[256], perr[600];
 	uint16_t port;
 	struct conn_limits lim;
 	struct call call = {0};
@@ -419,6 +439,14 @@ int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, c
 		return SHOAL_EUSAGE;
 	}
 
+	const char *secret_path = auth_secret_path(opt ? opt->secret_file : NULL);
+	uint8_t *secret = NULL;
+	size_t secret_len = 0;
+	if (secret_path != NULL &&
+	    auth_secret_load(secret_path, &secret, &secret_len, perr, sizeof(perr)) < 0) {
+		snprintf(err, errlen, "%s", perr);
+		return SHOAL_EUSAGE;
+	}
 	struct tls_files tls = {opt ? opt->tls_cert : NULL, opt ? opt->tls_key : NULL,
 	                        opt ? opt->tls_ca : NULL};
 	if (!tls.cert)
@@ -428,13 +456,19 @@ int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, c
 	if (!tls.ca)
 		tls.ca = getenv("SHOAL_TLS_CA");
 	struct tls_ctx *tls_ctx = NULL;
-	if (tls_files_enabled(&tls) && tls_ctx_create(TLS_CLIENT, &tls, &tls_ctx, err, errlen) < 0)
+	if (tls_files_enabled(&tls) &&
+	    tls_ctx_create(TLS_CLIENT, &tls, &tls_ctx, err, errlen) < 0) {
+		auth_secret_free(&secret, secret_len);
 		return SHOAL_EUSAGE;
+	}
 
 	c = xcalloc(1, sizeof(*c));
+	c->secret = secret;
+	c->secret_len = secret_len;
 	c->tls = tls_ctx;
 	if (uv_loop_init(&c->loop) < 0) {
 		snprintf(err, errlen, "cannot create an event loop");
+		auth_secret_free(&c->secret, c->secret_len);
 		tls_ctx_destroy(&c->tls);
 		free(c);
 		return SHOAL_ECONN;

@@ -37,6 +37,9 @@ typedef struct shoal_client shoal_client;
 struct shoal_connect_options {
 	const char *master;  /* HOST:PORT; NULL: $SHOAL_MASTER, else 127.0.0.1:7411 */
 	unsigned timeout_ms; /* connect + handshake deadline; 0: 5000 */
+	/* The cluster secret's file (mode 0600); NULL: $SHOAL_SECRET_FILE, and without that
+	 * the plain unauthenticated handshake. */
+	const char *secret_file;
 	/* TLS: PEM files; NULL: $SHOAL_TLS_CA, $SHOAL_TLS_CERT, $SHOAL_TLS_KEY. With a CA the
 	 * connection is TLS and the master's certificate must be signed by it and list the
 	 * host connected to; cert and key are presented to a master that verifies clients. */
@@ -45,8 +48,10 @@ struct shoal_connect_options {
 	const char *tls_key;
 };
 
-/* Connects and handshakes. On failure returns SHOAL_ECONN (or SHOAL_EUSAGE for a bad
- * address) and writes the reason, naming the address, to err. */
+/* Connects and handshakes (with a secret: proves it to the master and checks the master's
+ * proof). On failure returns SHOAL_ECONN (cannot reach the master, or authentication
+ * failed) or SHOAL_EUSAGE (a bad address, an unusable secret file) and writes the reason,
+ * naming the address, to err. */
 int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, char *err,
                   size_t errlen);
 /* Closes and frees; sets *c to NULL. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "frame.h"
 #include "util.h"
 
@@ -320,6 +321,29 @@ static int codec_validate_hello(const Shoal__Envelope *env, char *err, size_t er
 	if (m->has_slots && (m->slots < 1 || m->slots > CODEC_SLOTS_MAX))
 		return errorf(err, errlen, "hello: slots %u out of range 1-%u", m->slots,
 		              CODEC_SLOTS_MAX);
+	if (m->has_nonce && m->nonce.len != AUTH_NONCE_LEN)
+		return errorf(err, errlen, "hello: nonce of %zu bytes, expected %u", m->nonce.len,
+		              AUTH_NONCE_LEN);
+	return 0;
+}
+
+static int codec_validate_challenge(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	const Shoal__Challenge *m = env->challenge;
+	if (m->nonce.len != AUTH_NONCE_LEN)
+		return errorf(err, errlen, "challenge: nonce of %zu bytes, expected %u",
+		              m->nonce.len, AUTH_NONCE_LEN);
+	if (m->proof.len != AUTH_MAC_LEN)
+		return errorf(err, errlen, "challenge: proof of %zu bytes, expected %u",
+		              m->proof.len, AUTH_MAC_LEN);
+	return 0;
+}
+
+static int codec_validate_proof(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	if (env->proof->proof.len != AUTH_MAC_LEN)
+		return errorf(err, errlen, "proof: %zu bytes, expected %u", env->proof->proof.len,
+		              AUTH_MAC_LEN);
 	return 0;
 }
 
@@ -646,6 +670,8 @@ static codec_validator *const codec_validators[] = {
     [SHOAL__ENVELOPE__MSG_LOCK_RENEW] = codec_validate_lock_renew,
     [SHOAL__ENVELOPE__MSG_LOCK_RELEASE] = codec_validate_lock_release,
     [SHOAL__ENVELOPE__MSG_LOCK_LOST] = codec_validate_lock_lost,
+    [SHOAL__ENVELOPE__MSG_CHALLENGE] = codec_validate_challenge,
+    [SHOAL__ENVELOPE__MSG_PROOF] = codec_validate_proof,
 };
 
 int codec_validate(const Shoal__Envelope *env, char *err, size_t errlen)

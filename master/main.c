@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "auth.h"
 #include "codec.h"
 #include "frame.h"
 #include "log.h"
@@ -41,6 +42,9 @@ enum {
 	OPT_RETRIES,
 	OPT_LOG_LEVEL,
 	OPT_ALLOW_EXEC,
+	OPT_SECRET_FILE,
+	OPT_INSECURE,
+	OPT_HANDSHAKE_TIMEOUT,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_CA,
@@ -77,6 +81,17 @@ static const struct option_doc options[] = {
     {{"allow-exec", no_argument, NULL, OPT_ALLOW_EXEC},
      NULL,
      "run --plugin combine steps in the master (loads user code into this process)"},
+    {{"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+     "FILE",
+     "cluster secret (mode 0600): workers and clients must prove they hold it "
+     "(default $SHOAL_SECRET_FILE; none: unauthenticated, loopback only)"},
+    {{"insecure", no_argument, NULL, OPT_INSECURE},
+     NULL,
+     "allow listening beyond loopback without a cluster secret (anyone who can connect "
+     "can run jobs)"},
+    {{"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+     "SECONDS",
+     "a connection must complete its whole handshake within this (default 10)"},
     {{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
      "FILE",
      "serve TLS with this PEM certificate (chain); needs --tls-key"},
@@ -229,6 +244,20 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 		case OPT_ALLOW_EXEC:
 			cfg->allow_exec = true;
 			break;
+		case OPT_SECRET_FILE:
+			free(cfg->secret_file);
+			cfg->secret_file = xstrdup(optarg);
+			break;
+		case OPT_INSECURE:
+			cfg->insecure = true;
+			break;
+		case OPT_HANDSHAKE_TIMEOUT:
+			if (parse_u64(optarg, 1, 3600, &v) < 0)
+				return usage_error("--handshake-timeout: '%s' is not a number of "
+				                   "seconds between 1 and 3600",
+				                   optarg);
+			cfg->handshake_timeout_ms = (uint32_t)(v * 1000);
+			break;
 		case OPT_TLS_CERT:
 			cfg->tls.cert = optarg;
 			break;
@@ -349,6 +378,39 @@ static int prepare_state_dir(struct master *m, int *lock_fd)
 	return 0;
 }
 
+/* Loads the cluster secret, and refuses to expose an unauthenticated cluster beyond loopback
+ * unless --insecure says so. Returns 0 or an exit code. */
+static int prepare_security(struct master_config *cfg)
+{
+	const char *path = auth_secret_path(cfg->secret_file);
+	if (path != NULL) {
+		char err[512];
+		if (auth_secret_load(path, &cfg->secret, &cfg->secret_len, err, sizeof(err)) < 0) {
+			log_error("master", "%s", err);
+			return EXIT_USAGE;
+		}
+		log_info("master", "event=secret_loaded file=%s (peers must prove they hold it)",
+		         path);
+		return 0;
+	}
+	if (addr_is_loopback(cfg->listen_host))
+		return 0;
+	if (!cfg->insecure) {
+		log_error("master",
+		          "refusing to listen on %s without a cluster secret: anyone who can reach "
+		          "it could submit jobs and run code on the workers. Give --secret-file "
+		          "FILE (or SHOAL_SECRET_FILE), listen on 127.0.0.1, or pass --insecure to "
+		          "accept the risk",
+		          cfg->listen_host);
+		return EXIT_USAGE;
+	}
+	log_warn("master",
+	         "event=insecure INSECURE: listening on %s WITHOUT a cluster secret (--insecure): "
+	         "anyone who can reach this port can submit jobs and run code on the workers",
+	         cfg->listen_host);
+	return 0;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct master *m = h->data;
@@ -378,6 +440,11 @@ int main(int argc, char **argv)
 		return rc;
 	if (!m.cfg.state_dir)
 		m.cfg.state_dir = default_state_dir();
+	rc = prepare_security(&m.cfg);
+	if (rc)
+		return rc;
+	m.replay = xmalloc(sizeof(*m.replay));
+	auth_replay_init(m.replay);
 	if (tls_files_enabled(&m.cfg.tls)) {
 		char err[1024];
 		if (tls_ctx_create(TLS_SERVER, &m.cfg.tls, &m.tls, err, sizeof(err)) < 0) {
@@ -416,6 +483,9 @@ int main(int argc, char **argv)
 		log_error("master", "event loop closed with handles still open: %s",
 		          uv_strerror(rc));
 	free(m.cfg.state_dir);
+	free(m.cfg.secret_file);
+	auth_secret_free(&m.cfg.secret, m.cfg.secret_len);
+	free(m.replay);
 	tls_ctx_destroy(&m.tls);
 	free(m.jobs_dir);
 	free(m.blobs_dir);

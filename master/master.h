@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "conn.h"
 #include "list.h"
@@ -194,7 +195,14 @@ struct master_config {
 	uint32_t max_frame;
 	uint32_t default_retries;
 	uint64_t upload_window;
-	bool allow_exec;      /* may load plugins to run their combine step */
+	bool allow_exec; /* may load plugins to run their combine step */
+	/* The cluster secret (auth.h), loaded at startup from --secret-file or
+	 * $SHOAL_SECRET_FILE; NULL: none, peers use the plain handshake. Read-only afterwards;
+	 * any listener may check tokens against it with auth_hmac/auth_equal. */
+	char *secret_file;
+	uint8_t *secret;
+	size_t secret_len;
+	bool insecure; /* --insecure: listening beyond loopback without a secret is allowed */
 	struct tls_files tls; /* --tls-cert/--tls-key/--tls-ca (argv strings) */
 };
 
@@ -209,7 +217,8 @@ struct master {
 	bool sched_pending;
 	bool stopping;
 	struct conn_limits limits;
-	struct tls_ctx *tls; /* owned; NULL: plain TCP */
+	struct auth_replay *replay; /* recent peer nonces (handshake.h) */
+	struct tls_ctx *tls;        /* owned; NULL: plain TCP */
 
 	struct list_head workers;
 	struct list_head clients;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "handshake.h"
 #include "log.h"
 #include "master.h"
 #include "notify.h"
@@ -24,6 +25,11 @@ struct peer {
 	struct conn *conn;
 	struct worker *worker;
 	struct client *client;
+	struct handshake_server hs;
+	/* The Hello, kept until the handshake ends (with a secret, the worker registers only
+	 * once its Proof has arrived); owned. */
+	Shoal__Hello *hello;
+	bool timed_out; /* closed by the handshake deadline */
 };
 
 static void on_message(struct conn *c, Shoal__Envelope *env);
@@ -62,13 +68,16 @@ void server_drop(struct conn *c, const char *reason)
 	conn_close(c, reason);
 }
 
-/* Tells the peer why it is refused and closes its connection once the words are out. */
-static void refuse(struct conn *c, const char *reason)
+/* Tells the peer why it is refused and closes its connection once the words are out.
+ * permanent: the peer's configuration is wrong (version, secret), a worker stops retrying. */
+static void refuse_peer(struct conn *c, const char *reason, bool permanent)
 {
 	log_warn("server", "conn=%llu peer=%s event=refused reason=\"%s\"",
 	         (unsigned long long)conn_id(c), conn_peer(c), reason);
 	Shoal__Refusal r = SHOAL__REFUSAL__INIT;
 	r.reason = (char *)reason;
+	r.has_permanent = permanent;
+	r.permanent = permanent;
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	env.msg_case = SHOAL__ENVELOPE__MSG_REFUSAL;
 	env.refusal = &r;
@@ -77,25 +86,33 @@ static void refuse(struct conn *c, const char *reason)
 	conn_close(c, reason);
 }
 
-static void on_hello(struct peer *p, struct conn *c, const Shoal__Hello *h)
+static void refuse(struct conn *c, const char *reason)
+{
+	refuse_peer(c, reason, false);
+}
+
+/* Keeps a deep copy of the Hello (repacked and unpacked, so that every field a newer
+ * registry_add reads comes along); freed in on_close. Returns 0, or -1 if memory ran out. */
+static int peer_keep_hello(struct peer *p, const Shoal__Hello *h)
+{
+	size_t n = shoal__hello__get_packed_size(h);
+	uint8_t *buf = xmalloc(n > 0 ? n : 1);
+	shoal__hello__pack(h, buf);
+	p->hello = shoal__hello__unpack(NULL, n, buf);
+	free(buf);
+	return p->hello != NULL ? 0 : -1;
+}
+
+/* The handshake succeeded: the peer becomes a worker or a client and is welcomed. */
+static void server_admit(struct peer *p, struct conn *c)
 {
 	struct master *m = p->m;
-	char why[256];
-	if (h->version != SHOAL_PROTOCOL_VERSION) {
-		snprintf(
-		    why, sizeof(why),
-		    "protocol version mismatch: master speaks %u, peer speaks %u; run the same "
-		    "shoal version on master, workers and clients",
-		    SHOAL_PROTOCOL_VERSION, h->version);
-		refuse(c, why);
-		return;
-	}
+	const Shoal__Hello *h = p->hello;
 	Shoal__Welcome w = SHOAL__WELCOME__INIT;
 	w.version = SHOAL_PROTOCOL_VERSION;
 	w.has_max_frame = true;
 	w.max_frame = m->cfg.max_frame;
-	switch (h->role) {
-	case SHOAL__ROLE__ROLE_WORKER:
+	if (h->role == SHOAL__ROLE__ROLE_WORKER) {
 		if (m->stopping) {
 			refuse(c, "master is stopping");
 			return;
@@ -109,8 +126,7 @@ static void on_hello(struct peer *p, struct conn *c, const Shoal__Hello *h)
 		w.heartbeat_ms = m->cfg.heartbeat_ms;
 		w.has_heartbeat_timeout_ms = true;
 		w.heartbeat_timeout_ms = m->cfg.heartbeat_timeout_ms;
-		break;
-	case SHOAL__ROLE__ROLE_CLIENT: {
+	} else {
 		list_unlink(&p->link);
 		p->role = PEER_CLIENT;
 		struct client *cl = xcalloc(1, sizeof(*cl));
@@ -118,14 +134,9 @@ static void on_hello(struct peer *p, struct conn *c, const Shoal__Hello *h)
 		cl->conn = c;
 		list_push_back(&m->clients, &cl->link);
 		p->client = cl;
-		log_debug("server", "conn=%llu peer=%s event=client",
-		          (unsigned long long)conn_id(c), conn_peer(c));
-		break;
-	}
-	default:
-		snprintf(why, sizeof(why), "unknown role %d in hello", (int)h->role);
-		refuse(c, why);
-		return;
+		log_debug("server", "conn=%llu peer=%s event=client authenticated=%s",
+		          (unsigned long long)conn_id(c), conn_peer(c),
+		          m->cfg.secret != NULL ? "yes" : "no");
 	}
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	env.msg_case = SHOAL__ENVELOPE__MSG_WELCOME;
@@ -133,6 +144,33 @@ static void on_hello(struct peer *p, struct conn *c, const Shoal__Hello *h)
 	conn_send(c, &env);
 	if (p->role == PEER_WORKER)
 		sched_kick(m);
+}
+
+/* A message from a peer that has not completed the handshake (handshake.h). */
+static void server_handshake(struct peer *p, struct conn *c, const Shoal__Envelope *env)
+{
+	bool hello = p->hs.state == HANDSHAKE_START && env->msg_case == SHOAL__ENVELOPE__MSG_HELLO;
+	enum handshake_step step = handshake_server_on_message(&p->hs, env);
+	if (hello && step != HANDSHAKE_REFUSE && peer_keep_hello(p, env->hello) < 0) {
+		server_drop(c, "out of memory keeping the hello");
+		return;
+	}
+	switch (step) {
+	case HANDSHAKE_SEND:
+		log_debug("server", "conn=%llu peer=%s event=challenged role=%s",
+		          (unsigned long long)conn_id(c), conn_peer(c),
+		          handshake_role_name(p->hs.role));
+		conn_send(c, &p->hs.out);
+		break;
+	case HANDSHAKE_DONE:
+		server_admit(p, c);
+		shoal__hello__free_unpacked(p->hello, NULL);
+		p->hello = NULL;
+		break;
+	case HANDSHAKE_REFUSE:
+		refuse_peer(c, p->hs.why, p->hs.permanent);
+		break;
+	}
 }
 
 static void on_worker_message(struct peer *p, struct conn *c, Shoal__Envelope *env)
@@ -235,14 +273,7 @@ static void on_message(struct conn *c, Shoal__Envelope *env)
 	struct peer *p = conn_data(c);
 	switch (p->role) {
 	case PEER_NEW:
-		if (env->msg_case != SHOAL__ENVELOPE__MSG_HELLO) {
-			char why[128];
-			snprintf(why, sizeof(why), "expected hello first, got %s",
-			         codec_kind_name(env));
-			refuse(c, why);
-			return;
-		}
-		on_hello(p, c, env->hello);
+		server_handshake(p, c, env);
 		break;
 	case PEER_WORKER:
 		on_worker_message(p, c, env);
@@ -270,6 +301,14 @@ static void on_close(struct conn *c, const char *reason)
 	switch (p->role) {
 	case PEER_NEW:
 		list_unlink(&p->link);
+		/* A peer that rejects the master's proof just hangs up: say why it likely did. */
+		if (p->hs.state == HANDSHAKE_CHALLENGED && !p->timed_out && !p->m->stopping)
+			log_warn("server",
+			         "conn=%llu peer=%s event=auth_failed role=%s reason=\"the peer "
+			         "closed the connection after the master's challenge: its cluster "
+			         "secret differs from the master's (%s)\"",
+			         (unsigned long long)conn_id(c), conn_peer(c),
+			         handshake_role_name(p->hs.role), reason);
 		break;
 	case PEER_WORKER:
 		registry_remove(p->worker, reason);
@@ -286,6 +325,8 @@ static void on_close(struct conn *c, const char *reason)
 		free(p->client);
 		break;
 	}
+	if (p->hello != NULL)
+		shoal__hello__free_unpacked(p->hello, NULL);
 	free(p);
 }
 
@@ -300,6 +341,7 @@ static void on_connection(uv_stream_t *server, int status)
 	p->m = m;
 	p->role = PEER_NEW;
 	p->accepted_ms = wall_ms();
+	handshake_server_init(&p->hs, m->cfg.secret, m->cfg.secret_len, m->replay);
 	struct conn *c = conn_create(m->loop, &m->limits, &peer_callbacks, p);
 	p->conn = c;
 	if (m->tls != NULL)
@@ -324,8 +366,10 @@ static void sweep_pending(struct master *m, uint64_t now)
 	while (n) {
 		struct list_node *next = list_next(&m->pending, n);
 		struct peer *p = list_entry(n, struct peer, link);
-		if (now - p->accepted_ms > m->cfg.handshake_timeout_ms)
-			server_drop(p->conn, "no hello before the handshake deadline");
+		if (now - p->accepted_ms > m->cfg.handshake_timeout_ms) {
+			p->timed_out = true;
+			server_drop(p->conn, "handshake not completed before the deadline");
+		}
 		n = next;
 	}
 }

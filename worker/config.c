@@ -29,6 +29,7 @@ enum worker_opt {
 	OPT_CACHE_DIR = 'c',
 	OPT_CACHE_SIZE = 'C',
 	OPT_WORK_DIR = 'w',
+	OPT_SECRET_FILE = 'S',
 	OPT_ADVERTISE = 'a',
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
@@ -60,6 +61,8 @@ static const struct worker_option worker_options[] = {
      "cache bound; K, M, G, T suffixes are powers of 1024 (default 4G)"},
     {"work-dir", OPT_WORK_DIR, "DIR",
      "--exec tasks' working directories go here (default: a temporary directory)"},
+    {"secret-file", OPT_SECRET_FILE, "FILE",
+     "cluster secret shared with the master, mode 0600 (default $SHOAL_SECRET_FILE)"},
     {"tls-ca", OPT_TLS_CA, "FILE",
      "connect with TLS; the master's certificate must be signed by this PEM CA"},
     {"tls-cert", OPT_TLS_CERT, "FILE",
@@ -85,7 +88,8 @@ static void worker_config_help(FILE *out, uint32_t default_slots)
 		fputc('\n', out);
 	}
 	fprintf(out, "\nExit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 if the master "
-	             "refuses this\nworker for good, 2 on a usage error.\n");
+	             "refuses this\nworker for good (version or cluster secret mismatch), 2 on a "
+	             "usage error\n(an unusable --secret-file included).\n");
 }
 
 static enum worker_config_result worker_config_usage(FILE *err, const char *fmt, ...)
@@ -273,6 +277,12 @@ enum worker_config_result worker_config_parse(struct worker_config *cfg, int arg
 			if (worker_config_set_path(cfg->work_dir, sizeof(cfg->work_dir), optarg) !=
 			    0)
 				return worker_config_usage(err, "invalid --work-dir '%s'", optarg);
+			break;
+		case OPT_SECRET_FILE:
+			if (worker_config_set_path(cfg->secret_file, sizeof(cfg->secret_file),
+			                           optarg) != 0)
+				return worker_config_usage(err, "invalid --secret-file '%s'",
+				                           optarg);
 			break;
 		case OPT_TLS_CERT:
 		case OPT_TLS_KEY:

@@ -25,11 +25,12 @@ struct worker_config {
 	char advertise[256];            /* --advertise; empty: the connection's local address */
 	bool allow_exec;
 	enum log_level log_level;
-	char cache_dir[WORKER_PATH_MAX]; /* empty: the caller uses cache_default_dir */
-	uint64_t cache_size;             /* bytes */
-	char work_dir[WORKER_PATH_MAX];  /* empty: a temporary directory of this worker's own */
-	char tls_ca[WORKER_PATH_MAX];    /* --tls-ca; empty: plain TCP */
-	char tls_cert[WORKER_PATH_MAX];  /* --tls-cert/--tls-key; empty: none presented */
+	char cache_dir[WORKER_PATH_MAX];   /* empty: the caller uses cache_default_dir */
+	uint64_t cache_size;               /* bytes */
+	char work_dir[WORKER_PATH_MAX];    /* empty: a temporary directory of this worker's own */
+	char secret_file[WORKER_PATH_MAX]; /* empty: $SHOAL_SECRET_FILE, else no secret */
+	char tls_ca[WORKER_PATH_MAX];      /* --tls-ca; empty: plain TCP */
+	char tls_cert[WORKER_PATH_MAX];    /* --tls-cert/--tls-key; empty: none presented */
 	char tls_key[WORKER_PATH_MAX];
 };
 

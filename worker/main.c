@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "cache.h"
 #include "config.h"
 #include "fsutil.h"
@@ -115,6 +116,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(cfg.log_level);
+	uint8_t *secret = NULL;
+	size_t secret_len = 0;
+	const char *secret_path = auth_secret_path(cfg.secret_file);
+	if (secret_path != NULL) {
+		char err[512];
+		if (auth_secret_load(secret_path, &secret, &secret_len, err, sizeof(err)) < 0) {
+			log_error(SUBSYS, "%s", err);
+			return 2;
+		}
+	}
 	signal(SIGPIPE, SIG_IGN);
 	worker_size_threadpool(cfg.slots);
 
@@ -142,6 +153,7 @@ int main(int argc, char **argv)
 		snprintf(work_root, sizeof(work_root), "%s", cfg.work_dir);
 		if (fs_mkdir_p(work_root, 0700, why, sizeof(why)) != 0) {
 			log_error(SUBSYS, "--work-dir: %s", why);
+			auth_secret_free(&secret, secret_len);
 			return 1;
 		}
 	} else {
@@ -153,6 +165,7 @@ int main(int argc, char **argv)
 		if (mkdtemp(work_root) == NULL) {
 			log_error(SUBSYS, "cannot make a working directory %s: %s", work_root,
 			          strerror(errno));
+			auth_secret_free(&secret, secret_len);
 			return 1;
 		}
 	}
@@ -172,6 +185,7 @@ int main(int argc, char **argv)
 	int rc = uv_loop_init(&m.loop);
 	if (rc != 0) {
 		log_error(SUBSYS, "cannot create the event loop: %s", uv_strerror(rc));
+		auth_secret_free(&secret, secret_len);
 		return 1;
 	}
 	const struct worker_session_config scfg = {
@@ -186,9 +200,12 @@ int main(int argc, char **argv)
 	    .cache_dir = cache_dir[0] != '\0' ? cache_dir : NULL,
 	    .cache_size = cfg.cache_size,
 	    .work_root = work_root,
+	    .secret = secret,
+	    .secret_len = secret_len,
 	    .tls = tls,
 	};
 	m.session = worker_session_create(&m.loop, &scfg, on_session_stopped, &m);
+	auth_secret_free(&secret, secret_len); /* the session keeps its own copy */
 
 	uv_signal_init(&m.loop, &m.sigint);
 	uv_signal_init(&m.loop, &m.sigterm);
@@ -197,10 +214,11 @@ int main(int argc, char **argv)
 	uv_signal_start(&m.sigterm, on_signal, SIGTERM);
 
 	log_info(SUBSYS,
-	         "starting name=%s master=%s slots=%u allow_exec=%s cache_dir=%s "
+	         "starting name=%s master=%s slots=%u allow_exec=%s secret=%s cache_dir=%s "
 	         "cache_size=%" PRIu64 " work_dir=%s pid=%ld",
 	         name, cfg.master, cfg.slots, cfg.allow_exec ? "yes" : "no",
-	         cache_dir[0] != '\0' ? cache_dir : "-", cfg.cache_size, work_root, (long)getpid());
+	         secret_path != NULL ? secret_path : "none", cache_dir[0] != '\0' ? cache_dir : "-",
+	         cfg.cache_size, work_root, (long)getpid());
 	worker_session_start(m.session);
 
 	uv_run(&m.loop, UV_RUN_DEFAULT);

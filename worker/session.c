@@ -9,7 +9,9 @@
 #include "backoff.h"
 #include "cache.h"
 #include "codec.h"
+#include "auth.h"
 #include "conn.h"
+#include "handshake.h"
 #include "log.h"
 #include "notify.h"
 #include "prep.h"
@@ -55,6 +57,9 @@ struct worker_session {
 	char *advertise; /* NULL: the local address of each connection to the master */
 	uint32_t slots;
 	bool allow_exec;
+	uint8_t *secret; /* owned copy; NULL: plain handshake */
+	size_t secret_len;
+	struct handshake_peer hs; /* the current connection's handshake */
 	worker_session_stopped_fn on_stopped;
 	void *arg;
 
@@ -77,7 +82,7 @@ struct worker_session {
 	uint64_t rand_state;
 	uint64_t attempts; /* connection attempts since the last registration */
 	bool warned;       /* the "cannot reach" warning was logged for this run of failures */
-	char last_error[256];
+	char last_error[600];
 	uint64_t goodbye_deadline_us;
 
 	/* Results waiting to be sent. results[i] points into owned[i]'s buffers. */
@@ -503,13 +508,46 @@ static void session_on_refusal(struct worker_session *s, const Shoal__Refusal *r
 	const char *reason = r->reason != NULL ? r->reason : "";
 	log_error(SUBSYS, "conn=%" PRIu64 " peer=%s: master=%s refused this worker: %s",
 	          session_conn_id(s), session_peer(s), s->master, reason);
-	/* A version mismatch will not fix itself by retrying: give up. */
-	if (strcasestr(reason, "version") != NULL) {
+	/* A version or secret mismatch will not fix itself by retrying: give up. */
+	if ((r->has_permanent && r->permanent) || strcasestr(reason, "version") != NULL) {
 		s->fatal = true;
 		s->status = 1;
 	}
 	snprintf(s->last_error, sizeof(s->last_error), "refused: %s", reason);
 	conn_close(s->conn, "refused by master");
+}
+
+/* A message while the handshake runs (common/handshake.h): Challenge, Welcome or Refusal. */
+static void session_on_handshake(struct worker_session *s, const Shoal__Envelope *env)
+{
+	switch (handshake_peer_on_message(&s->hs, env)) {
+	case HANDSHAKE_SEND: {
+		int rc = conn_send(s->conn, &s->hs.out);
+		if (rc < 0) {
+			snprintf(s->last_error, sizeof(s->last_error), "cannot send proof: %s",
+			         uv_strerror(rc));
+			conn_close(s->conn, s->last_error);
+		}
+		break;
+	}
+	case HANDSHAKE_DONE:
+		session_on_welcome(s, s->hs.welcome);
+		break;
+	case HANDSHAKE_REFUSE:
+		if (s->hs.refused) {
+			session_on_refusal(s, env->refusal);
+			break;
+		}
+		log_error(SUBSYS, "conn=%" PRIu64 " peer=%s: handshake with master=%s failed: %s",
+		          session_conn_id(s), session_peer(s), s->master, s->hs.why);
+		if (s->hs.permanent) {
+			s->fatal = true;
+			s->status = 1;
+		}
+		snprintf(s->last_error, sizeof(s->last_error), "%s", s->hs.why);
+		conn_close(s->conn, "handshake failed");
+		break;
+	}
 }
 
 static void session_on_task_batch(struct worker_session *s, const Shoal__TaskBatch *b)
@@ -554,6 +592,10 @@ static void session_on_cancel(struct worker_session *s, const Shoal__CancelTasks
 static void on_message(struct conn *c, Shoal__Envelope *env)
 {
 	struct worker_session *s = conn_data(c);
+	if (s->state == SESSION_HELLO_SENT) {
+		session_on_handshake(s, env);
+		return;
+	}
 	switch (env->msg_case) {
 	case SHOAL__ENVELOPE__MSG_WELCOME:
 		session_on_welcome(s, env->welcome);
@@ -584,8 +626,12 @@ static void on_message(struct conn *c, Shoal__Envelope *env)
 static void session_send_hello(struct worker_session *s)
 {
 	Shoal__Hello hello = SHOAL__HELLO__INIT;
-	hello.version = SHOAL_PROTOCOL_VERSION;
-	hello.role = SHOAL__ROLE__ROLE_WORKER;
+	handshake_peer_init(&s->hs, s->secret, s->secret_len, SHOAL__ROLE__ROLE_WORKER);
+	if (handshake_peer_hello(&s->hs, &hello) < 0) {
+		snprintf(s->last_error, sizeof(s->last_error), "%s", s->hs.why);
+		conn_close(s->conn, s->last_error);
+		return;
+	}
 	hello.name = s->name;
 	hello.has_slots = true;
 	hello.slots = s->slots;
@@ -830,6 +876,11 @@ struct worker_session *worker_session_create(uv_loop_t *loop,
 	    cfg->advertise != NULL && cfg->advertise[0] != '\0' ? xstrdup(cfg->advertise) : NULL;
 	s->slots = cfg->slots;
 	s->allow_exec = cfg->allow_exec;
+	if (cfg->secret != NULL) {
+		s->secret = xmalloc(cfg->secret_len);
+		memcpy(s->secret, cfg->secret, cfg->secret_len);
+		s->secret_len = cfg->secret_len;
+	}
 	s->tls = cfg->tls;
 	s->on_stopped = on_stopped;
 	s->arg = arg;
@@ -900,6 +951,7 @@ void worker_session_destroy(struct worker_session **sp)
 	free(s->master_host);
 	free(s->name);
 	free(s->host);
+	auth_secret_free(&s->secret, s->secret_len);
 	free(s->advertise);
 	free(s);
 	*sp = NULL;

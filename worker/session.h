@@ -7,7 +7,10 @@
  * pieces, paced by the connection's write queue. When the master goes away, the tasks it
  * gave are forgotten (it re-runs them elsewhere), partial blobs are discarded, and the
  * session reconnects with capped exponential backoff and jitter, forever, then registers
- * again. A Refusal that names a protocol version mismatch stops the session for good.
+ * again. A Refusal that is permanent (protocol version or cluster secret mismatch), or a
+ * master that fails to prove the cluster secret, stops the session for good.
+ *
+ * With a cluster secret, HELLO_SENT includes the challenge-response (common/handshake.h).
  *
  *   IDLE --timer--> CONNECTING --connected, Hello sent--> HELLO_SENT --Welcome--> REGISTERED
  *     ^                 |                                    |                      |
@@ -38,7 +41,9 @@ struct worker_session_config {
 	const char *cache_dir; /* blob cache directory */
 	uint64_t cache_size;   /* its bound in bytes */
 	const char *work_root; /* exec tasks' working directories go under it */
-	struct tls_ctx *tls;   /* borrowed (outlives the session); NULL: plain TCP */
+	const uint8_t *secret; /* cluster secret (auth.h), copied; NULL: plain handshake */
+	size_t secret_len;
+	struct tls_ctx *tls; /* borrowed (outlives the session); NULL: plain TCP */
 };
 
 /* The session is fully stopped: no handle open, no connection, no task in a thread.

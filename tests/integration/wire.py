@@ -11,10 +11,20 @@
   wire.py overrun PORT LOG MB        submit an upload job and send MB MiB of it without waiting
                                      for any UploadAck: the master must close the connection
                                      (a log line naming our address) long before MB MiB
+  wire.py auth PORT LOG SECRET MODE PID  the challenge-response handshake by hand (SECRET: the
+                                     cluster's secret file). MODE: client (a correct client
+                                     handshake is welcomed), role (a worker's Hello with a
+                                     client's proof is refused for role binding), replay (a
+                                     recorded Hello, and a recorded Proof, are refused)
+  wire.py slow PORT LOG MODE PID     a handshake that never completes: silent (connect, send
+                                     nothing) or dribble (a Hello, one byte a second); the
+                                     master must close it at its handshake deadline
 
 Cases: garbage, garbage-small, truncated, huge, zero, not-envelope, unknown-kind, version,
 role, before-hello, after-hello-garbage, missing-required.
 """
+import hashlib
+import hmac
 import os
 import socket
 import struct
@@ -52,13 +62,21 @@ def frame(payload):
     return struct.pack(">I", len(payload)) + payload
 
 
-def hello(version, role, name=None, slots=None):
+def hello(version, role, name=None, slots=None, nonce=None):
     h = vi(1, version) + vi(2, role)
     if name is not None:
         h += ld(3, name.encode())
     if slots is not None:
         h += vi(4, slots)
+    if nonce is not None:
+        h += ld(200, nonce)  # Hello.nonce
     return ld(1, h)  # Envelope.hello = 1
+
+
+def auth_proof(key, prover, version, role, np, nm):
+    """common/auth.h's proof: HMAC-SHA256 over label, prover, version, role and both nonces."""
+    msg = b"shoal-auth-v1\x00" + prover + struct.pack(">II", version, role) + np + nm
+    return hmac.new(key, msg, hashlib.sha256).digest()
 
 
 def read_varint(b, i):
@@ -315,6 +333,147 @@ def overrun(port, logpath, mb):
     print("overrun: window %s bytes, %d MiB sent before the close: %s" % (window, sent, line))
 
 
+def read_secret(path):
+    with open(path, "rb") as f:
+        return f.read().rstrip()
+
+
+def refusal_reason(frames):
+    for f in frames:
+        for num, _, v in fields(f):
+            if num == 3:  # Refusal
+                return b"".join(r for n, _, r in fields(v) if n == 1).decode(errors="replace")
+    return None
+
+
+def challenge_of(frames):
+    for f in frames:
+        for num, _, v in fields(f):
+            if num == 60:  # Challenge{nonce, proof}
+                d = {n: val for n, _, val in fields(v)}
+                return d.get(1), d.get(2)
+    return None, None
+
+
+def auth_start(port, key, role, proof_role, nonce=None):
+    """Sends a Hello as `role` and, once the master has proved itself, a Proof made for
+    `proof_role`. Returns (socket, reader, hello frame, proof frame, frames after the proof)."""
+    s = connect(port)
+    np = nonce if nonce is not None else os.urandom(32)
+    hf = frame(hello(PROTOCOL_VERSION, role, name="wire", slots=1, nonce=np))
+    s.sendall(hf)
+    r = Reader(s)
+    got = r.frames(5.0)
+    nm, mproof = challenge_of(got)
+    if nm is None:
+        return s, r, hf, None, got
+    if mproof != auth_proof(key, b"M", PROTOCOL_VERSION, role, np, nm):
+        die("the master's proof does not match the secret")
+    pf = frame(ld(61, ld(1, auth_proof(key, b"P", PROTOCOL_VERSION, proof_role, np, nm))))
+    s.sendall(pf)
+    return s, r, hf, pf, r.frames(5.0, until_eof=False)
+
+
+def welcomed(frames):
+    return any(num == 2 for f in frames for num, _, _ in fields(f))
+
+
+def expect_refused(name, s, r, got, logpath, pid, words):
+    peer = "127.0.0.1:%d" % s.getsockname()[1]
+    got = got + r.frames(5.0, until_eof=True)
+    s.close()
+    if welcomed(got):
+        die("%s: the master welcomed the peer" % name)
+    reason = refusal_reason(got)
+    if reason is None or not any(w in reason for w in words):
+        die("%s: expected a refusal naming one of %s, got %r" % (name, words, reason))
+    if not r.eof:
+        die("%s: the master kept the connection open" % name)
+    line = log_line_for(logpath, peer, words)
+    if line is None:
+        die("%s: no master log line for %s with any of %s" % (name, peer, words))
+    if not alive(pid):
+        die("%s: the master died" % name)
+    print("%s: refused: %s" % (name, reason))
+    print("%s: log: %s" % (name, line))
+
+
+def auth(port, logpath, secret, mode, pid):
+    key = read_secret(secret)
+    if mode == "client":
+        s, r, _, pf, got = auth_start(port, key, ROLE_CLIENT, ROLE_CLIENT)
+        if pf is None or not welcomed(got):
+            die("client: a correct handshake was not welcomed: %r" % refusal_reason(got))
+        s.close()
+        print("client: welcomed")
+    elif mode == "role":
+        s, r, _, pf, got = auth_start(port, key, ROLE_WORKER, ROLE_CLIENT)
+        if pf is None:
+            die("role: no challenge: %r" % refusal_reason(got))
+        expect_refused("role", s, r, got, logpath, pid, ["role binding"])
+    elif mode == "replay":
+        # Record a complete, successful client handshake...
+        s, r, hf, pf, got = auth_start(port, key, ROLE_CLIENT, ROLE_CLIENT)
+        if pf is None or not welcomed(got):
+            die("replay: the recorded handshake was not welcomed")
+        s.close()
+        # ...then play its Hello back as is: the nonce was used before.
+        s = connect(port)
+        s.sendall(hf)
+        r = Reader(s)
+        expect_refused("replay-hello", s, r, [], logpath, pid, ["replayed"])
+        # A fresh Hello followed by the recorded Proof: the master's nonce differs now.
+        s = connect(port)
+        s.sendall(frame(hello(PROTOCOL_VERSION, ROLE_CLIENT, nonce=os.urandom(32))))
+        r = Reader(s)
+        got = r.frames(5.0)
+        if challenge_of(got)[0] is None:
+            die("replay-proof: no challenge")
+        s.sendall(pf)
+        expect_refused("replay-proof", s, r, [], logpath, pid, ["wrong proof"])
+    else:
+        sys.exit(__doc__)
+
+
+def slow(port, logpath, mode, pid):
+    """The master closes a handshake that has not finished at its deadline, however the bytes
+    trickle in. Bounded: gives up after 60 s."""
+    s = connect(port)
+    peer = "127.0.0.1:%d" % s.getsockname()[1]
+    data = frame(hello(PROTOCOL_VERSION, ROLE_CLIENT, name="x" * 100))
+    start = time.monotonic()
+    closed = False
+    i = 0
+    while time.monotonic() - start < 60:
+        if mode == "dribble" and i < len(data) - 1:  # never the last byte
+            try:
+                s.sendall(data[i:i + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            i += 1
+        s.settimeout(1.0)
+        try:
+            b = s.recv(4096)
+            if not b:
+                closed = True
+                break
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            closed = True
+            break
+    s.close()
+    if not closed:
+        die("%s: the master kept the connection open for 60 s" % mode)
+    line = log_line_for(logpath, peer, ["deadline"])
+    if line is None:
+        die("%s: no master log line for %s naming the deadline" % (mode, peer))
+    if not alive(pid):
+        die("%s: the master died" % mode)
+    print("%s: closed after %.1f s, %d bytes sent: %s" % (mode, time.monotonic() - start, i, line))
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -325,6 +484,10 @@ def main():
         hold(int(a[1]), int(a[2]), int(a[3]), float(a[4]))
     elif a[0] == "overrun":
         overrun(int(a[1]), a[2], int(a[3]))
+    elif a[0] == "auth":
+        auth(int(a[1]), a[2], a[3], a[4], int(a[5]))
+    elif a[0] == "slow":
+        slow(int(a[1]), a[2], a[3], int(a[4]))
     elif a[0] == "fakeworker":
         fakeworker(int(a[1]), a[2], float(a[3]))
     else:
