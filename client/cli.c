@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "accuracy.h"
+#include "conffile.h"
 #include "jobflags.h"
 #include "json.h"
 #include "lockrun.h"
@@ -73,6 +74,7 @@ static const struct cli_cmd_desc cli_cmds[] = {
 enum cli_opt {
 	OPT_MASTER,
 	OPT_SECRET_FILE,
+	OPT_CONFIG,
 	OPT_JSON,
 	OPT_QUIET,
 	OPT_HELP,
@@ -116,6 +118,7 @@ struct cli_opt_desc {
 static const struct cli_opt_desc cli_opts[OPT_COUNT] = {
     [OPT_MASTER] = {"master", 0, true, G_GLOBAL},
     [OPT_SECRET_FILE] = {"secret-file", 0, true, G_GLOBAL},
+    [OPT_CONFIG] = {"config", 0, true, G_GLOBAL},
     [OPT_JSON] = {"json", 0, false, G_GLOBAL},
     [OPT_QUIET] = {"quiet", 'q', false, G_GLOBAL},
     [OPT_HELP] = {"help", 'h', false, G_GLOBAL},
@@ -163,6 +166,8 @@ struct cli {
 	const char *extra;  /* first operand beyond CLI_MAX_OPERANDS */
 	char **lock_argv;   /* lock: the command after NAME (NULL-terminated, in argv) */
 	bool lock_dashdash; /* lock: the command came after "--" */
+	char **owned;       /* values taken from the config file or the environment */
+	size_t nowned;
 };
 
 static void cli_usage(FILE *f);
@@ -353,6 +358,57 @@ static int cli_check_operands(const struct cli *cli, uint64_t *id)
 	if (cli->noperands > 0 && cli->cmd->cmd != CMD_HELP)
 		return cli_usage_error("unexpected argument '%s'", cli->operands[0]);
 	return -1;
+}
+
+/* One setting from the config file or the environment ({"shoal", "--NAME=VALUE"}): taken
+ * unless the command line gave the option. */
+static int cli_config_entry(void *arg, int argc, char **argv)
+{
+	struct cli *cli = arg;
+	const char *value;
+	int id = argc == 2 ? cli_find_opt(argv[1], &value) : -1;
+
+	if (id < 0)
+		return cli_usage_error("%s: cannot apply '%s'", conffile_origin(), argv[argc - 1]);
+	if (cli->typed[id])
+		return 0;
+	cli->owned = xrealloc(cli->owned, (cli->nowned + 2) * sizeof(*cli->owned));
+	cli->owned[cli->nowned] = xstrdup(argv[1]);
+	cli->typed[id] = cli->owned[cli->nowned++];
+	cli->val[id] = value ? (cli->owned[cli->nowned++] = xstrdup(value)) : NULL;
+	return 0;
+}
+
+/* Settings every command takes (--master, ...) from the config file ([client] and [cluster])
+ * and SHOAL_* variables, below the command line. Job options are not read from a file: they
+ * describe one job. */
+static int cli_load_config(struct cli *cli, char **argv)
+{
+	struct option keys[OPT_COUNT + 1];
+	size_t n = 0;
+	struct conffile c;
+	char err[1024];
+	int rc = -1;
+	const char *path = cli->val[OPT_CONFIG];
+
+	for (int i = 0; i < OPT_COUNT; i++)
+		if (cli_opts[i].group == G_GLOBAL)
+			keys[n++] = (struct option){
+			    cli_opts[i].name,
+			    cli_opts[i].has_value ? required_argument : no_argument, NULL, i};
+	keys[n] = (struct option){NULL, 0, NULL, 0};
+	if (!path)
+		path = conffile_path(1, argv); /* only $SHOAL_CONFIG: argv is cli_parse's */
+	conffile_init(&c, "shoal", "client", keys);
+	if ((path && conffile_read_file(&c, path, err, sizeof(err)) < 0) ||
+	    conffile_read_env(&c, err, sizeof(err)) < 0) {
+		cli_err("%s", err);
+		rc = SHOAL_EUSAGE;
+	} else if (conffile_apply(&c, cli_config_entry, cli) != 0) {
+		rc = SHOAL_EUSAGE;
+	}
+	conffile_deinit(&c);
+	return rc;
 }
 
 /* ---- job spec ---- */
@@ -1448,6 +1504,8 @@ static void cli_usage(FILE *f)
 	    "                         by this PEM CA (default: $SHOAL_TLS_CA)\n"
 	    "  --tls-cert FILE        PEM certificate for a master that verifies clients, with\n"
 	    "  --tls-key FILE         its PEM key (default: $SHOAL_TLS_CERT, $SHOAL_TLS_KEY)\n"
+	    "  --config FILE          settings from this INI file ([client] and [cluster]:\n"
+	    "                         master = HOST:PORT, ...; default: $SHOAL_CONFIG)\n"
 	    "  --json                 print JSON (submit, status, wait, cancel, jobs, workers)\n"
 	    "  -q, --quiet            no progress line\n"
 	    "  -h, --help             show this help\n"
@@ -1515,6 +1573,8 @@ int main(int argc, char **argv)
 		rc = SHOAL_EUSAGE;
 		goto out;
 	}
+	if ((rc = cli_load_config(&cli, argv)) >= 0)
+		goto out;
 	if ((rc = cli_check_applies(&cli)) >= 0)
 		goto out;
 	if (cli.extra) {
@@ -1557,6 +1617,9 @@ int main(int argc, char **argv)
 		break;
 	}
 out:
+	for (size_t i = 0; i < cli.nowned; i++)
+		free(cli.owned[i]);
+	free(cli.owned);
 	free(cli.args);
 	free(cli.files);
 	return rc;

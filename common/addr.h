@@ -6,12 +6,14 @@
 #include <stdint.h>
 
 #define SHOAL_DEFAULT_PORT 7411
+/* The master's --http endpoint. */
+#define SHOAL_DEFAULT_HTTP_PORT 7412
 #define SHOAL_DEFAULT_HTTP_PORT 7412
 
 /* Splits `s` into host and port. A missing host becomes "127.0.0.1", a missing port
  * `default_port`. Returns 0, or -1 with a reason in err (e.g. "port 99999 out of range"). */
 int addr_parse(const char *s, uint16_t default_port, char *host, size_t hostlen, uint16_t *port,
-	       char *err, size_t errlen);
+               char *err, size_t errlen);
 
 /* True for 127.0.0.0/8, ::1 and "localhost". */
 int addr_is_loopback(const char *host);

@@ -113,6 +113,15 @@ struct conn_write {
 	size_t len;    /* bytes handed to uv_write */
 };
 
+/* Bytes received and sent by every connection of the process (the loop's thread only). */
+static uint64_t conn_bytes_in, conn_bytes_out;
+
+void conn_totals(uint64_t *in, uint64_t *out)
+{
+	*in = conn_bytes_in;
+	*out = conn_bytes_out;
+}
+
 static atomic_uint_fast64_t conn_next_id = 1;
 
 static void conn_flush_now(struct conn *c);
@@ -455,6 +464,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		return;
 	}
 	frame_decoder_commit(&c->dec, (size_t)nread);
+	conn_bytes_in += (uint64_t)nread;
 	conn_idle_restart(c);
 	(void)conn_process_frames(c);
 }
@@ -571,6 +581,7 @@ static void conn_flush_now(struct conn *c)
 		if (n > 0)
 			done = (size_t)n;
 	}
+	conn_bytes_out += done;
 	if (done == wire->len) {
 		buf_reset(wire);
 		if (wire->cap > CONN_OUT_KEEP)
@@ -586,6 +597,8 @@ static void conn_flush_now(struct conn *c)
 	w->len = total - done;
 	uv_buf_t b = {.base = (char *)w->data + done, .len = w->len};
 	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_on_write);
+	if (rc == 0)
+		conn_bytes_out += w->len;
 	if (rc < 0) {
 		free(w->data);
 		free(w);

@@ -94,5 +94,8 @@ int conn_local_ip(const struct conn *c, char *out, size_t len);
 int conn_set_user_timeout(struct conn *c, uint32_t ms);
 /* Process-unique id for logs. */
 uint64_t conn_id(const struct conn *c);
+/* Bytes all connections of the process have received and handed to the kernel so far
+ * (frames, handshakes included), for metrics. */
+void conn_totals(uint64_t *in, uint64_t *out);
 
 #endif

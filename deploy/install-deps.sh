@@ -8,9 +8,13 @@ set -euo pipefail
 pkgs=(
 	build-essential
 	check
+	chromium
 	clang
+	curl
 	jq
 	libclang-rt-14-dev
+	libhttp-parser-dev
+	libinih-dev
 	libprotobuf-c-dev
 	libssl-dev
 	libsystemd-dev

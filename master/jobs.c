@@ -624,6 +624,7 @@ static void on_task_failed(struct job *j, struct task *t, struct worker *w, cons
 	t->failures++;
 	j->task_failures++;
 	w->tasks_failed++;
+	j->m->stats.tasks_failed++;
 	/* A worker that fails attempt after attempt (a broken host, a full disk) would otherwise
 	 * eat the whole queue: it gets no new work for a while. Data errors do not count. */
 	if (!permanent && ++w->failed_in_a_row >= QUARANTINE_AFTER && other_worker_usable(w)) {
@@ -749,6 +750,7 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 	if (r->has_elapsed_us) {
 		w->ewma_task_us = balance_ewma(w->ewma_task_us, (double)r->elapsed_us + 1.0);
 		if (r->ok) {
+			stats_task_done(j->m, r->elapsed_us);
 			j->dur_ms[j->dur_next] = (uint32_t)(r->elapsed_us / 1000);
 			j->dur_next = (j->dur_next + 1) % (uint32_t)ARRAY_SIZE(j->dur_ms);
 			if (j->ndur < ARRAY_SIZE(j->dur_ms))

@@ -15,6 +15,7 @@
 #include "addr.h"
 #include "auth.h"
 #include "codec.h"
+#include "conffile.h"
 #include "frame.h"
 #include "log.h"
 #include "master.h"
@@ -48,6 +49,9 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_CA,
+	OPT_HTTP,
+	OPT_CONFIG,
+	OPT_PRINT_CONFIG,
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 };
@@ -101,10 +105,22 @@ static const struct option_doc options[] = {
     {{"tls-ca", required_argument, NULL, OPT_TLS_CA},
      "FILE",
      "mutual TLS: workers and clients must present a certificate signed by this PEM CA"},
+    {{"http", required_argument, NULL, OPT_HTTP},
+     "HOST:PORT|off",
+     "dashboard, JSON API and /metrics (default 127.0.0.1:7412; port 0 picks a free one)"},
     {{"log-level", required_argument, NULL, OPT_LOG_LEVEL}, "LEVEL", "debug | info | warn | error"},
+    {{"config", required_argument, NULL, OPT_CONFIG},
+     "FILE",
+     "read settings from this INI file ([master] and [cluster]; env SHOAL_CONFIG)"},
+    {{"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
+     NULL,
+     "print the effective configuration as a config file and exit"},
     {{"help", no_argument, NULL, OPT_HELP}, NULL, "show this help"},
     {{"version", no_argument, NULL, OPT_VERSION}, NULL, "show the version"},
 };
+
+/* Set by --print-config. */
+static bool print_config;
 
 static void usage(FILE *f)
 {
@@ -118,11 +134,17 @@ static void usage(FILE *f)
 		         options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
 		fprintf(f, "  %-28s %s\n", left, options[i].help);
 	}
+	fprintf(f, "\nEvery option but --config and --print-config may also be set in the config\n"
+	           "file (key = value under [master], e.g. state-dir = /srv/shoal) or as an\n"
+	           "environment variable (SHOAL_STATE_DIR=/srv/shoal). Flags win over the\n"
+	           "environment, which wins over the file.\n");
 }
 
 static int usage_error(const char *fmt, const char *what)
 {
 	fprintf(stderr, "shoal-master: ");
+	if (conffile_origin())
+		fprintf(stderr, "%s: ", conffile_origin());
 	fprintf(stderr, fmt, what);
 	fprintf(stderr, "\nTry 'shoal-master --help'.\n");
 	return EXIT_USAGE;
@@ -164,6 +186,8 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 		longopts[i] = options[i].opt;
 	memset(&longopts[ARRAY_SIZE(options)], 0, sizeof(struct option));
 
+	/* glibc: optind = 0 restarts getopt (the config's entries are parsed one at a time). */
+	optind = 0;
 	opterr = 0;
 	int ch;
 	uint64_t v;
@@ -259,13 +283,33 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 			cfg->handshake_timeout_ms = (uint32_t)(v * 1000);
 			break;
 		case OPT_TLS_CERT:
-			cfg->tls.cert = optarg;
+			free((char *)cfg->tls.cert); /* the config's argv is short-lived */
+			cfg->tls.cert = xstrdup(optarg);
 			break;
 		case OPT_TLS_KEY:
-			cfg->tls.key = optarg;
+			free((char *)cfg->tls.key);
+			cfg->tls.key = xstrdup(optarg);
 			break;
 		case OPT_TLS_CA:
-			cfg->tls.ca = optarg;
+			free((char *)cfg->tls.ca);
+			cfg->tls.ca = xstrdup(optarg);
+			break;
+		case OPT_HTTP:
+			if (!strcmp(optarg, "off")) {
+				cfg->http_enabled = false;
+			} else if (addr_parse(optarg, SHOAL_DEFAULT_HTTP_PORT, cfg->http_host,
+			                      sizeof(cfg->http_host), &cfg->http_port, err,
+			                      sizeof(err)) < 0) {
+				return usage_error("--http: %s (or off)", err);
+			} else {
+				cfg->http_enabled = true;
+			}
+			cfg->http_explicit = true;
+			break;
+		case OPT_CONFIG:
+			break; /* read before the flags (load_config) */
+		case OPT_PRINT_CONFIG:
+			print_config = true;
 			break;
 		case OPT_HELP:
 			usage(stdout);
@@ -282,9 +326,96 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (tls_files_check(TLS_SERVER, &cfg->tls, err, sizeof(err)) < 0)
-		return usage_error("%s", err);
 	return 0;
+}
+
+/* Frees what the options allocated. */
+static void config_free(struct master_config *cfg)
+{
+	free(cfg->state_dir);
+	free(cfg->secret_file);
+	cfg->secret_file = NULL;
+	free((char *)cfg->tls.cert);
+	free((char *)cfg->tls.key);
+	free((char *)cfg->tls.ca);
+	cfg->state_dir = NULL;
+	cfg->tls.cert = cfg->tls.key = cfg->tls.ca = NULL;
+}
+
+static int parse_entry(void *arg, int argc, char **argv)
+{
+	return parse_args(argc, argv, arg);
+}
+
+/* Applies the config file and the SHOAL_* environment through parse_args, before the flags. */
+static int load_config(int argc, char **argv, struct master_config *cfg)
+{
+	struct option longopts[ARRAY_SIZE(options) + 1];
+	for (size_t i = 0; i < ARRAY_SIZE(options); i++)
+		longopts[i] = options[i].opt;
+	memset(&longopts[ARRAY_SIZE(options)], 0, sizeof(struct option));
+
+	struct conffile c;
+	char err[1024];
+	int rc = 0;
+	conffile_init(&c, "shoal-master", "master", longopts);
+	const char *path = conffile_path(argc, argv);
+	if ((path && conffile_read_file(&c, path, err, sizeof(err)) < 0) ||
+	    conffile_read_env(&c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "shoal-master: %s\n", err);
+		rc = EXIT_USAGE;
+	} else {
+		rc = conffile_apply(&c, parse_entry, cfg);
+	}
+	conffile_deinit(&c);
+	return rc;
+}
+
+/* --print-config: the effective settings, as a config file would set them. */
+static void print_effective_config(const struct master_config *cfg)
+{
+	static const char *const strategies[] = {
+	    [SHOAL__STRATEGY__STRATEGY_ROUND_ROBIN] = "round-robin",
+	    [SHOAL__STRATEGY__STRATEGY_LEAST_LOADED] = "least-loaded",
+	    [SHOAL__STRATEGY__STRATEGY_DYNAMIC] = "dynamic",
+	};
+	static const char *const levels[] = {"debug", "info", "warn", "error"};
+	const char *strategy =
+	    (size_t)cfg->strategy < ARRAY_SIZE(strategies) && strategies[cfg->strategy]
+	        ? strategies[cfg->strategy]
+	        : "dynamic";
+	bool v6 = strchr(cfg->listen_host, ':') != NULL;
+	printf("# shoal-master %s: effective configuration (flags > environment > file > "
+	       "defaults)\n[master]\n",
+	       SHOAL_VERSION);
+	printf("listen = %s%s%s:%u\n", v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
+	       cfg->listen_port);
+	printf("state-dir = %s\n", cfg->state_dir);
+	printf("policy = %s\n", policy_name(cfg->policy));
+	printf("aging = %g\n", cfg->aging);
+	printf("strategy = %s\n", strategy);
+	printf("heartbeat-timeout = %u\n", cfg->heartbeat_timeout_ms / 1000);
+	printf("max-frame = %u\n", cfg->max_frame);
+	printf("retries = %u\n", cfg->default_retries);
+	printf("allow-exec = %s\n", cfg->allow_exec ? "true" : "false");
+	printf("%ssecret-file = %s\n", cfg->secret_file ? "" : "# ",
+	       cfg->secret_file ? cfg->secret_file : "(none: no cluster secret)");
+	printf("insecure = %s\n", cfg->insecure ? "true" : "false");
+	printf("handshake-timeout = %u\n", cfg->handshake_timeout_ms / 1000);
+	printf("%stls-cert = %s\n", cfg->tls.cert ? "" : "# ",
+	       cfg->tls.cert ? cfg->tls.cert : "(none: plain TCP)");
+	printf("%stls-key = %s\n", cfg->tls.key ? "" : "# ",
+	       cfg->tls.key ? cfg->tls.key : "(none)");
+	printf("%stls-ca = %s\n", cfg->tls.ca ? "" : "# ",
+	       cfg->tls.ca ? cfg->tls.ca : "(none: peers are not asked for certificates)");
+	if (cfg->http_enabled) {
+		bool h6 = strchr(cfg->http_host, ':') != NULL;
+		printf("http = %s%s%s:%u\n", h6 ? "[" : "", cfg->http_host, h6 ? "]" : "",
+		       cfg->http_port);
+	} else {
+		printf("http = off\n");
+	}
+	printf("log-level = %s\n", levels[log_get_level()]);
 }
 
 static int mkdir_p(const char *path)
@@ -434,12 +565,30 @@ int main(int argc, char **argv)
 	m.cfg.max_frame = FRAME_DEFAULT_MAX;
 	m.cfg.default_retries = 3;
 	m.cfg.upload_window = 8u << 20;
+	m.cfg.http_enabled = true;
+	snprintf(m.cfg.http_host, sizeof(m.cfg.http_host), "127.0.0.1");
+	m.cfg.http_port = SHOAL_DEFAULT_HTTP_PORT;
 
-	int rc = parse_args(argc, argv, &m.cfg);
-	if (rc)
+	int rc = load_config(argc, argv, &m.cfg);
+	if (!rc)
+		rc = parse_args(argc, argv, &m.cfg);
+	if (!rc) {
+		/* Once every source is in: the file may give the key, the flags the cert. */
+		char err[1024];
+		if (tls_files_check(TLS_SERVER, &m.cfg.tls, err, sizeof(err)) < 0)
+			rc = usage_error("%s", err);
+	}
+	if (rc) {
+		config_free(&m.cfg);
 		return rc;
+	}
 	if (!m.cfg.state_dir)
 		m.cfg.state_dir = default_state_dir();
+	if (print_config) {
+		print_effective_config(&m.cfg);
+		config_free(&m.cfg);
+		return fflush(stdout) == EOF ? 1 : 0;
+	}
 	rc = prepare_security(&m.cfg);
 	if (rc)
 		return rc;
@@ -449,7 +598,7 @@ int main(int argc, char **argv)
 		char err[1024];
 		if (tls_ctx_create(TLS_SERVER, &m.cfg.tls, &m.tls, err, sizeof(err)) < 0) {
 			log_error("master", "%s", err);
-			free(m.cfg.state_dir);
+			config_free(&m.cfg);
 			return EXIT_USAGE;
 		}
 		log_info("master", "event=tls cert=%s verify_peers=%s", m.cfg.tls.cert,
@@ -463,7 +612,9 @@ int main(int argc, char **argv)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	m.loop = &loop;
-	if (server_start(&m) < 0) {
+	/* The HTTP endpoint first: the "listening" line then tells tests both ports. */
+	if (http_start(&m) < 0 || server_start(&m) < 0) {
+		http_stop(&m);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 		return 1;
@@ -482,11 +633,10 @@ int main(int argc, char **argv)
 	if (rc)
 		log_error("master", "event loop closed with handles still open: %s",
 		          uv_strerror(rc));
-	free(m.cfg.state_dir);
-	free(m.cfg.secret_file);
 	auth_secret_free(&m.cfg.secret, m.cfg.secret_len);
 	free(m.replay);
 	tls_ctx_destroy(&m.tls);
+	config_free(&m.cfg);
 	free(m.jobs_dir);
 	free(m.blobs_dir);
 	close(lock_fd);

@@ -11,6 +11,7 @@
  *   spill.c     partition results: folded, or spilled to a file and merged at the end
  *   fetch.c     streaming a result to a client
  *   watch.c     progress updates to clients that watch a job
+ *   http.c      --http: JSON API, Prometheus metrics and the dashboard, on the same loop
  *
  * Task lifecycle (one partition of a job):
  *
@@ -195,7 +196,6 @@ struct master_config {
 	uint32_t max_frame;
 	uint32_t default_retries;
 	uint64_t upload_window;
-	bool allow_exec; /* may load plugins to run their combine step */
 	/* The cluster secret (auth.h), loaded at startup from --secret-file or
 	 * $SHOAL_SECRET_FILE; NULL: none, peers use the plain handshake. Read-only afterwards;
 	 * any listener may check tokens against it with auth_hmac/auth_equal. */
@@ -203,7 +203,22 @@ struct master_config {
 	uint8_t *secret;
 	size_t secret_len;
 	bool insecure; /* --insecure: listening beyond loopback without a secret is allowed */
-	struct tls_files tls; /* --tls-cert/--tls-key/--tls-ca (argv strings) */
+	struct tls_files tls; /* --tls-cert/--tls-key/--tls-ca (owned copies) */
+	bool allow_exec;      /* may load plugins to run their combine step */
+	bool http_enabled;    /* --http off clears it */
+	bool http_explicit;   /* --http was given: failing to listen there is fatal */
+	char http_host[256];
+	uint16_t http_port;
+};
+
+/* Counters for /metrics that the master's state does not hold already. */
+#define STATS_TASK_BUCKETS 12
+extern const double stats_task_bounds[STATS_TASK_BUCKETS]; /* seconds, increasing */
+struct master_stats {
+	uint64_t task_buckets[STATS_TASK_BUCKETS + 1]; /* successful attempts by run time; +Inf */
+	uint64_t task_us_sum;
+	uint64_t tasks_ok, tasks_failed; /* attempts that ended */
+	uint64_t started_ms;             /* loop time */
 };
 
 struct master {
@@ -248,6 +263,12 @@ struct master {
 	size_t ndirty, dirty_cap;
 	char *jobs_dir;
 	char *blobs_dir;
+
+	struct master_stats stats;
+	uv_tcp_t http_listener;
+	bool http_listening;
+	struct list_head http_conns;
+	uint32_t http_nconns;
 };
 
 /* server.c */
@@ -258,6 +279,14 @@ void server_drop(struct conn *c, const char *reason);
 /* Sends a Failure answer to a client request. */
 void server_send_failure(struct conn *c, uint64_t job_id, uint32_t code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* http.c */
+/* Starts the --http endpoint (if enabled). 0, or -1 after logging why. */
+int http_start(struct master *m);
+/* Closes the listener and every HTTP connection. */
+void http_stop(struct master *m);
+/* A task attempt succeeded after running elapsed_us on its worker. */
+void stats_task_done(struct master *m, uint64_t elapsed_us);
 
 /* registry.c */
 struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello *hello);

@@ -454,6 +454,7 @@ void server_stop(struct master *m)
 	if (m->stopping)
 		return;
 	m->stopping = true;
+	http_stop(m);
 	uv_close((uv_handle_t *)&m->listener, NULL);
 	uv_close((uv_handle_t *)&m->sweep, NULL);
 	uv_close((uv_handle_t *)&m->updates, NULL);

@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "codec.h"
+#include "conffile.h"
 #include "tls.h"
 #include "util.h"
 
@@ -31,6 +32,8 @@ enum worker_opt {
 	OPT_WORK_DIR = 'w',
 	OPT_SECRET_FILE = 'S',
 	OPT_ADVERTISE = 'a',
+	OPT_CONFIG = 1000,
+	OPT_PRINT_CONFIG,
 	OPT_HELP = 'h',
 	OPT_VERSION = 'V',
 	OPT_TLS_CERT = 256, /* long options only */
@@ -69,6 +72,10 @@ static const struct worker_option worker_options[] = {
      "PEM certificate presented to a master that verifies peers (needs --tls-key)"},
     {"tls-key", OPT_TLS_KEY, "FILE", "the certificate's PEM private key"},
     {"log-level", OPT_LOG_LEVEL, "LEVEL", "debug, info, warn or error (default info)"},
+    {"config", OPT_CONFIG, "FILE",
+     "read settings from this INI file ([worker] and [cluster]; env SHOAL_CONFIG)"},
+    {"print-config", OPT_PRINT_CONFIG, NULL,
+     "print the effective configuration as a config file and exit"},
     {"help", OPT_HELP, NULL, "print this help and exit"},
     {"version", OPT_VERSION, NULL, "print the version and exit"},
 };
@@ -87,6 +94,11 @@ static void worker_config_help(FILE *out, uint32_t default_slots)
 			fprintf(out, " [%" PRIu32 "]", default_slots);
 		fputc('\n', out);
 	}
+	fprintf(out,
+	        "\nEvery option but --config and --print-config may also be set in the config\n"
+	        "file (key = value under [worker], e.g. slots = 4) or as an environment\n"
+	        "variable (SHOAL_SLOTS=4). Flags win over the environment, which wins over\n"
+	        "the file.\n");
 	fprintf(out, "\nExit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 if the master "
 	             "refuses this\nworker for good (version or cluster secret mismatch), 2 on a "
 	             "usage error\n(an unusable --secret-file included).\n");
@@ -100,6 +112,8 @@ static enum worker_config_result worker_config_usage(FILE *err, const char *fmt,
 	va_list ap;
 	va_start(ap, fmt);
 	fputs(PROG ": ", err);
+	if (conffile_origin())
+		fprintf(err, "%s: ", conffile_origin());
 	vfprintf(err, fmt, ap);
 	fputs("\nTry '" PROG " --help' for more information.\n", err);
 	va_end(ap);
@@ -192,11 +206,20 @@ static int worker_config_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint
 	return 0;
 }
 
-enum worker_config_result worker_config_parse(struct worker_config *cfg, int argc, char **argv,
-                                              const char *env_master, uint32_t default_slots,
-                                              FILE *out, FILE *err)
+/* What one pass of the option parser needs besides the config. */
+struct worker_config_pass {
+	struct worker_config *cfg;
+	uint32_t default_slots;
+	FILE *out, *err;
+	bool master_set;   /* by the file, the environment or a flag */
+	bool master_flag;  /* by a flag on the command line */
+	bool print_config; /* --print-config */
+	bool from_argv;    /* this pass parses the command line itself */
+	enum worker_config_result rc;
+};
+
+static void worker_config_longopts(struct option *longopts)
 {
-	struct option longopts[ARRAY_SIZE(worker_options) + 1];
 	for (size_t i = 0; i < ARRAY_SIZE(worker_options); i++) {
 		longopts[i] =
 		    (struct option){worker_options[i].name,
@@ -204,20 +227,24 @@ enum worker_config_result worker_config_parse(struct worker_config *cfg, int arg
 		                    NULL, worker_options[i].id};
 	}
 	longopts[ARRAY_SIZE(worker_options)] = (struct option){NULL, 0, NULL, 0};
+}
 
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->slots = default_slots < 1                  ? 1
-	             : default_slots > WORKER_MAX_SLOTS ? WORKER_MAX_SLOTS
-	                                                : default_slots;
-	cfg->log_level = LOG_INFO;
-	cfg->cache_size = WORKER_DEFAULT_CACHE_SIZE;
+/* Parses argv's options into p->cfg: the command line, or one config entry. Returns 0 to go
+ * on, else 1 with p->rc set (help or version printed, or a usage error). */
+static int worker_config_pass(void *arg, int argc, char **argv)
+{
+	struct worker_config_pass *p = arg;
+	struct worker_config *cfg = p->cfg;
+	FILE *out = p->out, *err = p->err;
+	struct option longopts[ARRAY_SIZE(worker_options) + 1];
+	worker_config_longopts(longopts);
 
 	char why[256];
-	bool master_flag = false;
 	/* glibc: optind = 0 reinitialises getopt completely (tests parse several times). */
 	optind = 0;
 	opterr = 0;
 	int c;
+	p->rc = WORKER_CONFIG_USAGE;
 	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
 		const char *opt = argv[optind - 1];
 		switch (c) {
@@ -225,7 +252,8 @@ enum worker_config_result worker_config_parse(struct worker_config *cfg, int arg
 			if (worker_config_set_master(cfg, optarg, why, sizeof(why)) != 0)
 				return worker_config_usage(err, "invalid --master '%s': %s", optarg,
 				                           why);
-			master_flag = true;
+			p->master_set = true;
+			p->master_flag |= p->from_argv;
 			break;
 		case OPT_SLOTS:
 			if (worker_config_parse_u32(optarg, 1, WORKER_MAX_SLOTS, &cfg->slots) != 0)
@@ -294,13 +322,20 @@ enum worker_config_result worker_config_parse(struct worker_config *cfg, int arg
 				return worker_config_usage(err, "invalid %s '%s'", opt, optarg);
 			break;
 		}
+		case OPT_CONFIG:
+			break; /* read before the flags (worker_config_parse) */
+		case OPT_PRINT_CONFIG:
+			p->print_config = true;
+			break;
 		case OPT_HELP:
-			worker_config_help(out, default_slots);
-			return WORKER_CONFIG_EXIT;
+			worker_config_help(out, p->default_slots);
+			p->rc = WORKER_CONFIG_EXIT;
+			return 1;
 		case OPT_VERSION:
 			fprintf(out, PROG " %s (protocol %u)\n", SHOAL_VERSION,
 			        SHOAL_PROTOCOL_VERSION);
-			return WORKER_CONFIG_EXIT;
+			p->rc = WORKER_CONFIG_EXIT;
+			return 1;
 		case ':':
 			return worker_config_usage(err, "option '%s' needs a value", opt);
 		default:
@@ -311,16 +346,103 @@ enum worker_config_result worker_config_parse(struct worker_config *cfg, int arg
 	}
 	if (optind < argc)
 		return worker_config_usage(err, "unexpected argument '%s'", argv[optind]);
+	p->rc = WORKER_CONFIG_RUN;
+	return 0;
+}
+
+/* --print-config: the effective settings, as a config file would set them. */
+static void worker_config_print(const struct worker_config *cfg, FILE *out)
+{
+	static const char *const levels[] = {"debug", "info", "warn", "error"};
+	fprintf(out,
+	        "# " PROG " %s: effective configuration (flags > environment > file > "
+	        "defaults)\n[worker]\n",
+	        SHOAL_VERSION);
+	fprintf(out, "master = %s\n", cfg->master);
+	fprintf(out, "slots = %" PRIu32 "\n", cfg->slots);
+	if (cfg->name[0])
+		fprintf(out, "name = %s\n", cfg->name);
+	else
+		fprintf(out, "# name = HOSTNAME-PID (the default)\n");
+	fprintf(out, "allow-exec = %s\n", cfg->allow_exec ? "true" : "false");
+	if (cfg->cache_dir[0])
+		fprintf(out, "cache-dir = %s\n", cfg->cache_dir);
+	else
+		fprintf(out,
+		        "# cache-dir = ~/.cache/shoal, /var/cache/shoal as root (the default)\n");
+	fprintf(out, "cache-size = %" PRIu64 "\n", cfg->cache_size);
+	if (cfg->work_dir[0])
+		fprintf(out, "work-dir = %s\n", cfg->work_dir);
+	else
+		fprintf(out, "# work-dir = a temporary directory (the default)\n");
+	fprintf(out, "%ssecret-file = %s\n", cfg->secret_file[0] ? "" : "# ",
+	        cfg->secret_file[0] ? cfg->secret_file : "(none: no cluster secret)");
+	fprintf(out, "%stls-ca = %s\n", cfg->tls_ca[0] ? "" : "# ",
+	        cfg->tls_ca[0] ? cfg->tls_ca : "(none: plain TCP)");
+	fprintf(out, "%stls-cert = %s\n", cfg->tls_cert[0] ? "" : "# ",
+	        cfg->tls_cert[0] ? cfg->tls_cert : "(none)");
+	fprintf(out, "%stls-key = %s\n", cfg->tls_key[0] ? "" : "# ",
+	        cfg->tls_key[0] ? cfg->tls_key : "(none)");
+	if (cfg->advertise[0])
+		fprintf(out, "advertise = %s\n", cfg->advertise);
+	else
+		fprintf(out, "# advertise = the connection's local address (the default)\n");
+	fprintf(out, "log-level = %s\n",
+	        (unsigned)cfg->log_level < 4 ? levels[cfg->log_level] : "info");
+}
+
+enum worker_config_result worker_config_parse(struct worker_config *cfg, int argc, char **argv,
+                                              const char *env_master, uint32_t default_slots,
+                                              FILE *out, FILE *err)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->slots = default_slots < 1                  ? 1
+	             : default_slots > WORKER_MAX_SLOTS ? WORKER_MAX_SLOTS
+	                                                : default_slots;
+	cfg->log_level = LOG_INFO;
+	cfg->cache_size = WORKER_DEFAULT_CACHE_SIZE;
+
+	struct worker_config_pass p = {
+	    .cfg = cfg, .default_slots = default_slots, .out = out, .err = err};
+	char why[1024];
+
+	/* The config file and SHOAL_* variables first, through the same parser; then the
+	 * command line. */
+	struct option longopts[ARRAY_SIZE(worker_options) + 1];
+	worker_config_longopts(longopts);
+	struct conffile c;
+	conffile_init(&c, PROG, "worker", longopts);
+	const char *path = conffile_path(argc, argv);
+	int rc = 0;
+	if ((path && conffile_read_file(&c, path, why, sizeof(why)) < 0) ||
+	    conffile_read_env(&c, why, sizeof(why)) < 0) {
+		fprintf(err, PROG ": %s\n", why);
+		p.rc = WORKER_CONFIG_USAGE;
+		rc = 1;
+	} else {
+		rc = conffile_apply(&c, worker_config_pass, &p);
+	}
+	conffile_deinit(&c);
+	if (rc != 0)
+		return p.rc;
+	p.from_argv = true;
+	if (worker_config_pass(&p, argc, argv) != 0)
+		return p.rc;
+
 	const struct tls_files tls = {cfg->tls_cert, cfg->tls_key, cfg->tls_ca};
 	if (tls_files_check(TLS_CLIENT, &tls, why, sizeof(why)) != 0)
 		return worker_config_usage(err, "%s", why);
-	/* --master wins over SHOAL_MASTER, which wins over the default. */
-	if (!master_flag && env_master != NULL && env_master[0] != '\0') {
+	/* --master wins over SHOAL_MASTER, which wins over the file and the default. */
+	if (!p.master_flag && env_master != NULL && env_master[0] != '\0') {
 		if (worker_config_set_master(cfg, env_master, why, sizeof(why)) != 0)
 			return worker_config_usage(err, "invalid SHOAL_MASTER '%s': %s", env_master,
 			                           why);
-	} else if (!master_flag) {
+	} else if (!p.master_set) {
 		(void)worker_config_set_master(cfg, "127.0.0.1:7411", why, sizeof(why));
+	}
+	if (p.print_config) {
+		worker_config_print(cfg, out);
+		return WORKER_CONFIG_EXIT;
 	}
 	return WORKER_CONFIG_RUN;
 }

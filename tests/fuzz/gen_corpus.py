@@ -86,3 +86,8 @@ put("fuzz_fold", "bad_fields", b"\x00sum  1\nsum\nsum 1 2\nsum 01\nsum +1\n")
 put("fuzz_fold", "sorted_run", b"\x00a\nb\nb\nc\n")
 put("fuzz_fold", "wordcount_run", b"\x01apple\t3\nbanana\t1\ncherry\t12\n")
 put("fuzz_fold", "unsorted_run", b"\x01b\t1\na\t2\na\t2\n")
+
+# fuzz_conffile: INI config files.
+put("fuzz_conffile", "full", b"# test\n[cluster]\nmaster = 127.0.0.1:9999\nlog-level = warn\n[master]\nlisten = 127.0.0.1:0\nstate_dir = \"/tmp/st x\"\nallow-exec = yes\n[worker]\nslots = 3\n")
+put("fuzz_conffile", "switch", b"[master]\nallow-exec = yes\nlisten = \"127.0.0.1:0\"\n")
+put("fuzz_conffile", "dup", b"[master]\nlisten = a\nlisten = b\n[x]\n")

@@ -92,11 +92,14 @@ fail() {
 	exit 1
 }
 
-# start_master [extra args...]: sets MASTER_PID, MASTER_PORT and exports SHOAL_MASTER.
+# start_master [extra args...]: sets MASTER_PID, MASTER_PORT and exports SHOAL_MASTER; and
+# HTTP_PORT, the port of its --http endpoint (a free one unless the args say otherwise; empty
+# with --http off).
 start_master() {
 	local logf=$T/master.log
 	: >"$logf"
-	"$SHOAL_MASTER_BIN" --listen 127.0.0.1:"${MASTER_PORT:-0}" --state-dir "$T/state" "$@" 2>>"$logf" &
+	"$SHOAL_MASTER_BIN" --listen 127.0.0.1:"${MASTER_PORT:-0}" --http 127.0.0.1:0 \
+		--state-dir "$T/state" "$@" 2>>"$logf" &
 	MASTER_PID=$!
 	PIDS+=("$MASTER_PID")
 	DAEMON[$MASTER_PID]=shoal-master
@@ -110,6 +113,7 @@ start_master() {
 	[ -n "$port" ] || fail "master did not report its port"
 	MASTER_PORT=$port
 	export SHOAL_MASTER=127.0.0.1:$MASTER_PORT
+	HTTP_PORT=$(sed -n 's/.*event=http_listening address=127.0.0.1:\([0-9]*\).*/\1/p' "$logf" | tail -n 1)
 }
 
 # start_worker NAME [extra args...]: starts a worker, records WORKER_PID[NAME].

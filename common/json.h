@@ -1,10 +1,10 @@
-/* json.h: a tiny JSON writer for the CLI's --json output (no dependency for 200 lines).
+/* json.h: a tiny JSON writer for the CLI's --json output and the master's HTTP API.
  *
  * The writer appends to a buffer it owns and inserts commas itself. Strings are escaped per
  * RFC 8259; bytes that are not valid UTF-8 become U+FFFD, so the output is always valid JSON
  * whatever a job name or error message contains. */
-#ifndef SHOAL_CLIENT_JSON_H
-#define SHOAL_CLIENT_JSON_H
+#ifndef SHOAL_JSON_H
+#define SHOAL_JSON_H
 
 #include <stdbool.h>
 #include <stddef.h>
