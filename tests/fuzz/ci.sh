@@ -37,7 +37,8 @@ fi
 rc=$?
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/fuzz.log" | tail -1)
 cov=$(grep -Eo 'cov: [0-9]+' "$work/fuzz.log" | tail -1)
-if [ $rc -ne 0 ] || ls "$work/art/" | grep -q .; then
+artifacts=("$work/art/"*)
+if [ $rc -ne 0 ] || [ -e "${artifacts[0]}" ]; then
 	mkdir -p "$here/crashes/$t"
 	cp "$work/art/"* "$here/crashes/$t/" 2>/dev/null
 	grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error)|^ +#[0-9]+ ' "$work/fuzz.log" | head -20
