@@ -808,6 +808,8 @@ static void json_job(struct json *j, const struct shoal_job_info *i)
 	json_kv_ms(j, "queue_position", i->queue_position);
 	json_kv_u64(j, "cost", i->cost);
 	json_kv_ms(j, "after", i->after);
+	json_kv_u64(j, "partitions_recovered", i->partitions_recovered);
+	json_kv_u64(j, "tasks_dispatched", i->tasks_dispatched);
 	json_object_end(j);
 }
 

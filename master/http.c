@@ -251,6 +251,8 @@ static void http_json_job(struct json *jw, const struct job *job)
 	json_kv_u64_or_null(jw, "queue_position", i.has_queue_position ? i.queue_position : 0);
 	json_kv_u64(jw, "cost", i.cost);
 	json_kv_u64_or_null(jw, "after", i.after);
+	json_kv_u64(jw, "partitions_recovered", i.partitions_recovered);
+	json_kv_u64(jw, "tasks_dispatched", i.tasks_dispatched);
 	json_object_end(jw);
 }
 
@@ -262,7 +264,8 @@ static void http_jobs(struct http_conn *hc)
 	json_array_begin(&j);
 	size_t first = m->njobs > HTTP_MAX_LISTED ? m->njobs - HTTP_MAX_LISTED : 0;
 	for (size_t i = first; i < m->njobs; i++)
-		http_json_job(&j, m->jobs[i]);
+		if (m->jobs[i]) /* NULL: removed by --keep-jobs */
+			http_json_job(&j, m->jobs[i]);
 	json_array_end(&j);
 	buf_append_byte(&j.out, '\n');
 	http_respond(hc, 200, "application/json", &j.out, NULL);
@@ -351,6 +354,8 @@ static void http_metrics(struct http_conn *hc)
 	uint64_t ready = 0, running = 0, done = 0;
 	for (size_t i = 0; i < m->njobs; i++) {
 		const struct job *j = m->jobs[i];
+		if (!j)
+			continue; /* removed by --keep-jobs */
 		if ((size_t)j->state < ARRAY_SIZE(by_state))
 			by_state[j->state]++;
 		uint32_t total = j->reducing ? j->map_tasks + j->ntasks : j->ntasks + j->reducers;
