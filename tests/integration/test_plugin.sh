@@ -101,23 +101,46 @@ hist_ref "$T/ints.txt" 1 >"$T/hist1.ref"
 hist_ref range:-5000:100000 10 >"$T/range10.ref"
 
 # check_concat OUT REF PARTS WHAT: OUT is PARTS increasing runs of START<TAB>COUNT (one per
-# partition, in partition order) whose counts sum per bucket to REF.
+# partition, in partition order) whose counts sum per bucket to REF. A mismatch says what
+# differs (records per run, the first differing buckets, the job's own record count) and keeps
+# OUT and REF in $T (SHOAL_KEEP=1 keeps $T), so that a failure seen once tells whether records
+# were lost, doubled or changed, and in which partition; a check that cannot run says so.
 check_concat() {
-	local runs
+	local runs why rc=0
 	runs=$(awk -F'\t' 'NF != 2 || $2 !~ /^[0-9]+$/ { print "bad line " NR ": " $0; exit 1 }
 		NR == 1 || $1 + 0 <= last { r++ } { last = $1 + 0 } END { print r }' "$1") ||
 		fail "$4: $runs"
 	[ "$runs" = "$3" ] || fail "$4: $runs increasing runs of buckets, expected one per partition ($3)"
-	python3 - "$1" "$2" "$4" <<'EOF' || fail "$4: the partials do not sum to the reference"
+	why=$(python3 - "$1" "$2" 2>&1 <<'PY'
 import collections, sys
-c = collections.Counter()
+runs, c, last = [], collections.Counter(), None
 for line in open(sys.argv[1]):
-    b, n = line.split("\t")
-    c[int(b)] += int(n)
+    b, n = (int(f) for f in line.split("\t"))
+    if last is None or b <= last:
+        runs.append(0)
+    runs[-1] += n
+    last = b
+    c[b] += n
 want = {int(b): int(n) for b, n in (l.split("\t") for l in open(sys.argv[2]))}
 if dict(c) != want:
-    sys.exit("%s: sums differ from the reference" % sys.argv[3])
-EOF
+    diff = [(b, want.get(b, 0), c.get(b, 0)) for b in sorted(set(c) | set(want))
+            if want.get(b, 0) != c.get(b, 0)]
+    print("%d records in the partials (per run: %s), %d in the reference; %d buckets "
+          "differ, first (bucket, reference, partials): %s"
+          % (sum(c.values()), runs, sum(want.values()), len(diff), diff[:8]))
+    sys.exit(3)
+PY
+	) || rc=$?
+	[ "$rc" = 0 ] && return 0
+	cp "$1" "$T/concat-fail.out" 2>/dev/null || true
+	cp "$2" "$T/concat-fail.ref" 2>/dev/null || true
+	local job
+	job=$(shoal jobs --json 2>&1 | jq -c 'max_by(.job_id) |
+		{job_id, records, tasks_done, tasks_dispatched, task_failures}' 2>&1 || true)
+	job+=" (master log: $(grep -cE 'event=(speculate|backup_won|worker_gone|task_failed)' \
+		"$T/master.log" || true) speculation/failure events)"
+	[ "$rc" = 3 ] || fail "$4: the sum check could not run (exit $rc): $(tail -n 3 <<<"$why"); last job: $job"
+	fail "$4: the partials do not sum to the reference: $why; last job: $job"
 }
 
 # The master quarantines a worker for 30 s after 5 failed attempts in a row (a58d3a6), user
