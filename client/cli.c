@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "accuracy.h"
+#include "auth.h"
 #include "conffile.h"
 #include "jobflags.h"
 #include "json.h"
@@ -25,6 +26,8 @@
 #include "progress.h"
 #include "shoal.h"
 #include "table.h"
+#include "token.h"
+#include "top.h"
 #include "util.h"
 
 #ifndef SHOAL_VERSION
@@ -42,14 +45,17 @@ enum cli_cmd {
 	CMD_JOBS,
 	CMD_WORKERS,
 	CMD_LOCK,
+	CMD_TOP,
+	CMD_TOKEN,
 	CMD_HELP,
 };
 
 /* Which commands an option applies to. */
-#define G_GLOBAL 0x1u /* every command */
-#define G_JOB    0x2u /* run, submit */
-#define G_OUTPUT 0x4u /* run, result */
-#define G_LOCK   0x8u /* lock */
+#define G_GLOBAL 0x1u  /* every command */
+#define G_JOB    0x2u  /* run, submit */
+#define G_OUTPUT 0x4u  /* run, result */
+#define G_LOCK   0x8u  /* lock */
+#define G_TOP    0x10u /* top */
 
 struct cli_cmd_desc {
 	const char *name;
@@ -68,6 +74,8 @@ static const struct cli_cmd_desc cli_cmds[] = {
     {"jobs", CMD_JOBS, G_GLOBAL, false},
     {"workers", CMD_WORKERS, G_GLOBAL, false},
     {"lock", CMD_LOCK, G_GLOBAL | G_LOCK, false},
+    {"top", CMD_TOP, G_GLOBAL | G_TOP, false},
+    {"token", CMD_TOKEN, G_GLOBAL, false},
     {"help", CMD_HELP, G_GLOBAL, false},
 };
 
@@ -102,6 +110,8 @@ enum cli_opt {
 	OPT_JOB_TIMEOUT,
 	OPT_OUTPUT,
 	OPT_TTL,
+	OPT_INTERVAL,
+	OPT_ITERATIONS,
 	OPT_TLS_CA,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
@@ -146,6 +156,8 @@ static const struct cli_opt_desc cli_opts[OPT_COUNT] = {
     [OPT_JOB_TIMEOUT] = {"job-timeout", 0, true, G_JOB},
     [OPT_OUTPUT] = {"output", 'o', true, G_OUTPUT},
     [OPT_TTL] = {"ttl", 0, true, G_LOCK},
+    [OPT_INTERVAL] = {"interval", 0, true, G_TOP},
+    [OPT_ITERATIONS] = {"iterations", 'n', true, G_TOP},
     [OPT_TLS_CA] = {"tls-ca", 0, true, G_GLOBAL},
     [OPT_TLS_CERT] = {"tls-cert", 0, true, G_GLOBAL},
     [OPT_TLS_KEY] = {"tls-key", 0, true, G_GLOBAL},
@@ -796,6 +808,8 @@ static void json_job(struct json *j, const struct shoal_job_info *i)
 	json_kv_ms(j, "queue_position", i->queue_position);
 	json_kv_u64(j, "cost", i->cost);
 	json_kv_ms(j, "after", i->after);
+	json_kv_u64(j, "partitions_recovered", i->partitions_recovered);
+	json_kv_u64(j, "tasks_dispatched", i->tasks_dispatched);
 	json_object_end(j);
 }
 
@@ -1366,6 +1380,66 @@ static int cmd_workers(const struct cli *cli)
 	return rc;
 }
 
+/* ---- top, token ---- */
+
+static int cmd_top(const struct cli *cli)
+{
+	struct top_options o = {.interval_ms = 1000, .iterations = 0};
+	shoal_client *c = NULL;
+	char err[256];
+	uint64_t v;
+	int rc;
+
+	if (cli->val[OPT_INTERVAL]) {
+		if (parse_seconds_ms(cli->val[OPT_INTERVAL], 100, 3600000, &v, err, sizeof(err)) <
+		    0)
+			return cli_usage_error("--interval: %s", err);
+		o.interval_ms = (unsigned)v;
+	}
+	if (cli->val[OPT_ITERATIONS]) {
+		if (parse_u64(cli->val[OPT_ITERATIONS], 1000000, &v, err, sizeof(err)) < 0 ||
+		    v == 0)
+			return cli_usage_error(
+			    "--iterations: '%s' is not a number of frames from 1 "
+			    "to 1000000",
+			    cli->val[OPT_ITERATIONS]);
+		o.iterations = (unsigned)v;
+	}
+	o.master = cli->val[OPT_MASTER] ? cli->val[OPT_MASTER] : getenv("SHOAL_MASTER");
+	if (!o.master || !*o.master)
+		o.master = "127.0.0.1:7411";
+	if ((rc = cli_connect(cli, &c)) != SHOAL_OK)
+		return rc;
+	rc = top_run(c, &o);
+	shoal_close(&c);
+	return rc;
+}
+
+static int cmd_token(const struct cli *cli)
+{
+	const char *path = auth_secret_path(cli->val[OPT_SECRET_FILE]);
+	uint8_t *key = NULL;
+	size_t len = 0;
+	char err[1024], tok[TOKEN_HEX_LEN + 1];
+
+	if (!path)
+		return cli_usage_error("no cluster secret: give --secret-file FILE (or set "
+		                       "SHOAL_SECRET_FILE); a master without one needs no token");
+	if (auth_secret_load(path, &key, &len, err, sizeof(err)) < 0) {
+		cli_err("%s", err);
+		return SHOAL_EUSAGE;
+	}
+	int rc = token_derive(key, len, tok) < 0 ? SHOAL_EJOB : SHOAL_OK;
+	auth_secret_free(&key, len);
+	if (rc != SHOAL_OK) {
+		cli_err("cannot derive the token (OpenSSL failed)");
+		return rc;
+	}
+	printf("%s\n", tok);
+	memset(tok, 0, sizeof(tok));
+	return fflush(stdout) == EOF ? SHOAL_EJOB : SHOAL_OK;
+}
+
 /* ---- lock ---- */
 
 /* After SIGTERM, how long a command whose lease is gone has before SIGKILL. */
@@ -1512,6 +1586,11 @@ static void cli_usage(FILE *f)
 	    "  --version              show the version\n"
 	    "Options may come before or after the command.\n"
 	    "\n"
+	    "Top (shoal top):\n"
+	    "  --interval S           seconds between refreshes (default 1, at least 0.1)\n"
+	    "  -n, --iterations N     show N frames as plain text, then exit (default: until\n"
+	    "                         q, Ctrl-C or the master goes away)\n"
+	    "\n"
 	    "Lock (shoal lock NAME [--ttl S] -- CMD [ARGS...]):\n"
 	    "  --ttl S                the lease's length in seconds (default 30, at least\n"
 	    "                         0.1): renewed every S/3 while CMD runs; if the lock's\n"
@@ -1611,6 +1690,12 @@ int main(int argc, char **argv)
 		break;
 	case CMD_LOCK:
 		rc = cmd_lock(&cli);
+		break;
+	case CMD_TOP:
+		rc = cmd_top(&cli);
+		break;
+	case CMD_TOKEN:
+		rc = cmd_token(&cli);
 		break;
 	default:
 		rc = SHOAL_EUSAGE;

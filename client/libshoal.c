@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -35,6 +36,13 @@
 /* A master that does not answer a simple request for this long is as good as gone. */
 #define CLIENT_REQUEST_TIMEOUT_MS 60000u
 #define CLIENT_CHUNK              (1u << 20)
+/* How long wait/result try to reconnect after losing the master, and the backoff between
+ * attempts (doubling from the first to the cap). */
+#define CLIENT_RECONNECT_MS       60000u
+#define CLIENT_RECONNECT_FIRST_MS 100u
+#define CLIENT_RECONNECT_CAP_MS   2000u
+/* Connections a single wait or result call may lose and replace. */
+#define CLIENT_MAX_RECONNECTS 20
 /* Upload window when the master does not name one. */
 #define CLIENT_UPLOAD_WINDOW (4u << 20)
 #define CLIENT_RESULT_WINDOW (8u << 20)
@@ -120,11 +128,24 @@ struct shoal_client {
 	struct call *call;
 	char err[8192]; /* room for "job N failed: " and a whole shoal_job_info.error */
 	struct lease *leases;
+	/* Reconnecting: the options it was opened with (master copied), and the client that
+	 * replaced it after a lost connection. Every API call works on the last of the chain. */
+	struct shoal_connect_options opt;
+	char *opt_master;
+	shoal_client *next;
 	uint8_t *secret; /* owned; NULL: plain handshake */
 	size_t secret_len;
 	struct handshake_peer hs;
 	struct tls_ctx *tls; /* owned; NULL: plain TCP */
 };
+
+/* The client that currently holds the connection (c, or what replaced it). */
+static shoal_client *live(shoal_client *c)
+{
+	while (c && c->next)
+		c = c->next;
+	return c;
+}
 
 static int client_fail(shoal_client *c, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -393,6 +414,7 @@ static void client_free(shoal_client *c)
 		free(l->name);
 		free(l);
 	}
+	free(c->opt_master);
 	auth_secret_free(&c->secret, c->secret_len);
 	free(c);
 }
@@ -501,6 +523,10 @@ int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, c
 	}
 	rc = client_run(c, &call, timeout_ms);
 	if (rc == SHOAL_OK) {
+		if (opt)
+			c->opt = *opt;
+		c->opt_master = xstrdup(master);
+		c->opt.master = c->opt_master;
 		*out = c;
 		return SHOAL_OK;
 	}
@@ -534,13 +560,77 @@ void shoal_close(shoal_client **c)
 {
 	if (!c || !*c)
 		return;
-	client_free(*c);
+	for (shoal_client *k = *c, *next; k; k = next) {
+		next = k->next;
+		client_free(k);
+	}
 	*c = NULL;
 }
 
 const char *shoal_errmsg(const shoal_client *c)
 {
+	while (c && c->next)
+		c = c->next;
 	return c ? c->err : "no client";
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* The connection of c is lost (the master restarted, say): connects again with the options c
+ * was opened with, retrying with capped exponential backoff for at most opt.reconnect_ms.
+ * Returns the new client, which replaces c from now on, or NULL with the reason in c. */
+static shoal_client *client_reconnect(shoal_client *c)
+{
+	unsigned budget = c->opt.reconnect_ms ? c->opt.reconnect_ms : CLIENT_RECONNECT_MS;
+	unsigned delay = CLIENT_RECONNECT_FIRST_MS;
+	uint64_t start = mono_us(), deadline = start + (uint64_t)budget * 1000u;
+	char err[1024] = "";
+	char lost[256];
+
+	snprintf(lost, sizeof(lost), "%s", c->lost_reason[0] ? c->lost_reason : "closed");
+	for (;;) {
+		struct shoal_connect_options o = c->opt;
+		shoal_client *n = NULL;
+		uint64_t now = mono_us();
+		unsigned left = now < deadline ? (unsigned)((deadline - now) / 1000u) : 0;
+		unsigned per_try =
+		    c->opt.timeout_ms ? c->opt.timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+
+		if (left == 0)
+			break;
+		o.timeout_ms = per_try < left ? per_try : left;
+		int rc = shoal_connect(&o, &n, err, sizeof(err));
+		if (rc == SHOAL_OK) {
+			c->next = n;
+			return n;
+		}
+		if (rc == SHOAL_EUSAGE)
+			break;
+		now = mono_us();
+		if (now + (uint64_t)delay * 1000u >= deadline)
+			break;
+		sleep_ms(delay);
+		delay = delay * 2 < CLIENT_RECONNECT_CAP_MS ? delay * 2 : CLIENT_RECONNECT_CAP_MS;
+	}
+	client_fail(c, SHOAL_ECONN,
+	            "lost the connection to the master at %s (%s) and could not reconnect within "
+	            "%u s: %s",
+	            c->addr, lost, (budget + 999) / 1000, err[0] ? err : "no time left");
+	return NULL;
+}
+
+/* After a call failed with rc: the replacement client if the connection was lost and a new
+ * one could be made (the call is then to be repeated on it), else NULL. */
+static shoal_client *client_recover(shoal_client *c, int rc, int *tries)
+{
+	if (rc != SHOAL_ECONN || !(c->lost || !c->conn) || ++*tries > CLIENT_MAX_RECONNECTS)
+		return NULL;
+	return client_reconnect(c);
 }
 
 /* ---- job info ---- */
@@ -613,6 +703,8 @@ static void job_info_from(struct shoal_job_info *o, const Shoal__JobInfo *j)
 	o->queue_position = j->has_queue_position ? j->queue_position : 0;
 	o->cost = j->has_cost ? j->cost : 0;
 	o->after = j->has_after ? j->after : 0;
+	o->partitions_recovered = j->has_partitions_recovered ? j->partitions_recovered : 0;
+	o->tasks_dispatched = j->has_tasks_dispatched ? j->tasks_dispatched : 0;
 }
 
 static void worker_info_from(struct shoal_worker_info *o, const Shoal__WorkerInfo *w)
@@ -1114,8 +1206,9 @@ static int spec_check(shoal_client *c, const struct shoal_job_spec *spec)
 	return SHOAL_OK;
 }
 
-int shoal_submit(shoal_client *c, const struct shoal_job_spec *spec, uint64_t *job_id)
+int shoal_submit(shoal_client *client, const struct shoal_job_spec *spec, uint64_t *job_id)
 {
+	shoal_client *c = live(client);
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__Submit submit = SHOAL__SUBMIT__INIT;
 	Shoal__JobSpec js = SHOAL__JOB_SPEC__INIT;
@@ -1349,11 +1442,19 @@ int shoal_wait(shoal_client *c, uint64_t job_id, shoal_progress_fn progress, voi
 	watch.job_id = job_id;
 	env.msg_case = SHOAL__ENVELOPE__MSG_WATCH;
 	env.watch = &watch;
-	return job_request(c, job_id, &env, true, progress, arg, info);
+	c = live(c);
+	for (int tries = 0;;) {
+		int rc = job_request(c, job_id, &env, true, progress, arg, info);
+		shoal_client *n = client_recover(c, rc, &tries);
+		if (!n)
+			return rc;
+		c = n; /* watch the job again on the new connection */
+	}
 }
 
-int shoal_status(shoal_client *c, uint64_t job_id, struct shoal_job_info *info)
+int shoal_status(shoal_client *client, uint64_t job_id, struct shoal_job_info *info)
 {
+	shoal_client *c = live(client);
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__StatusRequest req = SHOAL__STATUS_REQUEST__INIT;
 
@@ -1363,8 +1464,9 @@ int shoal_status(shoal_client *c, uint64_t job_id, struct shoal_job_info *info)
 	return job_request(c, job_id, &env, false, NULL, NULL, info);
 }
 
-int shoal_cancel(shoal_client *c, uint64_t job_id)
+int shoal_cancel(shoal_client *client, uint64_t job_id)
 {
+	shoal_client *c = live(client);
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__Cancel cancel = SHOAL__CANCEL__INIT;
 
@@ -1435,24 +1537,36 @@ int shoal_result(shoal_client *c, uint64_t job_id, shoal_write_fn write, void *a
 	struct call call = {0};
 	int rc;
 
+	c = live(c);
 	if (!write)
 		return client_fail(c, SHOAL_EUSAGE, "no write callback");
-	if ((rc = client_check(c)) != SHOAL_OK)
-		return rc;
-	fetch.job_id = job_id;
-	fetch.has_offset = true;
-	fetch.offset = 0;
-	fetch.has_window = true;
-	fetch.window = CLIENT_RESULT_WINDOW;
-	env.msg_case = SHOAL__ENVELOPE__MSG_FETCH_RESULT;
-	env.fetch_result = &fetch;
-	call.on_message = result_on_message;
-	call.job_id = job_id;
-	call.write = write;
-	call.write_arg = arg;
-	client_send(c, &call, &env);
-	/* No overall deadline: results may be large and the writer slow. */
-	return client_run(c, &call, 0);
+	for (int tries = 0;;) {
+		/* After a lost connection, the fetch resumes where the writer stopped. */
+		uint64_t done = call.written;
+		memset(&call, 0, sizeof(call));
+		call.written = call.ack_sent = done;
+		rc = client_check(c);
+		if (rc == SHOAL_OK) {
+			fetch.job_id = job_id;
+			fetch.has_offset = true;
+			fetch.offset = done;
+			fetch.has_window = true;
+			fetch.window = CLIENT_RESULT_WINDOW;
+			env.msg_case = SHOAL__ENVELOPE__MSG_FETCH_RESULT;
+			env.fetch_result = &fetch;
+			call.on_message = result_on_message;
+			call.job_id = job_id;
+			call.write = write;
+			call.write_arg = arg;
+			client_send(c, &call, &env);
+			/* No overall deadline: results may be large and the writer slow. */
+			rc = client_run(c, &call, 0);
+		}
+		shoal_client *n = client_recover(c, rc, &tries);
+		if (!n)
+			return rc;
+		c = n;
+	}
 }
 
 /* ---- lists ---- */
@@ -1527,8 +1641,9 @@ static int list_request(shoal_client *c, int kind, void **list, size_t *n)
 	return SHOAL_OK;
 }
 
-int shoal_jobs(shoal_client *c, struct shoal_job_info **jobs, size_t *n)
+int shoal_jobs(shoal_client *client, struct shoal_job_info **jobs, size_t *n)
 {
+	shoal_client *c = live(client);
 	void *list;
 	int rc = list_request(c, LIST_JOBS, &list, n);
 
@@ -1537,8 +1652,9 @@ int shoal_jobs(shoal_client *c, struct shoal_job_info **jobs, size_t *n)
 	return rc;
 }
 
-int shoal_workers(shoal_client *c, struct shoal_worker_info **workers, size_t *n)
+int shoal_workers(shoal_client *client, struct shoal_worker_info **workers, size_t *n)
 {
+	shoal_client *c = live(client);
 	void *list;
 	int rc = list_request(c, LIST_WORKERS, &list, n);
 
@@ -1633,8 +1749,9 @@ static void lock_on_message(shoal_client *c, struct call *call, const Shoal__Env
 	}
 }
 
-int shoal_lock_acquire(shoal_client *c, const char *name, uint32_t ttl_ms, uint64_t *token)
+int shoal_lock_acquire(shoal_client *client, const char *name, uint32_t ttl_ms, uint64_t *token)
 {
+	shoal_client *c = live(client);
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__LockAcquire req = SHOAL__LOCK_ACQUIRE__INIT;
 	struct call call = {0};
@@ -1663,8 +1780,9 @@ int shoal_lock_acquire(shoal_client *c, const char *name, uint32_t ttl_ms, uint6
 	return rc;
 }
 
-int shoal_lock_renew(shoal_client *c, const char *name, uint64_t token)
+int shoal_lock_renew(shoal_client *client, const char *name, uint64_t token)
 {
+	shoal_client *c = live(client);
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__LockRenew req = SHOAL__LOCK_RENEW__INIT;
 	struct call call = {0};
@@ -1715,8 +1833,9 @@ static void sync_on_message(shoal_client *c, struct call *call, const Shoal__Env
 		call_finish(c, call, SHOAL_OK, NULL);
 }
 
-int shoal_lock_release(shoal_client *c, const char *name, uint64_t token)
+int shoal_lock_release(shoal_client *client, const char *name, uint64_t token)
 {
+	shoal_client *c = live(client);
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT, sync = SHOAL__ENVELOPE__INIT;
 	Shoal__LockRelease req = SHOAL__LOCK_RELEASE__INIT;
 	Shoal__StatusRequest status = SHOAL__STATUS_REQUEST__INIT;

@@ -46,12 +46,17 @@ struct shoal_connect_options {
 	const char *tls_ca;
 	const char *tls_cert;
 	const char *tls_key;
+	/* How long shoal_wait and shoal_result keep trying to reconnect (with capped backoff)
+	 * after the connection to the master is lost, e.g. while the master restarts; 0: 60000.
+	 * They then watch the job again, or fetch the rest of the result, and carry on. */
+	unsigned reconnect_ms;
 };
 
 /* Connects and handshakes (with a secret: proves it to the master and checks the master's
  * proof). On failure returns SHOAL_ECONN (cannot reach the master, or authentication
  * failed) or SHOAL_EUSAGE (a bad address, an unusable secret file) and writes the reason,
- * naming the address, to err. */
+ * naming the address, to err. The client keeps a copy of *opt for reconnecting: the
+ * strings it points to (other than master) must stay valid until shoal_close. */
 int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, char *err,
                   size_t errlen);
 /* Closes and frees; sets *c to NULL. */
@@ -126,6 +131,11 @@ struct shoal_job_info {
 	                          * waits for workers; 0 when it is not in the queue */
 	uint64_t cost;           /* the queue policy's cost estimate (sjf) */
 	uint64_t after;          /* the job it waits for (--after or --input job:ID); 0: none */
+	/* Partitions the master found finished in its journal when it (re)started, and
+	 * partitions it has dispatched since: after a restart, the two add up to the partitions
+	 * run, with none run twice. */
+	uint32_t partitions_recovered;
+	uint32_t tasks_dispatched;
 };
 
 struct shoal_worker_info {

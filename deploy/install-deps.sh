@@ -13,6 +13,7 @@ pkgs=(
 	libhttp-parser-dev
 	libinih-dev
 	libprotobuf-c-dev
+	libsqlite3-dev
 	libssl-dev
 	libsystemd-dev
 	libuv1-dev

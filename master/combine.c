@@ -98,6 +98,12 @@ static void combine_work(uv_work_t *w)
 		}
 		done += (size_t)n;
 	}
+	/* The journal is about to say the result exists. */
+	if (fdatasync(cw->out_fd) < 0) {
+		errorf(cw->err, sizeof(cw->err), "syncing the combined result: %s",
+		       strerror(errno));
+		goto out;
+	}
 	cw->size = result->len;
 	cw->rc = 0;
 out:

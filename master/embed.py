@@ -12,6 +12,6 @@ with open(dst, "w") as f:
     f.write("extern const char %s[];\nextern const size_t %s_len;\n" % (sym, sym))
     f.write("const char %s[] = {\n" % sym)
     for i in range(0, len(data), 16):
-        f.write("    " + ", ".join("0x%02x" % b for b in data[i:i + 16]) + ",\n")
-    f.write("    0x00};\n")
+        f.write("    " + ", ".join("'\\x%02x'" % b for b in data[i:i + 16]) + ",\n")
+    f.write("    '\\0'};\n")
     f.write("const size_t %s_len = %d;\n" % (sym, len(data)))

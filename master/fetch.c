@@ -30,6 +30,7 @@ struct fetch {
 
 static void fetch_free(struct fetch *f)
 {
+	f->job->io_refs--; /* the retention limit may remove the job again */
 	free(f->data);
 	free(f);
 }
@@ -137,9 +138,14 @@ void fetch_on_request(struct master *m, struct client *cl, const Shoal__FetchRes
 		                    (unsigned long long)offset, (unsigned long long)j->result_size);
 		return;
 	}
+	log_info("fetch", "conn=%llu peer=%s job=%llu event=fetch offset=%llu size=%llu",
+	         (unsigned long long)conn_id(cl->conn), conn_peer(cl->conn),
+	         (unsigned long long)j->id, (unsigned long long)offset,
+	         (unsigned long long)j->result_size);
 	struct fetch *f = xcalloc(1, sizeof(*f));
 	f->cl = cl;
 	f->job = j;
+	j->io_refs++;
 	f->pos = f->acked = offset;
 	f->window = fr->has_window ? fr->window : 8u << 20;
 	if (f->window < FETCH_MIN_WINDOW)

@@ -14,9 +14,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "json.h"
 #include "log.h"
 #include "master.h"
+#include "token.h"
 #include "util.h"
 
 #define HTTP_SUBSYS      "http"
@@ -100,6 +102,8 @@ static const char *http_reason(int status)
 		return "Bad Request";
 	case 401:
 		return "Unauthorized";
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not Found";
 	case 405:
@@ -170,7 +174,9 @@ static void http_error(struct http_conn *hc, int status, const char *fmt, ...)
 	json_object_end(&j);
 	buf_append_byte(&j.out, '\n');
 	http_respond(hc, status, "application/json", &j.out,
-	             status == 405 ? "Allow: GET, HEAD\r\n" : NULL);
+	             status == 405   ? "Allow: GET, HEAD\r\n"
+	             : status == 401 ? "WWW-Authenticate: Bearer realm=\"shoal\"\r\n"
+	                             : NULL);
 	json_deinit(&j);
 }
 
@@ -245,6 +251,8 @@ static void http_json_job(struct json *jw, const struct job *job)
 	json_kv_u64_or_null(jw, "queue_position", i.has_queue_position ? i.queue_position : 0);
 	json_kv_u64(jw, "cost", i.cost);
 	json_kv_u64_or_null(jw, "after", i.after);
+	json_kv_u64(jw, "partitions_recovered", i.partitions_recovered);
+	json_kv_u64(jw, "tasks_dispatched", i.tasks_dispatched);
 	json_object_end(jw);
 }
 
@@ -256,7 +264,8 @@ static void http_jobs(struct http_conn *hc)
 	json_array_begin(&j);
 	size_t first = m->njobs > HTTP_MAX_LISTED ? m->njobs - HTTP_MAX_LISTED : 0;
 	for (size_t i = first; i < m->njobs; i++)
-		http_json_job(&j, m->jobs[i]);
+		if (m->jobs[i]) /* NULL: removed by --keep-jobs */
+			http_json_job(&j, m->jobs[i]);
 	json_array_end(&j);
 	buf_append_byte(&j.out, '\n');
 	http_respond(hc, 200, "application/json", &j.out, NULL);
@@ -345,6 +354,8 @@ static void http_metrics(struct http_conn *hc)
 	uint64_t ready = 0, running = 0, done = 0;
 	for (size_t i = 0; i < m->njobs; i++) {
 		const struct job *j = m->jobs[i];
+		if (!j)
+			continue; /* removed by --keep-jobs */
 		if ((size_t)j->state < ARRAY_SIZE(by_state))
 			by_state[j->state]++;
 		uint32_t total = j->reducing ? j->map_tasks + j->ntasks : j->ntasks + j->reducers;
@@ -426,6 +437,45 @@ static void http_metrics(struct http_conn *hc)
 
 /* ---- requests ---- */
 
+/* With a cluster secret, a request must carry "Authorization: Bearer TOKEN" (token.h).
+ * Answers 401 itself when it does not. */
+static bool http_authorized(struct http_conn *hc)
+{
+	const struct master *m = hc->m;
+	if (!m->cfg.secret)
+		return true;
+	const char *a = hc->auth;
+	if (hc->auth_len == 0) {
+		http_error(hc, 401,
+		           "the cluster has a secret: send 'Authorization: Bearer TOKEN' (TOKEN: "
+		           "the output of `shoal token`)");
+		return false;
+	}
+	if (hc->auth_too_long || strncasecmp(a, "Bearer ", 7) != 0) {
+		http_error(hc, 401, "expected 'Authorization: Bearer TOKEN'");
+		return false;
+	}
+	a += 7;
+	while (*a == ' ')
+		a++;
+	char want[TOKEN_HEX_LEN + 1];
+	if (token_derive(m->cfg.secret, m->cfg.secret_len, want) < 0) {
+		http_error(hc, 401, "cannot check tokens (OpenSSL failed)");
+		return false;
+	}
+	size_t n = strlen(a);
+	while (n > 0 && a[n - 1] == ' ')
+		n--;
+	bool ok = n == TOKEN_HEX_LEN && auth_equal(a, want, TOKEN_HEX_LEN);
+	memset(want, 0, sizeof(want));
+	if (!ok) {
+		log_warn(HTTP_SUBSYS, "peer=%s event=bad_token url=%.*s", hc->peer,
+		         (int)hc->url_len, hc->url);
+		http_error(hc, 401, "wrong token (`shoal token` prints the right one)");
+	}
+	return ok;
+}
+
 static void http_route(struct http_conn *hc)
 {
 	char path[HTTP_MAX_URL + 1];
@@ -437,7 +487,11 @@ static void http_route(struct http_conn *hc)
 		           http_method_str((enum http_method)hc->parser.method));
 		return;
 	}
-	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
+	/* The page itself holds no data (it asks for a token); everything else needs one. */
+	bool page = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0;
+	if (!page && !http_authorized(hc))
+		return;
+	if (page) {
 		struct buf b = BUF_INIT;
 		buf_append(&b, dashboard_html, dashboard_html_len);
 		http_respond(hc, 200, "text/html; charset=utf-8", &b, NULL);

@@ -75,6 +75,15 @@ static uint64_t choose_part_size(struct master *m, const Shoal__JobSpec *spec, u
 static const struct op_desc exec_op = {"exec", OP_COMBINE_CONCAT, false, "", "", false};
 static const struct op_desc plugin_op = {"plugin", OP_COMBINE_CONCAT, false, "", "", false};
 
+const struct op_desc *jobs_op_for(const Shoal__JobSpec *spec)
+{
+	if (spec->exec)
+		return &exec_op;
+	if (spec->plugin)
+		return &plugin_op;
+	return op_find(spec->op);
+}
+
 static Shoal__FileRef *fileref_copy(const Shoal__FileRef *f)
 {
 	if (!f)
@@ -96,12 +105,17 @@ static void fileref_free(Shoal__FileRef *f)
 	free(f);
 }
 
-static struct job *job_new(struct master *m, const Shoal__JobSpec *spec, const struct op_desc *op)
+struct job *jobs_new(struct master *m, const Shoal__JobSpec *spec, const struct op_desc *op,
+                     uint64_t id)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->m = m;
-	j->id = m->njobs + 1;
+	j->id = id ? id : m->njobs + 1;
 	j->op = op;
+	/* The spec as submitted, for the journal. */
+	j->spec_len = shoal__job_spec__get_packed_size(spec);
+	j->spec_packed = xmalloc(j->spec_len ? j->spec_len : 1);
+	shoal__job_spec__pack(spec, j->spec_packed);
 	j->nargs = spec->n_args;
 	j->args = xcalloc(spec->n_args ? spec->n_args : 1, sizeof(*j->args));
 	for (size_t i = 0; i < spec->n_args; i++) {
@@ -135,11 +149,16 @@ static struct job *job_new(struct master *m, const Shoal__JobSpec *spec, const s
 	j->result_fd = -1;
 	list_init(&j->ready);
 	policy_entry_init(&j->qentry, j->id);
-	if (m->njobs == m->jobs_cap) {
+	/* m->jobs is indexed by id - 1; ids the journal no longer holds stay NULL. */
+	while (m->jobs_cap < j->id) {
 		m->jobs_cap = m->jobs_cap ? m->jobs_cap * 2 : 64;
 		m->jobs = xrealloc(m->jobs, m->jobs_cap * sizeof(*m->jobs));
 	}
-	m->jobs[m->njobs++] = j;
+	for (uint64_t k = m->njobs; k < j->id; k++)
+		m->jobs[k] = NULL;
+	m->jobs[j->id - 1] = j;
+	if (j->id > m->njobs)
+		m->njobs = j->id;
 	if (j->job_timeout_ms) {
 		if (m->ntimed == m->timed_cap) {
 			m->timed_cap = m->timed_cap ? m->timed_cap * 2 : 16;
@@ -164,7 +183,7 @@ static void job_free_tasks(struct job *j)
 }
 
 /* Creates the tasks of a range or path job, or of an upload job from its cut partitions. */
-static void job_create_tasks(struct job *j, uint32_t ntasks, const uint64_t *parts)
+void jobs_create_tasks(struct job *j, uint32_t ntasks, const uint64_t *parts)
 {
 	j->ntasks = ntasks;
 	j->tasks = xcalloc(ntasks ? ntasks : 1, sizeof(*j->tasks));
@@ -204,10 +223,12 @@ void jobs_make_runnable(struct job *j)
 		uint32_t n;
 		const uint64_t *parts = upload_parts(j, &n);
 		j->input_bytes = upload_bytes(j);
-		job_create_tasks(j, n, parts);
+		jobs_create_tasks(j, n, parts);
 		upload_release_parts(j);
+		recover_apply_tasks(j); /* a resumed job: its partitions the journal has are done */
 	}
 	j->state = SHOAL__JOB_STATE__JOB_QUEUED;
+	persist_job(j); /* its partitions are fixed: from now on they may be journaled */
 	log_info("jobs", "job=%llu event=queued op=%s tasks=%u input_bytes=%llu strategy=%s",
 	         (unsigned long long)j->id, j->op->name, j->ntasks,
 	         (unsigned long long)j->input_bytes,
@@ -216,12 +237,13 @@ void jobs_make_runnable(struct job *j)
 		j->cost =
 		    j->input == INPUT_RANGE ? (uint64_t)j->hi - (uint64_t)j->lo : j->input_bytes;
 	policy_set_key(&m->queue, &j->qentry, j->priority, j->cost, j->submitted_ms);
-	if (j->ntasks == 0) {
+	if (j->done == j->ntasks) {
 		spill_finish(j);
 		return;
 	}
 	for (uint32_t i = 0; i < j->ntasks; i++)
-		list_push_back(&j->ready, &j->tasks[i].link);
+		if (j->tasks[i].state == TASK_READY)
+			list_push_back(&j->ready, &j->tasks[i].link);
 	queue_job(m, j);
 	watch_job_changed(j);
 	sched_kick(m);
@@ -234,7 +256,7 @@ void jobs_start_stage(struct job *j, uint32_t n, const uint64_t *parts)
 	j->input = INPUT_UPLOAD; /* reducers read their input from the job's input file */
 	job_free_tasks(j);
 	j->done = 0;
-	job_create_tasks(j, n, parts);
+	jobs_create_tasks(j, n, parts);
 	log_info("jobs", "job=%llu event=reduce_stage reducers=%u", (unsigned long long)j->id, n);
 	for (uint32_t i = 0; i < j->ntasks; i++)
 		list_push_back(&j->ready, &j->tasks[i].link);
@@ -243,7 +265,7 @@ void jobs_start_stage(struct job *j, uint32_t n, const uint64_t *parts)
 	sched_kick(j->m);
 }
 
-static void send_submitted(struct conn *c, const struct job *j, uint64_t window)
+void jobs_send_submitted(struct conn *c, const struct job *j, uint64_t window)
 {
 	Shoal__Submitted s = SHOAL__SUBMITTED__INIT;
 	s.job_id = j->id;
@@ -366,7 +388,7 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		}
 	}
 
-	struct job *j = job_new(m, spec, op);
+	struct job *j = jobs_new(m, spec, op, 0);
 	j->part_size = part_size;
 	j->after = deps[0];
 	j->input_job = deps[1];
@@ -377,13 +399,13 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot create %s: %s", dir,
 		          strerror(errno));
-		send_submitted(c, j, 0);
+		jobs_send_submitted(c, j, 0);
 		return;
 	}
 	j->dir = xstrdup(dir);
 	if (spill_start(j, err, sizeof(err)) < 0) {
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "%s", err);
-		send_submitted(c, j, 0);
+		jobs_send_submitted(c, j, 0);
 		return;
 	}
 	log_info("jobs", "conn=%llu peer=%s job=%llu event=submitted op=%s",
@@ -393,23 +415,23 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		j->input = INPUT_RANGE;
 		j->lo = spec->range->lo;
 		j->hi = spec->range->hi;
-		job_create_tasks(j, (uint32_t)ntasks, NULL);
-		send_submitted(c, j, 0);
+		jobs_create_tasks(j, (uint32_t)ntasks, NULL);
+		persist_submitted(j, cl, 0);
 		jobs_make_runnable(j);
 		break;
 	case SHOAL__JOB_SPEC__INPUT_PATH:
 		j->input = INPUT_PATH;
 		j->path = xstrdup(spec->path);
 		j->input_bytes = path_size;
-		job_create_tasks(j, (uint32_t)ntasks, NULL);
-		send_submitted(c, j, 0);
+		jobs_create_tasks(j, (uint32_t)ntasks, NULL);
+		persist_submitted(j, cl, 0);
 		jobs_make_runnable(j);
 		break;
 	case SHOAL__JOB_SPEC__INPUT_JOB:
 		/* Its input is copied from the earlier job's result once that has succeeded. */
 		j->input = INPUT_UPLOAD;
 		j->state = SHOAL__JOB_STATE__JOB_QUEUED;
-		send_submitted(c, j, 0);
+		persist_submitted(j, cl, 0);
 		deps_check(j); /* the earlier job may have ended already */
 		break;
 	default:
@@ -417,10 +439,11 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		j->state = SHOAL__JOB_STATE__JOB_UPLOADING;
 		if (upload_start(j, cl, spec, err, sizeof(err)) < 0) {
 			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "%s", err);
-			send_submitted(c, j, 0);
+			jobs_send_submitted(c, j, 0);
 			return;
 		}
-		send_submitted(c, j, m->cfg.upload_window);
+		/* The client starts sending once the job is journaled. */
+		persist_submitted(j, cl, m->cfg.upload_window);
 		break;
 	}
 }
@@ -582,9 +605,11 @@ void jobs_fail(struct job *j, Shoal__JobState state, const char *fmt, ...)
 	upload_destroy(j);
 	spill_destroy(j);
 	job_free_tasks(j); /* ntasks stays for display; nothing indexes tasks of an ended job */
+	persist_job_ended(j);
 	watch_job_changed(j);
 	deps_release(j->m);
 	sched_kick(j->m);
+	persist_prune(j->m);
 }
 
 void jobs_succeed(struct job *j, uint64_t result_size)
@@ -597,11 +622,13 @@ void jobs_succeed(struct job *j, uint64_t result_size)
 	         (unsigned long long)result_size,
 	         (unsigned long long)(j->finished_ms - j->submitted_ms));
 	upload_destroy(j);
+	persist_job_ended(j); /* before the tasks go: a CONCAT result is read through them */
 	/* Only CONCAT results are read back through the tasks (their place in the spill). */
 	if (j->op->combine != OP_COMBINE_CONCAT)
 		job_free_tasks(j);
 	watch_job_changed(j);
 	deps_release(j->m);
+	persist_prune(j->m);
 }
 
 /* Quarantine helps only if someone else can take the work: with every other worker gone or
@@ -781,10 +808,15 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 	task_release(t);
 	backup_release(t, true); /* the loser is cancelled; its result will be dropped */
 	t->state = TASK_DONE;
+	t->records = r->has_records ? r->records : 0;
 	w->tasks_done++;
 	w->failed_in_a_row = 0;
 	j->done++;
-	j->records += r->has_records ? r->records : 0;
+	j->records += t->records;
+	/* A fold's partial is journaled as it is; a spilled one once its bytes are on disk
+	 * (spill.c). */
+	if (j->op->combine == OP_COMBINE_FOLD)
+		persist_task(j, t, data, len);
 	if (j->done == j->ntasks)
 		spill_finish(j);
 	else
@@ -858,6 +890,10 @@ void jobs_fill_info(const struct job *j, Shoal__JobInfo *info)
 	info->cost = j->cost;
 	info->has_after = j->after || j->input_job;
 	info->after = j->after ? j->after : j->input_job;
+	info->has_partitions_recovered = true;
+	info->partitions_recovered = j->recovered;
+	info->has_tasks_dispatched = true;
+	info->tasks_dispatched = j->dispatched;
 	if (policy_queued(&j->qentry)) {
 		info->has_queue_position = true;
 		info->queue_position = queue_position(j);
@@ -867,12 +903,15 @@ void jobs_fill_info(const struct job *j, Shoal__JobInfo *info)
 void jobs_list(struct master *m, struct conn *c)
 {
 	size_t first = m->njobs > MAX_LISTED_JOBS ? m->njobs - MAX_LISTED_JOBS : 0;
-	size_t n = m->njobs - first;
-	Shoal__JobInfo *infos = xcalloc(n ? n : 1, sizeof(*infos));
-	Shoal__JobInfo **ptrs = xcalloc(n ? n : 1, sizeof(*ptrs));
-	for (size_t i = 0; i < n; i++) {
-		jobs_fill_info(m->jobs[first + i], &infos[i]);
-		ptrs[i] = &infos[i];
+	size_t cap = m->njobs - first, n = 0;
+	Shoal__JobInfo *infos = xcalloc(cap ? cap : 1, sizeof(*infos));
+	Shoal__JobInfo **ptrs = xcalloc(cap ? cap : 1, sizeof(*ptrs));
+	for (size_t i = first; i < m->njobs; i++) {
+		if (!m->jobs[i])
+			continue; /* pruned by the retention limit */
+		jobs_fill_info(m->jobs[i], &infos[n]);
+		ptrs[n] = &infos[n];
+		n++;
 	}
 	Shoal__JobList jl = SHOAL__JOB_LIST__INIT;
 	jl.n_jobs = n;
@@ -885,34 +924,48 @@ void jobs_list(struct master *m, struct conn *c)
 	free(infos);
 }
 
+void jobs_destroy(struct job *j)
+{
+	struct master *m = j->m;
+	upload_destroy(j);
+	spill_destroy(j);
+	job_free_tasks(j);
+	for (size_t k = 0; k < j->nargs; k++) {
+		free(j->args[k]->key);
+		free(j->args[k]->value);
+		free(j->args[k]);
+	}
+	free(j->args);
+	free(j->name);
+	free(j->exec);
+	free(j->reduce_exec);
+	for (size_t k = 0; k < j->nfiles; k++)
+		fileref_free(j->files[k]);
+	free(j->files);
+	fileref_free(j->broadcast);
+	fileref_free(j->plugin);
+	free(j->path);
+	free(j->error);
+	free(j->dir);
+	free(j->watchers);
+	free(j->spec_packed);
+	recover_forget(j);
+	buf_free(&j->result_mem);
+	for (size_t i = 0; i < m->ntimed; i++) {
+		if (m->timed[i] == j) { /* an ended job the timeout sweep has not dropped yet */
+			m->timed[i] = m->timed[--m->ntimed];
+			break;
+		}
+	}
+	m->jobs[j->id - 1] = NULL;
+	free(j);
+}
+
 void jobs_destroy_all(struct master *m)
 {
-	for (size_t i = 0; i < m->njobs; i++) {
-		struct job *j = m->jobs[i];
-		upload_destroy(j);
-		spill_destroy(j);
-		job_free_tasks(j);
-		for (size_t k = 0; k < j->nargs; k++) {
-			free(j->args[k]->key);
-			free(j->args[k]->value);
-			free(j->args[k]);
-		}
-		free(j->args);
-		free(j->name);
-		free(j->exec);
-		free(j->reduce_exec);
-		for (size_t k = 0; k < j->nfiles; k++)
-			fileref_free(j->files[k]);
-		free(j->files);
-		fileref_free(j->broadcast);
-		fileref_free(j->plugin);
-		free(j->path);
-		free(j->error);
-		free(j->dir);
-		free(j->watchers);
-		buf_free(&j->result_mem);
-		free(j);
-	}
+	for (size_t i = 0; i < m->njobs; i++)
+		if (m->jobs[i])
+			jobs_destroy(m->jobs[i]);
 	free(m->jobs);
 	free(m->ring);
 	free(m->visited);

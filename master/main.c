@@ -1,5 +1,4 @@
 /* main.c: shoal-master's command line, state dir and event loop. */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -43,6 +42,7 @@ enum {
 	OPT_RETRIES,
 	OPT_LOG_LEVEL,
 	OPT_ALLOW_EXEC,
+	OPT_KEEP_JOBS,
 	OPT_SECRET_FILE,
 	OPT_INSECURE,
 	OPT_HANDSHAKE_TIMEOUT,
@@ -62,8 +62,12 @@ static const struct option_doc options[] = {
      "where workers and clients connect (default 127.0.0.1:7411; port 0 picks a free one)"},
     {{"state-dir", required_argument, NULL, OPT_STATE_DIR},
      "DIR",
-     "uploaded inputs, spilled results (default /var/lib/shoal as root, else "
-     "$XDG_STATE_HOME/shoal)"},
+     "the journal, uploaded inputs and results; a restart resumes the jobs it holds "
+     "(default /var/lib/shoal as root, else $XDG_STATE_HOME/shoal)"},
+    {{"keep-jobs", required_argument, NULL, OPT_KEEP_JOBS},
+     "N",
+     "ended jobs kept with their results in the state dir; older ones are removed "
+     "(default 1000)"},
     {{"policy", required_argument, NULL, OPT_POLICY},
      "P",
      "which job's tasks go next: fcfs | sjf | priority (default fcfs)"},
@@ -268,6 +272,13 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 		case OPT_ALLOW_EXEC:
 			cfg->allow_exec = true;
 			break;
+		case OPT_KEEP_JOBS:
+			if (parse_u64(optarg, 0, 100000000, &v) < 0)
+				return usage_error(
+				    "--keep-jobs: '%s' is not a number between 0 and 100000000",
+				    optarg);
+			cfg->keep_jobs = (uint32_t)v;
+			break;
 		case OPT_SECRET_FILE:
 			free(cfg->secret_file);
 			cfg->secret_file = xstrdup(optarg);
@@ -398,6 +409,7 @@ static void print_effective_config(const struct master_config *cfg)
 	printf("max-frame = %u\n", cfg->max_frame);
 	printf("retries = %u\n", cfg->default_retries);
 	printf("allow-exec = %s\n", cfg->allow_exec ? "true" : "false");
+	printf("keep-jobs = %u\n", cfg->keep_jobs);
 	printf("%ssecret-file = %s\n", cfg->secret_file ? "" : "# ",
 	       cfg->secret_file ? cfg->secret_file : "(none: no cluster secret)");
 	printf("insecure = %s\n", cfg->insecure ? "true" : "false");
@@ -438,29 +450,6 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-/* Removes a job directory tree left by an earlier run (no journal yet: it cannot be resumed). */
-static void remove_tree(const char *path)
-{
-	char child[PATH_MAX + 64];
-	/* Paths are ours (STATE/jobs/<number>); nftw would be overkill for two levels. */
-	DIR *d = opendir(path);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
-		struct stat st;
-		if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-			remove_tree(child);
-		else
-			unlink(child);
-	}
-	closedir(d);
-	rmdir(path);
-}
-
 /* Creates the state dir, proves it is writable, and takes its lock so that two masters never
  * share one. Exits with a clear message if any of that fails. */
 static int prepare_state_dir(struct master *m, int *lock_fd)
@@ -491,8 +480,8 @@ static int prepare_state_dir(struct master *m, int *lock_fd)
 		close(fd);
 		return -1;
 	}
+	/* Job directories of an earlier run stay: the journal resumes from them. */
 	snprintf(path, sizeof(path), "%s/jobs", dir);
-	remove_tree(path);
 	if (mkdir_p(path) < 0) {
 		log_error("master", "cannot create %s: %s", path, strerror(errno));
 		close(fd);
@@ -546,6 +535,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
 	struct master *m = h->data;
 	log_info("master", "event=stopping signal=%d", signum);
+	persist_stop(m);
 	notify_stopping();
 	server_stop(m);
 }
@@ -565,6 +555,7 @@ int main(int argc, char **argv)
 	m.cfg.max_frame = FRAME_DEFAULT_MAX;
 	m.cfg.default_retries = 3;
 	m.cfg.upload_window = 8u << 20;
+	m.cfg.keep_jobs = 1000;
 	m.cfg.http_enabled = true;
 	snprintf(m.cfg.http_host, sizeof(m.cfg.http_host), "127.0.0.1");
 	m.cfg.http_port = SHOAL_DEFAULT_HTTP_PORT;
@@ -626,8 +617,20 @@ int main(int argc, char **argv)
 	uv_signal_start(&m.sigterm, on_signal, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The journal: the jobs of an earlier run come back before anyone is served. */
+	char err[2048];
+	bool refused = false;
+	if (persist_start(&m, err, sizeof(err)) < 0) {
+		log_error("master", "%s", err);
+		refused = true;
+		persist_stop(&m);
+		server_stop(&m);
+	}
+
 	uv_run(&loop, UV_RUN_DEFAULT);
 
+	m.exiting = true;  /* files stay for the next start (or whoever repairs a refused state) */
+	persist_close(&m); /* the journal is consistent and checkpointed */
 	jobs_destroy_all(&m);
 	rc = uv_loop_close(&loop);
 	if (rc)
@@ -641,5 +644,5 @@ int main(int argc, char **argv)
 	free(m.blobs_dir);
 	close(lock_fd);
 	log_info("master", "event=stopped");
-	return rc ? 1 : 0;
+	return rc || refused ? 1 : 0;
 }

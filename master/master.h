@@ -11,6 +11,8 @@
  *   spill.c     partition results: folded, or spilled to a file and merged at the end
  *   fetch.c     streaming a result to a client
  *   watch.c     progress updates to clients that watch a job
+ *   persist.c   the journal on the loop: batched commits on the thread pool, recovery at start
+ *   journal.c   the journal itself (SQLite, no loop)
  *   http.c      --http: JSON API, Prometheus metrics and the dashboard, on the same loop
  *
  * Task lifecycle (one partition of a job):
@@ -39,6 +41,8 @@
 #include "records.h"
 #include "shoal.pb-c.h"
 #include "tls.h"
+
+struct journal;
 
 struct master;
 struct job;
@@ -69,6 +73,7 @@ struct task {
 	struct list_node backup_link; /* in backup->backups */
 	struct task_segs *backup_segs;
 	uint64_t *buckets; /* map task of a reduce job: bucket sizes of its output */
+	uint64_t records;  /* DONE: records its partial covers */
 };
 
 /* A partial result that arrived in pieces, interleaved with other tasks' bytes in the spill
@@ -167,6 +172,14 @@ struct job {
 	bool result_in_file;   /* the result is the spill's result file (merged or combined) */
 	uint32_t io_refs;      /* thread-pool requests that use the job's files */
 
+	uint8_t *spec_packed; /* the JobSpec as submitted, for the journal */
+	size_t spec_len;
+	uint32_t recovered;        /* partitions found finished in the journal at start */
+	uint32_t dispatched;       /* partitions dispatched at least once by this master */
+	bool prunable;             /* ended, with files the retention limit may remove */
+	bool flush_queued;         /* its spill is to be written out on the journal's next tick */
+	struct saved_tasks *saved; /* resumed upload job: journaled partitions, until cut */
+
 	struct client **watchers; /* clients watching the job */
 	size_t nwatchers, watchers_cap;
 	bool update_pending;
@@ -205,6 +218,7 @@ struct master_config {
 	bool insecure; /* --insecure: listening beyond loopback without a secret is allowed */
 	struct tls_files tls; /* --tls-cert/--tls-key/--tls-ca (owned copies) */
 	bool allow_exec;      /* may load plugins to run their combine step */
+	uint32_t keep_jobs;   /* ended jobs kept (with their results) before the oldest go */
 	bool http_enabled;    /* --http off clears it */
 	bool http_explicit;   /* --http was given: failing to listen there is fatal */
 	char http_host[256];
@@ -263,6 +277,8 @@ struct master {
 	size_t ndirty, dirty_cap;
 	char *jobs_dir;
 	char *blobs_dir;
+	struct persist *persist; /* the journal (persist.c) */
+	bool exiting;            /* after the loop: files stay for the next start */
 
 	struct master_stats stats;
 	uv_tcp_t http_listener;
@@ -303,6 +319,15 @@ void registry_resume_all(struct master *m);
 void registry_flush_batches(struct master *m);
 
 /* jobs.c */
+/* A new job from spec, numbered id (0: the next number); registered in m->jobs. */
+struct job *jobs_new(struct master *m, const Shoal__JobSpec *spec, const struct op_desc *op,
+                     uint64_t id);
+/* The op a spec runs (exec and plugin jobs have their own), NULL if unknown. */
+const struct op_desc *jobs_op_for(const Shoal__JobSpec *spec);
+void jobs_create_tasks(struct job *j, uint32_t ntasks, const uint64_t *parts);
+void jobs_send_submitted(struct conn *c, const struct job *j, uint64_t window);
+/* Frees a job and its files' handles; its slot in m->jobs becomes NULL. */
+void jobs_destroy(struct job *j);
 void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s);
 void jobs_on_results(struct worker *w, const Shoal__ResultBatch *rb);
 void jobs_on_output(struct worker *w, const Shoal__TaskOutput *out);
@@ -362,6 +387,11 @@ uint64_t upload_bytes(const struct job *j);
 /* A chained stage: copies the result of job `from` into j's spool, cut into partitions of
  * part_size bytes, on the thread pool; then the job becomes runnable. */
 void upload_from_job(struct job *j, struct job *from, uint64_t part_size);
+/* A resumed job: its spool STATE/jobs/ID/input with the journaled cut points. */
+int upload_resume(struct job *j, const uint64_t *parts, uint32_t nparts, char *err, size_t errlen);
+/* The spool's fd, kept open (with *obj referenced) until upload_release(*obj); -1 if none. */
+int upload_hold(struct job *j, void **obj);
+void upload_release(void *obj);
 /* Makes an existing file the job's input file (the reducers' grouped input); takes fd. */
 void upload_adopt_file(struct job *j, int fd, const char *path);
 /* Reads a task's input from the spool and sends it to its worker; takes msg. */
@@ -372,6 +402,17 @@ void upload_destroy(struct job *j);
 
 /* spill.c */
 int spill_start(struct job *j, char *err, size_t errlen);
+/* A job from the journal: reopens its spill file (appending after what is there), or for an
+ * ended job its result. */
+int spill_resume(struct job *j, bool finished, char *err, size_t errlen);
+/* Starts writing what waits in memory (finished partitions wait for it to be journaled). */
+void spill_flush(struct job *j);
+/* After the loop: writes what waits, blocking, and hands those partitions to the journal. */
+void spill_flush_sync(struct job *j);
+/* The spill file's fd, kept open (with *obj referenced) until spill_release(*obj); -1 if
+ * none. */
+int spill_hold(struct job *j, void **obj);
+void spill_release(void *obj);
 /* Takes a finished task's partial result into the job's aggregate. -1 with a reason if the
  * partial is malformed (the task is then treated as failed), OP_FOLD_OVERFLOW if folding it
  * overflows (the job fails). */
@@ -402,6 +443,35 @@ void spill_destroy(struct job *j);
 /* Thread-safe read of result bytes [off, off+len) into out (used by fetch on the pool). */
 int spill_read_result(const struct job *j, uint64_t off, uint8_t *out, size_t len, char *err,
                       size_t errlen);
+
+/* persist.c */
+/* Opens the journal in the state dir and resumes the jobs it holds. -1 with err naming the
+ * file and what to do. */
+int persist_start(struct master *m, char *err, size_t errlen);
+/* Stops the commit timer (the loop is stopping). */
+void persist_stop(struct master *m);
+/* After the loop: commits what is left (fsynced), checkpoints and closes the journal. */
+void persist_close(struct master *m);
+/* Journals the job's row as it is now. */
+void persist_job(struct job *j);
+/* A new job: journals it, and sends Submitted to cl once that is durable. */
+void persist_submitted(struct job *j, struct client *cl, uint64_t window);
+/* A finished partition (data: a fold's partial, else NULL: its place in the spill file). */
+void persist_task(struct job *j, const struct task *t, const uint8_t *data, size_t len);
+/* A spill holds finished partitions that wait for their bytes to be written. */
+void persist_want_flush(struct job *j);
+/* The job ended: its final row; partitions it no longer needs are forgotten. */
+void persist_job_ended(struct job *j);
+/* Removes the oldest ended jobs beyond --keep-jobs (rows and files). */
+void persist_prune(struct master *m);
+void persist_client_gone(struct client *cl);
+
+/* recover.c */
+/* Rebuilds the job table from the journal (persist_start calls it). */
+int recover_jobs(struct master *m, struct journal *jn, char *err, size_t errlen);
+/* A resumed upload job whose tasks were just cut: marks the journaled partitions DONE. */
+void recover_apply_tasks(struct job *j);
+void recover_forget(struct job *j);
 
 /* blobs.c */
 int blobs_init(struct master *m, char *err, size_t errlen);

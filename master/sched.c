@@ -160,6 +160,8 @@ static void assign(struct task *t, struct worker *w)
 	t->state = TASK_ASSIGNED;
 	t->worker = w;
 	t->attempt = ++t->issued;
+	if (t->issued == 1)
+		j->dispatched++; /* first run of this partition by this master */
 	t->started_ms = uv_now(w->m->loop);
 	w->inflight++;
 	j->running++;

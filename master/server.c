@@ -319,6 +319,7 @@ static void on_close(struct conn *c, const char *reason)
 		fetch_abort(p->client);
 		watch_remove_client(p->client);
 		upload_client_gone(p->client);
+		persist_client_gone(p->client);
 		blobs_client_gone(p->client);
 		locks_client_gone(p->m, p->client);
 		list_unlink(&p->client->link);

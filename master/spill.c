@@ -10,12 +10,19 @@
  *           the thread pool into the job's result file.
  *
  * Writes go through the thread pool, batched: arriving bytes gather in `pending` while the
- * previous batch is written. */
+ * previous batch is written.
+ *
+ * Durability: a finished CONCAT/MERGE partition is handed to the journal (persist_task) only
+ * once the spill file holds all its bytes; the journal fsyncs the spill file before it commits
+ * the partition's row. Partitions waiting for that are in `durable` (completion order, so
+ * their end offsets only grow); the journal's timer writes out a spill that has such waiters
+ * even when its batch is not full. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -46,6 +53,11 @@ struct spill {
 	bool finishing; /* every task is in: finish once flushed */
 	uint32_t refs;  /* the job's reference plus requests in flight */
 	bool dead;
+	struct durable_wait {
+		uint32_t task;
+		uint64_t end;
+	} * durable; /* finished partitions whose bytes are not all written yet */
+	size_t ndurable, durable_head, durable_cap;
 
 	/* MERGE */
 	uv_work_t work;
@@ -65,14 +77,19 @@ static void spill_unref(struct spill *s)
 	if (--s->refs > 0 || !s->dead)
 		return;
 	s->m->spill_backlog -= s->pending.len; /* never written: no longer waiting either */
+	/* A master that exits keeps its files: the journal resumes from them. */
+	bool keep = s->m->exiting;
 	if (s->fd >= 0) {
 		close(s->fd);
-		unlink(s->path);
+		if (!keep)
+			unlink(s->path);
 	}
 	if (s->result_fd >= 0) {
 		close(s->result_fd);
-		unlink(s->result_path);
+		if (!keep)
+			unlink(s->result_path);
 	}
+	free(s->durable);
 	if (s->fold)
 		op_fold_destroy(&s->fold);
 	free(s->path);
@@ -82,6 +99,61 @@ static void spill_unref(struct spill *s)
 	buf_free(&s->pending);
 	buf_free(&s->inflight);
 	free(s);
+}
+
+static struct spill *spill_new(struct job *j)
+{
+	struct spill *s = xcalloc(1, sizeof(*s));
+	s->m = j->m;
+	s->job_id = j->id;
+	s->fd = -1;
+	s->result_fd = -1;
+	s->refs = 1;
+	return s;
+}
+
+int spill_resume(struct job *j, bool finished, char *err, size_t errlen)
+{
+	struct spill *s = spill_new(j);
+	char path[4096];
+	if (j->op->combine == OP_COMBINE_FOLD && !finished) {
+		s->fold = op_fold_create(j->op);
+		j->spill = s;
+		return 0;
+	}
+	if (finished && j->result_in_file) {
+		snprintf(path, sizeof(path), "%s/result", j->dir);
+		s->result_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (s->result_fd < 0) {
+			free(s);
+			return errorf(err, errlen, "cannot open the result file %s: %s", path,
+			              strerror(errno));
+		}
+		s->result_path = xstrdup(path);
+		j->spill = s;
+		return 0;
+	}
+	if (j->op->combine == OP_COMBINE_FOLD) { /* a finished fold's result is in memory */
+		j->spill = s;
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/spill", j->dir);
+	/* Bytes past what the journal knows are an attempt's that did not count: new partials
+	 * go after them. */
+	s->fd = open(path, (finished ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0600);
+	struct stat st;
+	if (s->fd < 0 || fstat(s->fd, &st) < 0) {
+		errorf(err, errlen, "cannot open the spill file %s: %s", path, strerror(errno));
+		if (s->fd >= 0)
+			close(s->fd);
+		free(s);
+		return -1;
+	}
+	s->size = s->flushed = (uint64_t)st.st_size;
+	s->path = xstrdup(path);
+	s->tmpdir = xstrdup(j->dir);
+	j->spill = s;
+	return 0;
 }
 
 int spill_start(struct job *j, char *err, size_t errlen)
@@ -113,8 +185,75 @@ int spill_start(struct job *j, char *err, size_t errlen)
 }
 
 static void finish_spilled(struct spill *s, struct job *j);
-
 static void start_write(struct spill *s);
+
+/* Partitions whose bytes are all written go to the journal (which fsyncs the file first). */
+static void hand_durable(struct spill *s, struct job *j)
+{
+	while (s->durable_head < s->ndurable && s->durable[s->durable_head].end <= s->flushed) {
+		uint32_t id = s->durable[s->durable_head++].task;
+		if (!jobs_finished(j) && j->tasks && id < j->ntasks)
+			persist_task(j, &j->tasks[id], NULL, 0);
+	}
+	if (s->durable_head == s->ndurable)
+		s->durable_head = s->ndurable = 0;
+}
+
+static void wait_durable(struct spill *s, const struct task *t)
+{
+	if (s->ndurable == s->durable_cap) {
+		if (s->durable_head) { /* reuse the consumed front */
+			memmove(s->durable, s->durable + s->durable_head,
+			        (s->ndurable - s->durable_head) * sizeof(*s->durable));
+			s->ndurable -= s->durable_head;
+			s->durable_head = 0;
+		}
+		if (s->ndurable == s->durable_cap) {
+			s->durable_cap = s->durable_cap ? s->durable_cap * 2 : 64;
+			s->durable = xrealloc(s->durable, s->durable_cap * sizeof(*s->durable));
+		}
+	}
+	s->durable[s->ndurable].task = t->id;
+	s->durable[s->ndurable].end = s->size;
+	s->ndurable++;
+}
+
+void spill_flush(struct job *j)
+{
+	struct spill *s = j->spill;
+	if (s && s->fd >= 0 && !s->writing && s->pending.len)
+		start_write(s);
+}
+
+void spill_flush_sync(struct job *j)
+{
+	struct spill *s = j->spill;
+	if (!s || s->fd < 0 || s->writing || jobs_finished(j))
+		return;
+	if (s->pending.len) {
+		if (pwrite_all(s->fd, s->pending.data, s->pending.len, s->flushed) < 0)
+			return; /* those partitions are simply not journaled: they run again */
+		s->flushed += s->pending.len;
+		s->m->spill_backlog -= s->pending.len;
+		buf_reset(&s->pending);
+	}
+	hand_durable(s, j);
+}
+
+int spill_hold(struct job *j, void **obj)
+{
+	struct spill *s = j->spill;
+	if (!s || s->fd < 0)
+		return -1;
+	s->refs++;
+	*obj = s;
+	return s->fd;
+}
+
+void spill_release(void *obj)
+{
+	spill_unref(obj);
+}
 
 static void on_written(uv_fs_t *req)
 {
@@ -131,10 +270,17 @@ static void on_written(uv_fs_t *req)
 	if (j) {
 		if (res < 0 || (size_t)res != want) {
 			jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
-			          "cannot write the spill file %s: %s", s->path,
-			          res < 0 ? uv_strerror((int)res) : "short write (disk full?)");
+			          "cannot write the spill file %s: %s%s", s->path,
+			          res < 0 ? uv_strerror((int)res)
+			                  : "no space left on device (short write)",
+			          res == UV_ENOSPC || res >= 0
+			              ? " (the state dir's disk is full: free space "
+			                "there or give the master a larger --state-dir, "
+			                "then submit the job again)"
+			              : "");
 		} else {
 			s->flushed += want;
+			hand_durable(s, j);
 			if (s->pending.len >= SPILL_WRITE_BATCH || (s->finishing && s->pending.len))
 				start_write(s);
 			else if (s->finishing && s->flushed == s->size)
@@ -182,11 +328,16 @@ int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, ch
 		t->out_len = 0;
 		for (uint32_t i = 0; i < t->segs->n; i++)
 			t->out_len += t->segs->len[i];
-		return 0;
+	} else {
+		t->out_off = s->size;
+		t->out_len = len;
+		append(s, data, len);
 	}
-	t->out_off = s->size;
-	t->out_len = len;
-	append(s, data, len);
+	/* A reduce job's partitions are not journaled: it resumes from its map stage. */
+	if (!j->reducers) {
+		wait_durable(s, t);
+		persist_want_flush(j);
+	}
 	return 0;
 }
 
@@ -236,6 +387,12 @@ static void merge_work(uv_work_t *w)
 	struct spill *s = w->data;
 	s->merge_rc = merge_runs(s->runs, s->nruns, s->sum_keys, s->result_fd, s->tmpdir,
 	                         &s->merged_bytes, s->merge_err, sizeof(s->merge_err));
+	/* The journal is about to say the result exists. */
+	if (s->merge_rc == 0 && fdatasync(s->result_fd) < 0) {
+		s->merge_rc = -1;
+		snprintf(s->merge_err, sizeof(s->merge_err), "syncing the result file: %s",
+		         strerror(errno));
+	}
 }
 
 static void merge_done(uv_work_t *w, int status)

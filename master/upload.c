@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -53,7 +54,8 @@ static void upload_unref(struct upload *u)
 	uv_fs_t req;
 	uv_fs_close(NULL, &req, u->fd, NULL);
 	uv_fs_req_cleanup(&req);
-	unlink(u->path);
+	if (!u->m->exiting) /* an exiting master keeps the spool: the journal resumes from it */
+		unlink(u->path);
 	free(u->path);
 	free(u->parts);
 	buf_free(&u->pending);
@@ -141,6 +143,7 @@ static void chain_done(uv_work_t *w, int status)
 	struct chain_copy *cc = w->data;
 	struct upload *u = cc->u;
 	struct job *j = u->dead ? NULL : jobs_find(u->m, u->job_id);
+	((struct job *)cc->from)->io_refs--;
 	if (j && (status < 0 || cc->rc < 0))
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot read the result of job %llu: %s",
 		          (unsigned long long)cc->from->id,
@@ -169,12 +172,14 @@ void upload_from_job(struct job *j, struct job *from, uint64_t part_size)
 	cc->from = from;
 	cc->work.data = cc;
 	u->refs++;
+	from->io_refs++; /* read on the pool: the retention limit must leave it */
 	log_info("upload", "job=%llu event=chained_input from_job=%llu bytes=%llu",
 	         (unsigned long long)j->id, (unsigned long long)from->id,
 	         (unsigned long long)from->result_size);
 	int rc = uv_queue_work(j->m->loop, &cc->work, chain_work, chain_done);
 	if (rc < 0) {
 		u->refs--;
+		from->io_refs--;
 		free(cc);
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot copy the input: %s",
 		          uv_strerror(rc));
@@ -323,8 +328,14 @@ static void on_written(uv_fs_t *req)
 		return;
 	}
 	if (res < 0 || (size_t)res != want) {
-		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot write the upload spool %s: %s",
-		          u->path, res < 0 ? uv_strerror((int)res) : "short write (disk full?)");
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "cannot write the upload spool %s: %s%s",
+		          u->path,
+		          res < 0 ? uv_strerror((int)res) : "no space left on device (short write)",
+		          res == UV_ENOSPC || res >= 0
+		              ? " (the state dir's disk is full: free space there or "
+		                "give the master a larger --state-dir, then submit "
+		                "the job again)"
+		              : "");
 		upload_unref(u);
 		return;
 	}
@@ -483,8 +494,56 @@ void upload_client_gone(struct client *cl)
 	cl->uploading = NULL;
 	if (j->upload)
 		j->upload->client = NULL;
+	/* A stopping master closes every connection: the journal keeps the job as it is, and
+	 * the next start says what became of it. */
+	if (cl->m->stopping)
+		return;
 	jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
 	          "the client disconnected before its upload finished");
+}
+
+int upload_resume(struct job *j, const uint64_t *parts, uint32_t nparts, char *err, size_t errlen)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/input", j->dir);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		errorf(err, errlen, "its input %s is gone (%s)", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	uint64_t end = nparts ? parts[2 * (nparts - 1)] + parts[2 * (nparts - 1) + 1] : 0;
+	if ((uint64_t)st.st_size < end) {
+		close(fd);
+		return errorf(err, errlen,
+		              "its input %s is shorter (%llu bytes) than journaled "
+		              "(%llu)",
+		              path, (unsigned long long)st.st_size, (unsigned long long)end);
+	}
+	upload_adopt_file(j, fd, path);
+	struct upload *u = j->upload;
+	u->nparts = u->parts_cap = nparts;
+	u->parts = xmalloc((nparts ? nparts : 1) * 2 * sizeof(*u->parts));
+	memcpy(u->parts, parts, nparts * 2 * sizeof(*u->parts));
+	u->received = u->written = end;
+	return 0;
+}
+
+int upload_hold(struct job *j, void **obj)
+{
+	struct upload *u = j->upload;
+	if (!u)
+		return -1;
+	u->refs++;
+	*obj = u;
+	return u->fd;
+}
+
+void upload_release(void *obj)
+{
+	upload_unref(obj);
 }
 
 void upload_destroy(struct job *j)

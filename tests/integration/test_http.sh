@@ -160,4 +160,22 @@ stop_pid "$MASTER_PID"
 "$SHOAL_MASTER_BIN" --http off --print-config | grep -qx 'http = off' || fail "--print-config: http = off"
 expect_exit 2 "$SHOAL_MASTER_BIN" --http nowhere:port
 grep -q -- "--http" "$T/err" || fail "bad --http: $(cat "$T/err")"
+
+log "with a cluster secret: a bearer token (shoal token)"
+printf 'the-cluster-secret-for-http-test\n' >"$T/secret"
+chmod 600 "$T/secret"
+MASTER_PORT=0 start_master --secret-file "$T/secret"
+URL=http://127.0.0.1:$HTTP_PORT
+tok=$(shoal token --secret-file "$T/secret")
+[ "$(status "$URL/")" = 200 ] || fail "the page itself needs no token"
+for path in /metrics /api/v1/workers /api/v1/jobs /api/v1/jobs/1; do
+	[ "$(status "$URL$path")" = 401 ] || fail "GET $path without a token: not 401"
+	grep -q "shoal token" "$T/body" || fail "401 does not say how to get a token: $(cat "$T/body")"
+	[ "$(status -H "Authorization: Bearer ${tok%?}0" "$URL$path")" = 401 ] || fail "GET $path, wrong token: not 401"
+	[ "$(status -H "Authorization: Basic $tok" "$URL$path")" = 401 ] || fail "GET $path, Basic: not 401"
+	[ "$(status -H "Authorization: Bearer $tok" "$URL$path")" != 401 ] || fail "GET $path with the token: 401"
+done
+[ "$(status -H "Authorization: Bearer $tok" "$URL/metrics")" = 200 ] || fail "metrics with the token"
+grep -q '^shoal_workers 0$' "$T/body" || fail "metrics with the token: $(head -5 "$T/body")"
+! grep -q "the-cluster-secret" "$T/body" || fail "the secret appears in a response"
 log "ok"

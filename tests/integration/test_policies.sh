@@ -48,7 +48,8 @@ run_policy() {
 	local label=$1 want=$2 name args got id
 	shift 2
 	MASTER_PORT=
-	start_master "$@"
+	# A master of its own: the journal would otherwise bring back the previous one's jobs.
+	start_master --state-dir "$T/state-$label" "$@"
 	ID=()
 	while read -r name args; do
 		if [ "$name" = pause ]; then
