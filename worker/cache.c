@@ -228,7 +228,7 @@ static void cache_evict(struct cache *c)
 		char hex[DIGEST_HEX_LEN + 1];
 		digest_hex(victim->sha, hex);
 		log_info(SUBSYS,
-		         "evict sha256=%s size=%" PRIu64 " cache_bytes=%" PRIu64
+		         "event=evicted sha256=%s size=%" PRIu64 " cache_bytes=%" PRIu64
 		         " max_bytes=%" PRIu64,
 		         hex, victim->size, c->bytes, c->max_bytes);
 		cache_unlink_async(c, victim->path);
@@ -485,7 +485,7 @@ static void cache_fetch_discard(struct cache_fetch *f)
 static void cache_fetch_fail(struct cache_fetch *f, const char *why)
 {
 	struct cache *c = f->cache;
-	log_warn(SUBSYS, "fetch sha256=%s failed: %s", f->hex, why);
+	log_warn(SUBSYS, "event=fetch_failed sha256=%s why=\"%s\"", f->hex, why);
 	bool report = f->active;
 	uint8_t sha[DIGEST_LEN];
 	memcpy(sha, f->sha, DIGEST_LEN);
@@ -742,8 +742,8 @@ struct cache *cache_open(uv_loop_t *loop, const char *dir, uint64_t max_bytes,
 		cache_destroy(&c);
 		return NULL;
 	}
-	log_info(SUBSYS, "dir=%s blobs=%zu bytes=%" PRIu64 " max_bytes=%" PRIu64, c->dir, c->count,
-	         c->bytes, c->max_bytes);
+	log_info(SUBSYS, "event=opened dir=%s blobs=%zu bytes=%" PRIu64 " max_bytes=%" PRIu64,
+	         c->dir, c->count, c->bytes, c->max_bytes);
 	/* A smaller bound than last time takes effect at once; nothing is pinned yet. */
 	cache_evict(c);
 	return c;

@@ -40,11 +40,13 @@ static void on_signal(uv_signal_t *h, int signum)
 		/* Running tasks cannot be interrupted, so this is the only way out of a long one.
 		 * _exit: pool threads are still running, atexit handlers are no place for them.
 		 * Commands lead their own process groups: they would outlive us. */
-		log_warn(SUBSYS, "second signal (%s): exiting now", strsignal(signum));
+		log_warn(SUBSYS, "event=exiting_now signal=\"%s\" why=\"second signal\"",
+		         strsignal(signum));
 		worker_session_kill_children(m->session);
 		_exit(1);
 	}
-	log_info(SUBSYS, "%s: finishing running tasks, then exiting (signal again to exit now)",
+	log_info(SUBSYS,
+	         "event=stopping signal=\"%s\" (finishing running tasks; signal again to exit now)",
 	         strsignal(signum));
 	notify_stopping();
 	worker_session_stop(m->session);
@@ -97,7 +99,7 @@ static void worker_remove_stale_roots(const char *tmp)
 		char path[4096], why[512];
 		snprintf(path, sizeof(path), "%s/%s", tmp, de->d_name);
 		if (fs_rmtree(path, why, sizeof(why)) == 0)
-			log_info(SUBSYS, "removed %s, left by worker pid %ld", path, pid);
+			log_info(SUBSYS, "event=stale_work_dir_removed path=%s pid=%ld", path, pid);
 	}
 	closedir(d);
 }
@@ -214,7 +216,7 @@ int main(int argc, char **argv)
 	uv_signal_start(&m.sigterm, on_signal, SIGTERM);
 
 	log_info(SUBSYS,
-	         "starting name=%s master=%s slots=%u allow_exec=%s secret=%s cache_dir=%s "
+	         "event=starting name=%s master=%s slots=%u allow_exec=%s secret=%s cache_dir=%s "
 	         "cache_size=%" PRIu64 " work_dir=%s pid=%ld",
 	         name, cfg.master, cfg.slots, cfg.allow_exec ? "yes" : "no",
 	         secret_path != NULL ? secret_path : "none", cache_dir[0] != '\0' ? cache_dir : "-",
@@ -232,6 +234,6 @@ int main(int argc, char **argv)
 		log_error(SUBSYS, "event loop not closed cleanly: %s", uv_strerror(rc));
 		return 1;
 	}
-	log_info(SUBSYS, "stopped status=%d", m.status);
+	log_info(SUBSYS, "event=stopped status=%d", m.status);
 	return m.status;
 }

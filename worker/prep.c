@@ -317,7 +317,7 @@ static void on_plugin_done(uv_work_t *req, int status)
 	pl->state = pl->p != NULL ? LOAD_READY : LOAD_FAILED;
 	if (pl->p != NULL) {
 		const struct shoal_plugin *d = plugin_desc(pl->p);
-		log_info(SUBSYS, "plugin loaded name=%s path=%s",
+		log_info(SUBSYS, "event=plugin_loaded name=%s path=%s",
 		         d != NULL && d->name != NULL ? d->name : "?", pl->path);
 	} else {
 		log_warn(SUBSYS, "%s", pl->err);

@@ -479,7 +479,7 @@ static void session_on_welcome(struct worker_session *s, const Shoal__Welcome *w
 	s->attempts = 0;
 	s->warned = false;
 	log_info(SUBSYS,
-	         "registered worker_id=%" PRIu64 " master=%s conn=%" PRIu64
+	         "event=registered worker_id=%" PRIu64 " master=%s conn=%" PRIu64
 	         " peer=%s name=%s slots=%" PRIu32 " heartbeat_ms=%" PRIu32,
 	         s->worker_id, s->master, session_conn_id(s), session_peer(s), s->name, s->slots,
 	         hb_ms);
@@ -708,18 +708,20 @@ static void on_close(struct conn *c, const char *reason)
 		snprintf(s->last_error, sizeof(s->last_error), "%s", reason ? reason : "closed");
 
 	if (s->stopping && !s->fatal) {
-		log_info(SUBSYS, "conn=%" PRIu64 " disconnected from master=%s: %s", id, s->master,
-		         s->last_error);
+		log_info(SUBSYS, "conn=%" PRIu64 " event=disconnected master=%s why=\"%s\"", id,
+		         s->master, s->last_error);
 	} else if (was == SESSION_REGISTERED) {
 		log_warn(SUBSYS,
-		         "conn=%" PRIu64 " lost master=%s worker_id=%" PRIu64 ": %s; reconnecting",
+		         "conn=%" PRIu64 " event=lost master=%s worker_id=%" PRIu64
+		         " why=\"%s\" (reconnecting)",
 		         id, s->master, s->worker_id, s->last_error);
 		notify_status("lost the master; reconnecting");
 	} else if (!s->fatal) {
 		if (!s->warned) {
-			log_warn(SUBSYS,
-			         "cannot register with master=%s: %s; retrying with backoff",
-			         s->master, s->last_error);
+			log_warn(
+			    SUBSYS,
+			    "event=register_failed master=%s why=\"%s\" (retrying with backoff)",
+			    s->master, s->last_error);
 			s->warned = true;
 		} else {
 			log_debug(SUBSYS, "attempt %" PRIu64 " to reach master=%s failed: %s",
