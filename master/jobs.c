@@ -631,20 +631,6 @@ void jobs_succeed(struct job *j, uint64_t result_size)
 	persist_prune(j->m);
 }
 
-/* Quarantine helps only if someone else can take the work: with every other worker gone or
- * quarantined, the failures are more likely the job's than this worker's. */
-static bool other_worker_usable(const struct worker *w)
-{
-	const struct master *m = w->m;
-	uint64_t now = uv_now(m->loop);
-	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
-		const struct worker *o = list_entry(n, struct worker, link);
-		if (o != w && !conn_closing(o->conn) && o->quarantined_until <= now)
-			return true;
-	}
-	return false;
-}
-
 static void on_task_failed(struct job *j, struct task *t, struct worker *w, const char *error,
                            bool permanent)
 {
@@ -654,7 +640,9 @@ static void on_task_failed(struct job *j, struct task *t, struct worker *w, cons
 	j->m->stats.tasks_failed++;
 	/* A worker that fails attempt after attempt (a broken host, a full disk) would otherwise
 	 * eat the whole queue: it gets no new work for a while. Data errors do not count. */
-	if (!permanent && ++w->failed_in_a_row >= QUARANTINE_AFTER && other_worker_usable(w)) {
+	/* Quarantine helps only if someone else can take the work: with every other worker gone
+	 * or quarantined, the failures are more likely the job's than this worker's. */
+	if (!permanent && ++w->failed_in_a_row >= QUARANTINE_AFTER && registry_other_usable(w)) {
 		w->quarantined_until = uv_now(j->m->loop) + QUARANTINE_MS;
 		w->failed_in_a_row = 0;
 		log_warn("jobs",
@@ -672,6 +660,7 @@ static void on_task_failed(struct job *j, struct task *t, struct worker *w, cons
 		return;
 	}
 	task_release(t);
+	t->avoid_worker = w->id; /* the retry goes elsewhere if another worker can take it */
 	if (t->backup) {
 		backup_promote(t); /* the speculative copy may still succeed */
 	} else {

@@ -74,6 +74,10 @@ struct task {
 	struct task_segs *backup_segs;
 	uint64_t *buckets; /* map task of a reduce job: bucket sizes of its output */
 	uint64_t records;  /* DONE: records its partial covers */
+	/* The worker its last attempt failed on (0: none): a task's failures are counted against
+	 * the task only if they happen on different workers while others can take it, so a
+	 * broken worker cannot use up a task's --retries by itself. */
+	uint64_t avoid_worker;
 };
 
 /* A partial result that arrived in pieces, interleaved with other tasks' bytes in the spill
@@ -310,6 +314,8 @@ struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello
 void registry_remove(struct worker *w, const char *why);
 void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb);
 void registry_sweep(struct master *m, uint64_t now_ms);
+/* True if a worker other than w is connected and not quarantined. */
+bool registry_other_usable(const struct worker *w);
 void registry_list(struct master *m, struct conn *c);
 /* Results arrive faster than the disk takes them: stop reading from w until the spill
  * backlog drains (registry_resume_all). */

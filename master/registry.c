@@ -77,6 +77,18 @@ void registry_remove(struct worker *w, const char *why)
 		sched_kick(m);
 }
 
+bool registry_other_usable(const struct worker *w)
+{
+	const struct master *m = w->m;
+	uint64_t now = uv_now(m->loop);
+	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
+		const struct worker *o = list_entry(n, struct worker, link);
+		if (o != w && !conn_closing(o->conn) && o->quarantined_until <= now)
+			return true;
+	}
+	return false;
+}
+
 void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb)
 {
 	(void)hb; /* last_seen_ms is refreshed by every message, this one included */

@@ -62,14 +62,19 @@ void sched_rebuild_ring(struct master *m)
 	free(slots);
 }
 
-static bool worker_has_room(const struct worker *w, const struct job *j)
+/* The worker may run the job's tasks at all now (whether it has room or not). */
+static bool worker_serves(const struct worker *w, const struct job *j)
 {
-	if (conn_closing(w->conn) || !conn_writable(w->conn) ||
-	    w->quarantined_until > uv_now(w->m->loop))
+	if (conn_closing(w->conn) || w->quarantined_until > uv_now(w->m->loop))
 		return false;
 	/* User code goes to workers that run it. With none connected, the others take it and
 	 * fail it with an error that says how to allow it, rather than leave it waiting unseen. */
-	if ((j->exec || j->plugin) && !w->allow_exec && w->m->exec_workers > 0)
+	return !((j->exec || j->plugin) && !w->allow_exec && w->m->exec_workers > 0);
+}
+
+static bool worker_has_room(const struct worker *w, const struct job *j)
+{
+	if (!worker_serves(w, j) || !conn_writable(w->conn))
 		return false;
 	if (j->input == INPUT_UPLOAD)
 		return w->inflight < w->slots + 1;
@@ -173,10 +178,21 @@ static void assign(struct task *t, struct worker *w)
 	sched_dispatch(t, w, t->attempt);
 }
 
-static struct task *next_ready(struct job *j)
+/* How far into a job's ready list a worker looks past tasks that should avoid it. */
+#define SCHED_AVOID_SCAN 8u
+
+/* The next ready task of j for w: a task whose last attempt failed on w is retried on
+ * another worker while one can take work (the failed ones are at the front of the list). */
+static struct task *next_ready_for(struct job *j, const struct worker *w)
 {
-	struct list_node *n = list_first(&j->ready);
-	return n ? list_entry(n, struct task, link) : NULL;
+	uint32_t k = 0;
+	for (struct list_node *n = list_first(&j->ready); n && k < SCHED_AVOID_SCAN;
+	     n = list_next(&j->ready, n), k++) {
+		struct task *t = list_entry(n, struct task, link);
+		if (t->avoid_worker != w->id || !registry_other_usable(w))
+			return t;
+	}
+	return NULL;
 }
 
 /* Returns the number of tasks assigned. */
@@ -186,7 +202,7 @@ static uint32_t schedule_dynamic(struct master *m, struct job *j)
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		struct worker *w = list_entry(n, struct worker, link);
 		struct task *t;
-		while (worker_has_room(w, j) && (t = next_ready(j))) {
+		while (worker_has_room(w, j) && (t = next_ready_for(j, w))) {
 			assign(t, w);
 			assigned++;
 		}
@@ -204,14 +220,23 @@ static uint32_t schedule_dynamic(struct master *m, struct job *j)
 
 static uint32_t schedule_round_robin(struct master *m, struct job *j)
 {
-	uint32_t assigned = 0;
-	struct task *t;
-	while (m->ring_len && (t = next_ready(j))) {
+	uint32_t assigned = 0, skipped = 0;
+	while (m->ring_len && !list_empty(&j->ready)) {
 		struct worker *w = m->ring[j->rr_next % m->ring_len];
-		if (!worker_has_room(w, j))
+		bool serves = worker_serves(w, j);
+		if (serves && !worker_has_room(w, j))
 			break; /* strict turns: wait for this worker */
-		assign(t, w);
+		struct task *t = serves ? next_ready_for(j, w) : NULL;
 		j->rr_next = (uint32_t)((j->rr_next + 1) % m->ring_len);
+		if (!t) {
+			/* Its turn passes: it is quarantined (or leaving, or runs no commands), or
+			 * what is ready must avoid it. */
+			if (++skipped >= m->ring_len)
+				break;
+			continue;
+		}
+		skipped = 0;
+		assign(t, w);
 		assigned++;
 	}
 	return assigned;
@@ -260,11 +285,14 @@ static uint32_t schedule_least_loaded(struct master *m, struct job *j)
 		heap_down(h, n, i);
 	uint32_t assigned = 0;
 	struct task *t;
-	while (n && (t = next_ready(j))) {
+	while (n && !list_empty(&j->ready)) {
 		struct worker *w = h[0];
-		assign(t, w);
-		assigned++;
-		if (!worker_has_room(w, j))
+		t = next_ready_for(j, w);
+		if (t) {
+			assign(t, w);
+			assigned++;
+		}
+		if (!t || !worker_has_room(w, j))
 			h[0] = h[--n];
 		heap_down(h, n, 0);
 	}

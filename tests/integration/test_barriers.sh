@@ -49,7 +49,9 @@ wait_state() {
 
 # ---- --after a running job: waits, then runs
 printf 'a b\nb c\n' >"$T/small.txt"
-A=$(submit --exec 'sleep 1.5; cat' --range 0:2 --partitions 2 --name A)
+# A runs long enough for the checks below to happen while it runs, even on a loaded machine
+# where each client command takes a few hundred ms (1.5 s was not).
+A=$(submit --exec 'sleep 6; cat' --range 0:2 --partitions 2 --name A)
 wait_state "$A" running 50 || fail "job $A never ran: $(job_json "$A")"
 B=$(submit --op sum --range 0:100 --after "$A" --name B)
 C=$(submit --op wordcount --input "$T/small.txt" --after "$A" --name C)

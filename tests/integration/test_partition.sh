@@ -73,10 +73,12 @@ done <"$T/pids-node-b"
 
 # ---- the cut heals: b registers again and takes work
 regs=$(registrations b)
+heal_ns=$(date +%s%N)
 netns_heal w veth-w
 wait_for 300 "worker b registers again after the cut" more_than "$regs" registrations b
 wait_workers 2
-log "worker b registered again $(elapsed_ms "$cut_ns") ms after the cut"
+line=$(grep "event=worker_registered .*name=b " "$T/master.log" | tail -n 1)
+log "worker b registered again $(($(date -u -d "${line%% *}" +%s%3N) - heal_ns / 1000000)) ms after its link came back up"
 b_before=$(shoal workers --json | jq '.[] | select(.name == "b") | .tasks_done')
 run_ok "$T/out" run --op sum --range 0:100000 --partitions 40 --strategy round-robin -q
 [ "$(cat "$T/out")" = 4999950000 ] || fail "sum after the cut healed: $(cat "$T/out")"
