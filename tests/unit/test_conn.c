@@ -3,7 +3,10 @@
  * timeout, connect failures, and a clean uv_loop_close() after every test. */
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -614,6 +617,59 @@ START_TEST(test_conn_idle_timeout)
 }
 END_TEST
 
+/* ---- socket options: keepalive on every connection, the user timeout, the local address ---- */
+
+static int sockopt_int(struct conn *c, int level, int opt)
+{
+	uv_os_fd_t fd;
+	ck_assert_int_eq(uv_fileno((const uv_handle_t *)conn_tcp(c), &fd), 0);
+	int v = -1;
+	socklen_t len = sizeof(v);
+	ck_assert_int_eq(getsockopt(fd, level, opt, &v, &len), 0);
+	return v;
+}
+
+static void opts_on_connect(struct conn *c, int status)
+{
+	struct test_ctx *t = conn_data(c);
+	t->client_connects++;
+	ck_assert_int_eq(status, 0);
+	/* A dead idle peer is found within 30 + 3 x 10 s, not the kernel's two hours. */
+	ck_assert_int_eq(sockopt_int(c, SOL_SOCKET, SO_KEEPALIVE), 1);
+	ck_assert_int_eq(sockopt_int(c, IPPROTO_TCP, TCP_KEEPIDLE), 30);
+	ck_assert_int_eq(sockopt_int(c, IPPROTO_TCP, TCP_KEEPINTVL), 10);
+	ck_assert_int_eq(sockopt_int(c, IPPROTO_TCP, TCP_KEEPCNT), 3);
+	ck_assert_int_eq(sockopt_int(c, IPPROTO_TCP, TCP_USER_TIMEOUT), 0);
+	ck_assert_int_eq(conn_set_user_timeout(c, 6000), 0);
+	ck_assert_int_eq(sockopt_int(c, IPPROTO_TCP, TCP_USER_TIMEOUT), 6000);
+	char ip[64];
+	ck_assert_int_eq(conn_local_ip(c, ip, sizeof(ip)), 0);
+	ck_assert_str_eq(ip, "127.0.0.1");
+	conn_close(c, "done");
+	/* Closing: no more options, no address. */
+	ck_assert_int_ne(conn_set_user_timeout(c, 1000), 0);
+}
+
+START_TEST(test_conn_socket_options)
+{
+	struct test_ctx t;
+	test_ctx_init(&t);
+	t.server_cb.on_close = many_server_on_close;
+	test_listen(&t);
+	struct conn_callbacks cb = {
+	    .on_connect = opts_on_connect,
+	    .on_close = many_client_on_close,
+	};
+	struct conn *c = test_connect(&t, &cb);
+	char ip[64];
+	ck_assert_int_ne(conn_local_ip(c, ip, sizeof(ip)), 0); /* not connected yet */
+	test_finish(&t);
+	ck_assert_int_eq(t.client_connects, 1);
+	ck_assert_int_eq(t.client_closes, 1);
+	ck_assert_int_eq(t.server_closes, 1);
+}
+END_TEST
+
 /* ---- connect failures and early closes ---- */
 
 static void fail_on_connect(struct conn *c, int status)
@@ -866,6 +922,7 @@ static Suite *conn_suite(void)
 	tcase_add_test(tc, test_conn_write_max_closes);
 	tcase_add_test(tc, test_conn_backpressure_and_drain);
 	tcase_add_test(tc, test_conn_idle_timeout);
+	tcase_add_test(tc, test_conn_socket_options);
 	tcase_add_test(tc, test_conn_connect_refused);
 	tcase_add_test(tc, test_conn_connect_localhost);
 	tcase_add_test(tc, test_conn_close_while_connecting);

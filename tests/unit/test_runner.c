@@ -100,6 +100,7 @@ START_TEST(test_config_defaults)
 	ck_assert_uint_eq(p.cfg.master_port, 7411);
 	ck_assert_uint_eq(p.cfg.slots, 8);
 	ck_assert_str_eq(p.cfg.name, "");
+	ck_assert_str_eq(p.cfg.advertise, "");
 	ck_assert(!p.cfg.allow_exec);
 	ck_assert_int_eq(p.cfg.log_level, LOG_INFO);
 
@@ -124,10 +125,11 @@ START_TEST(test_config_flags)
 {
 	struct parsed p;
 	PARSE(&p, NULL, "--slots", "3", "--name", "w1", "--allow-exec", "--log-level", "debug",
-	      "--master", "[::1]:7500");
+	      "--master", "[::1]:7500", "--advertise", "w1.example.org");
 	ck_assert_int_eq(p.rc, WORKER_CONFIG_RUN);
 	ck_assert_uint_eq(p.cfg.slots, 3);
 	ck_assert_str_eq(p.cfg.name, "w1");
+	ck_assert_str_eq(p.cfg.advertise, "w1.example.org");
 	ck_assert(p.cfg.allow_exec);
 	ck_assert_int_eq(p.cfg.log_level, LOG_DEBUG);
 	ck_assert_str_eq(p.cfg.master_host, "::1");
@@ -151,6 +153,9 @@ START_TEST(test_config_errors)
 	    {{"--slots", ""}, NULL, "--slots"},
 	    {{"--slots"}, NULL, "--slots"},
 	    {{"--name", ""}, NULL, "--name"},
+	    {{"--advertise", ""}, NULL, "--advertise"},
+	    {{"--advertise", "a b"}, NULL, "--advertise"},
+	    {{"--advertise", "\"x\""}, NULL, "--advertise"},
 	    {{"--log-level", "loud"}, NULL, "--log-level"},
 	    {{"--master", "h:99999"}, NULL, "--master"},
 	    {{"--master", "h:0"}, NULL, "--master"},
