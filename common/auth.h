@@ -41,6 +41,11 @@ int auth_hmac(const uint8_t *key, size_t key_len, const void *data, size_t len,
 bool auth_equal(const void *a, const void *b, size_t n);
 /* n bytes from the OpenSSL CSPRNG. Returns 0, or -1 if it failed (never use the bytes then). */
 int auth_random(uint8_t *out, size_t n);
+/* Replaces the CSPRNG behind auth_random with fn (NULL: back to RAND_bytes). For the fuzz
+ * target only (tests/fuzz/fuzz_handshake.c), whose runs must replay exactly; nothing in the
+ * daemons or libshoal calls it. */
+typedef int auth_random_fn(uint8_t *out, size_t n);
+void auth_set_random_source(auth_random_fn *fn);
 
 /* Who proves: the master answers a Hello with its proof, the peer answers the Challenge. */
 enum auth_prover { AUTH_BY_MASTER = 'M', AUTH_BY_PEER = 'P' };

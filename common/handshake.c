@@ -231,10 +231,14 @@ enum handshake_step handshake_peer_on_message(struct handshake_peer *hp, const S
 		return PEER_REFUSE(hp, false, "unexpected %s from the master",
 		                   codec_kind_name(env));
 	switch (env->msg_case) {
-	case SHOAL__ENVELOPE__MSG_REFUSAL:
+	case SHOAL__ENVELOPE__MSG_REFUSAL: {
+		/* The reason is what the user reads: never print an empty one. */
+		const char *reason = env->refusal->reason;
 		hp->refused = true;
-		return PEER_REFUSE(hp, env->refusal->has_permanent && env->refusal->permanent, "%s",
-		                   env->refusal->reason != NULL ? env->refusal->reason : "");
+		return PEER_REFUSE(
+		    hp, env->refusal->has_permanent && env->refusal->permanent, "%s",
+		    reason != NULL && reason[0] != '\0' ? reason : "(the master gave no reason)");
+	}
 	case SHOAL__ENVELOPE__MSG_CHALLENGE:
 		if (hp->state != HANDSHAKE_HELLO_SENT)
 			return PEER_REFUSE(hp, false, "a second challenge from the master");

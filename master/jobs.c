@@ -277,6 +277,35 @@ void jobs_send_submitted(struct conn *c, const struct job *j, uint64_t window)
 	conn_send(c, &env);
 }
 
+/* --max-queued-jobs and --max-upload (a declared upload size; upload.c checks the bytes as
+ * they come): refuses the submit with a Failure saying which limit. Returns true if it did. */
+static bool jobs_refuse_over_limits(struct master *m, struct conn *c, const Shoal__JobSpec *spec)
+{
+	uint32_t unfinished = 0;
+	for (size_t i = 0; i < m->njobs; i++)
+		unfinished += m->jobs[i] != NULL && !jobs_finished(m->jobs[i]);
+	if (unfinished >= m->cfg.max_queued_jobs) {
+		log_warn("jobs", "conn=%llu peer=%s event=submit_refused unfinished=%u",
+		         (unsigned long long)conn_id(c), conn_peer(c), unfinished);
+		server_send_failure(c, 0, 1,
+		                    "the master has %u unfinished jobs, its limit "
+		                    "(--max-queued-jobs %u); submit again once some have ended",
+		                    unfinished, m->cfg.max_queued_jobs);
+		return true;
+	}
+	if (m->cfg.max_upload > 0 && spec->input_case == SHOAL__JOB_SPEC__INPUT_UPLOAD &&
+	    spec->has_upload_size && spec->upload_size > m->cfg.max_upload) {
+		server_send_failure(c, 0, 2,
+		                    "the input is %llu bytes; the master takes uploads of at most "
+		                    "%llu bytes (--max-upload): use --input-path for shared "
+		                    "storage, or ask for a larger limit",
+		                    (unsigned long long)spec->upload_size,
+		                    (unsigned long long)m->cfg.max_upload);
+		return true;
+	}
+	return false;
+}
+
 void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 {
 	const Shoal__JobSpec *spec = s->spec;
@@ -375,6 +404,9 @@ void jobs_on_submit(struct master *m, struct client *cl, const Shoal__Submit *s)
 		                    (unsigned long long)ntasks, MAX_TASKS_PER_JOB);
 		return;
 	}
+
+	if (jobs_refuse_over_limits(m, c, spec))
+		return;
 
 	/* Barriers: the jobs this one waits for must exist (they may still be running). */
 	uint64_t deps[2] = {spec->has_after ? spec->after : 0,

@@ -46,6 +46,12 @@ enum {
 	OPT_SECRET_FILE,
 	OPT_INSECURE,
 	OPT_HANDSHAKE_TIMEOUT,
+	OPT_MAX_CONNS,
+	OPT_MAX_CONNS_PER_ADDR,
+	OPT_MAX_QUEUED_JOBS,
+	OPT_MAX_UPLOAD,
+	OPT_MAX_WRITE_QUEUE,
+	OPT_WRITE_STALL_TIMEOUT,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_CA,
@@ -100,6 +106,26 @@ static const struct option_doc options[] = {
     {{"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
      "SECONDS",
      "a connection must complete its whole handshake within this (default 10)"},
+    {{"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+     "N",
+     "connections open at once, all peers; more are refused (default 1024)"},
+    {{"max-connections-per-addr", required_argument, NULL, OPT_MAX_CONNS_PER_ADDR},
+     "N",
+     "connections open at once from one source address (default 256)"},
+    {{"max-queued-jobs", required_argument, NULL, OPT_MAX_QUEUED_JOBS},
+     "N",
+     "unfinished jobs; a submit beyond is refused (default 10000)"},
+    {{"max-upload", required_argument, NULL, OPT_MAX_UPLOAD},
+     "BYTES",
+     "largest uploaded input of one job (default 0: no limit but the disk)"},
+    {{"max-write-queue", required_argument, NULL, OPT_MAX_WRITE_QUEUE},
+     "BYTES",
+     "bytes queued to one peer before it is disconnected (default 268435456; at least "
+     "--max-frame + 4 MiB)"},
+    {{"write-stall-timeout", required_argument, NULL, OPT_WRITE_STALL_TIMEOUT},
+     "SECONDS",
+     "a peer that reads nothing of what is queued to it this long is disconnected "
+     "(default 60)"},
     {{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
      "FILE",
      "serve TLS with this PEM certificate (chain); needs --tls-key"},
@@ -293,6 +319,51 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 				                   optarg);
 			cfg->handshake_timeout_ms = (uint32_t)(v * 1000);
 			break;
+		case OPT_MAX_CONNS:
+			if (parse_u64(optarg, 1, 1000000, &v) < 0)
+				return usage_error(
+				    "--max-connections: '%s' is not a number between 1 "
+				    "and 1000000",
+				    optarg);
+			cfg->max_conns = (uint32_t)v;
+			break;
+		case OPT_MAX_CONNS_PER_ADDR:
+			if (parse_u64(optarg, 1, 1000000, &v) < 0)
+				return usage_error(
+				    "--max-connections-per-addr: '%s' is not a number "
+				    "between 1 and 1000000",
+				    optarg);
+			cfg->max_conns_per_addr = (uint32_t)v;
+			break;
+		case OPT_MAX_QUEUED_JOBS:
+			if (parse_u64(optarg, 1, 100000000, &v) < 0)
+				return usage_error(
+				    "--max-queued-jobs: '%s' is not a number between 1 "
+				    "and 100000000",
+				    optarg);
+			cfg->max_queued_jobs = (uint32_t)v;
+			break;
+		case OPT_MAX_UPLOAD:
+			if (parse_u64(optarg, 0, UINT64_MAX, &v) < 0)
+				return usage_error(
+				    "--max-upload: '%s' is not a number of bytes (0: no "
+				    "limit)",
+				    optarg);
+			cfg->max_upload = v;
+			break;
+		case OPT_MAX_WRITE_QUEUE:
+			if (parse_u64(optarg, 1, UINT64_MAX, &v) < 0)
+				return usage_error(
+				    "--max-write-queue: '%s' is not a number of bytes", optarg);
+			cfg->max_write_queue = v;
+			break;
+		case OPT_WRITE_STALL_TIMEOUT:
+			if (parse_u64(optarg, 1, 86400, &v) < 0)
+				return usage_error("--write-stall-timeout: '%s' is not a number of "
+				                   "seconds between 1 and 86400",
+				                   optarg);
+			cfg->write_stall_ms = (uint32_t)(v * 1000);
+			break;
 		case OPT_TLS_CERT:
 			free((char *)cfg->tls.cert); /* the config's argv is short-lived */
 			cfg->tls.cert = xstrdup(optarg);
@@ -414,6 +485,12 @@ static void print_effective_config(const struct master_config *cfg)
 	       cfg->secret_file ? cfg->secret_file : "(none: no cluster secret)");
 	printf("insecure = %s\n", cfg->insecure ? "true" : "false");
 	printf("handshake-timeout = %u\n", cfg->handshake_timeout_ms / 1000);
+	printf("max-connections = %u\n", cfg->max_conns);
+	printf("max-connections-per-addr = %u\n", cfg->max_conns_per_addr);
+	printf("max-queued-jobs = %u\n", cfg->max_queued_jobs);
+	printf("max-upload = %llu\n", (unsigned long long)cfg->max_upload);
+	printf("max-write-queue = %llu\n", (unsigned long long)cfg->max_write_queue);
+	printf("write-stall-timeout = %u\n", cfg->write_stall_ms / 1000);
 	printf("%stls-cert = %s\n", cfg->tls.cert ? "" : "# ",
 	       cfg->tls.cert ? cfg->tls.cert : "(none: plain TCP)");
 	printf("%stls-key = %s\n", cfg->tls.key ? "" : "# ",
@@ -513,21 +590,32 @@ static int prepare_security(struct master_config *cfg)
 		         path);
 		return 0;
 	}
-	if (addr_is_loopback(cfg->listen_host))
-		return 0;
-	if (!cfg->insecure) {
-		log_error("master",
-		          "refusing to listen on %s without a cluster secret: anyone who can reach "
-		          "it could submit jobs and run code on the workers. Give --secret-file "
-		          "FILE (or SHOAL_SECRET_FILE), listen on 127.0.0.1, or pass --insecure to "
-		          "accept the risk",
-		          cfg->listen_host);
-		return EXIT_USAGE;
+	/* Every listener beyond loopback needs the secret, or --insecure. */
+	const char *exposed[2] = {NULL, NULL};
+	size_t n = 0;
+	if (!addr_is_loopback(cfg->listen_host))
+		exposed[n++] = cfg->listen_host;
+	if (cfg->http_enabled && !addr_is_loopback(cfg->http_host))
+		exposed[n++] = cfg->http_host;
+	for (size_t i = 0; i < n; i++) {
+		const char *what = exposed[i] == cfg->listen_host ? "--listen" : "--http";
+		if (!cfg->insecure) {
+			log_error(
+			    "master",
+			    "refusing to listen on %s (%s) without a cluster secret: anyone who "
+			    "can reach it could submit jobs and run code on the workers. Give "
+			    "--secret-file FILE (or SHOAL_SECRET_FILE), listen on 127.0.0.1, or "
+			    "pass --insecure to accept the risk",
+			    exposed[i], what);
+			return EXIT_USAGE;
+		}
+		log_warn(
+		    "master",
+		    "event=insecure INSECURE: listening on %s (%s) WITHOUT a cluster secret "
+		    "(--insecure): anyone who can reach it can submit jobs and run code on the "
+		    "workers",
+		    exposed[i], what);
 	}
-	log_warn("master",
-	         "event=insecure INSECURE: listening on %s WITHOUT a cluster secret (--insecure): "
-	         "anyone who can reach this port can submit jobs and run code on the workers",
-	         cfg->listen_host);
 	return 0;
 }
 
@@ -555,6 +643,12 @@ int main(int argc, char **argv)
 	m.cfg.max_frame = FRAME_DEFAULT_MAX;
 	m.cfg.default_retries = 3;
 	m.cfg.upload_window = 8u << 20;
+	m.cfg.max_conns = 1024;
+	m.cfg.max_conns_per_addr = 256;
+	m.cfg.max_queued_jobs = 10000;
+	m.cfg.max_upload = 0;
+	m.cfg.max_write_queue = (uint64_t)256 << 20;
+	m.cfg.write_stall_ms = 60000;
 	m.cfg.keep_jobs = 1000;
 	m.cfg.http_enabled = true;
 	snprintf(m.cfg.http_host, sizeof(m.cfg.http_host), "127.0.0.1");
@@ -568,6 +662,15 @@ int main(int argc, char **argv)
 		char err[1024];
 		if (tls_files_check(TLS_SERVER, &m.cfg.tls, err, sizeof(err)) < 0)
 			rc = usage_error("%s", err);
+		/* Every message must fit the queue, with room for the high-water mark above it. */
+		else if (m.cfg.max_write_queue < (uint64_t)m.cfg.max_frame + (4u << 20)) {
+			snprintf(err, sizeof(err),
+			         "--max-write-queue %llu is below --max-frame + 4 MiB (%llu): a "
+			         "single message could not be queued",
+			         (unsigned long long)m.cfg.max_write_queue,
+			         (unsigned long long)m.cfg.max_frame + (4u << 20));
+			rc = usage_error("%s", err);
+		}
 	}
 	if (rc) {
 		config_free(&m.cfg);

@@ -220,11 +220,19 @@ struct master_config {
 	uint8_t *secret;
 	size_t secret_len;
 	bool insecure; /* --insecure: listening beyond loopback without a secret is allowed */
-	struct tls_files tls; /* --tls-cert/--tls-key/--tls-ca (owned copies) */
-	bool allow_exec;      /* may load plugins to run their combine step */
-	uint32_t keep_jobs;   /* ended jobs kept (with their results) before the oldest go */
-	bool http_enabled;    /* --http off clears it */
-	bool http_explicit;   /* --http was given: failing to listen there is fatal */
+	/* Limits on what peers may take (README "Security"); 0 where noted means none. */
+	uint32_t max_conns;          /* connections at once, all peers */
+	uint32_t max_conns_per_addr; /* connections at once from one source address */
+	uint32_t max_queued_jobs;    /* unfinished jobs; a Submit beyond is refused */
+	uint64_t max_upload;         /* bytes of one job's uploaded input (0: none) */
+	uint64_t max_write_queue;    /* bytes queued to one peer before it is disconnected */
+	uint32_t write_stall_ms;     /* a peer whose queue stays above the high-water mark without
+	                              * draining this long is disconnected */
+	struct tls_files tls;        /* --tls-cert/--tls-key/--tls-ca (owned copies) */
+	bool allow_exec;             /* may load plugins to run their combine step */
+	uint32_t keep_jobs;          /* ended jobs kept (with their results) before the oldest go */
+	bool http_enabled;           /* --http off clears it */
+	bool http_explicit;          /* --http was given: failing to listen there is fatal */
 	char http_host[256];
 	uint16_t http_port;
 };
@@ -251,6 +259,7 @@ struct master {
 	bool stopping;
 	struct conn_limits limits;
 	struct auth_replay *replay; /* recent peer nonces (handshake.h) */
+	uint32_t nconns;            /* accepted connections not yet closed */
 	struct tls_ctx *tls;        /* owned; NULL: plain TCP */
 
 	struct list_head workers;

@@ -30,6 +30,11 @@ struct peer {
 	 * once its Proof has arrived); owned. */
 	Shoal__Hello *hello;
 	bool timed_out; /* closed by the handshake deadline */
+	char ip[64];    /* source address, for the per-address connection limit */
+	/* Write stall: since when the queue to this peer has been above the high-water mark
+	 * without shrinking (0: it is not), and its smallest size meanwhile. */
+	uint64_t stall_since_ms;
+	size_t stall_pending;
 };
 
 static void on_message(struct conn *c, Shoal__Envelope *env);
@@ -328,7 +333,82 @@ static void on_close(struct conn *c, const char *reason)
 	}
 	if (p->hello != NULL)
 		shoal__hello__free_unpacked(p->hello, NULL);
+	p->m->nconns--;
 	free(p);
+}
+
+/* The peer's IP address (no port) into out. */
+static void peer_ip(struct conn *c, char *out, size_t n)
+{
+	struct sockaddr_storage sa;
+	int len = sizeof(sa);
+	snprintf(out, n, "?");
+	if (uv_tcp_getpeername(conn_tcp(c), (struct sockaddr *)&sa, &len) != 0)
+		return;
+	if (sa.ss_family == AF_INET6)
+		uv_ip6_name((struct sockaddr_in6 *)&sa, out, n);
+	else if (sa.ss_family == AF_INET)
+		uv_ip4_name((struct sockaddr_in *)&sa, out, n);
+}
+
+/* Calls fn for every open connection: not yet admitted (with_pending), workers, clients.
+ * fn may close the connection (closing only takes effect in the close callback). */
+typedef void server_conn_fn(struct conn *c, void *arg);
+static void server_each_conn(struct master *m, bool with_pending, server_conn_fn *fn, void *arg)
+{
+	struct list_node *n;
+	if (with_pending)
+		for (n = list_first(&m->pending); n; n = list_next(&m->pending, n))
+			fn(list_entry(n, struct peer, link)->conn, arg);
+	for (n = list_first(&m->workers); n; n = list_next(&m->workers, n))
+		fn(list_entry(n, struct worker, link)->conn, arg);
+	for (n = list_first(&m->clients); n; n = list_next(&m->clients, n))
+		fn(list_entry(n, struct client, link)->conn, arg);
+}
+
+struct count_ip {
+	const char *ip;
+	uint32_t n;
+};
+
+static void count_ip(struct conn *c, void *arg)
+{
+	struct count_ip *ci = arg;
+	const struct peer *q = conn_data(c);
+	ci->n += strcmp(q->ip, ci->ip) == 0;
+}
+
+/* Connections open from ip (a new one included). */
+static uint32_t conns_from(struct master *m, const char *ip)
+{
+	struct count_ip ci = {ip, 0};
+	server_each_conn(m, true, count_ip, &ci);
+	return ci.n;
+}
+
+/* --max-connections and --max-connections-per-addr: refuses the newest connection beyond
+ * either (with a Refusal the peer shows, and a log line). Returns true if it was admitted. */
+static bool server_admit_conn(struct master *m, struct peer *p)
+{
+	char why[256];
+	if (m->cfg.max_conns > 0 && m->nconns > m->cfg.max_conns) {
+		snprintf(why, sizeof(why),
+		         "too many connections: the master serves at most %u at once "
+		         "(--max-connections)",
+		         m->cfg.max_conns);
+		refuse(p->conn, why);
+		return false;
+	}
+	uint32_t from = conns_from(m, p->ip);
+	if (m->cfg.max_conns_per_addr > 0 && from > m->cfg.max_conns_per_addr) {
+		snprintf(why, sizeof(why),
+		         "too many connections from %s: at most %u at once from one address "
+		         "(--max-connections-per-addr)",
+		         p->ip, m->cfg.max_conns_per_addr);
+		refuse(p->conn, why);
+		return false;
+	}
+	return true;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -345,6 +425,8 @@ static void on_connection(uv_stream_t *server, int status)
 	handshake_server_init(&p->hs, m->cfg.secret, m->cfg.secret_len, m->replay);
 	struct conn *c = conn_create(m->loop, &m->limits, &peer_callbacks, p);
 	p->conn = c;
+	m->nconns++; /* on_close undoes it, whatever happens next */
+	list_push_back(&m->pending, &p->link);
 	if (m->tls != NULL)
 		conn_set_tls(c, m->tls);
 	int rc = uv_accept(server, (uv_stream_t *)conn_tcp(c));
@@ -355,9 +437,33 @@ static void on_connection(uv_stream_t *server, int status)
 		conn_close(c, "accept failed");
 		return;
 	}
-	list_push_back(&m->pending, &p->link);
+	peer_ip(c, p->ip, sizeof(p->ip));
 	log_debug("server", "conn=%llu peer=%s event=accepted", (unsigned long long)conn_id(c),
 	          conn_peer(c));
+	server_admit_conn(m, p);
+}
+
+/* A peer whose write queue stays above the high-water mark without shrinking for
+ * --write-stall-timeout has stopped reading (a client that never reads its result, say):
+ * it is disconnected, which frees what it held; its jobs stay. */
+static void sweep_stalled_conn(struct conn *c, void *arg)
+{
+	const uint64_t *now = arg;
+	struct peer *p = conn_data(c);
+	size_t pending = conn_pending(c);
+	if (conn_closing(c) || conn_writable(c)) {
+		p->stall_since_ms = 0;
+	} else if (p->stall_since_ms == 0 || pending < p->stall_pending) {
+		p->stall_since_ms = *now;
+		p->stall_pending = pending;
+	} else if (*now - p->stall_since_ms >= p->m->cfg.write_stall_ms) {
+		char why[160];
+		snprintf(why, sizeof(why),
+		         "stopped reading: %zu bytes queued to it for %llu ms without draining "
+		         "(--write-stall-timeout)",
+		         pending, (unsigned long long)(*now - p->stall_since_ms));
+		server_drop(c, why);
+	}
 }
 
 /* Closes connections that have not completed the handshake in time. */
@@ -380,6 +486,7 @@ static void on_sweep(uv_timer_t *t)
 	struct master *m = t->data;
 	uint64_t now = wall_ms();
 	sweep_pending(m, now);
+	server_each_conn(m, false, sweep_stalled_conn, &now);
 	registry_sweep(m, now);
 	jobs_sweep_timeouts(m);
 	speculate_sweep(m);
@@ -397,6 +504,7 @@ int server_start(struct master *m)
 	m->no_workers_since_ms = uv_now(m->loop);
 	conn_limits_default(&m->limits);
 	m->limits.max_frame = m->cfg.max_frame;
+	m->limits.write_max = m->cfg.max_write_queue;
 
 	uv_tcp_init(m->loop, &m->listener);
 	m->listener.data = m;

@@ -385,6 +385,17 @@ void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChu
 		server_drop(cl->conn, "upload overran its flow-control window");
 		return;
 	}
+	if (m->cfg.max_upload > 0 && u->received + ch->data.len > m->cfg.max_upload) {
+		log_warn("upload", "conn=%llu peer=%s job=%llu event=upload_too_large limit=%llu",
+		         (unsigned long long)conn_id(cl->conn), conn_peer(cl->conn),
+		         (unsigned long long)j->id, (unsigned long long)m->cfg.max_upload);
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
+		          "the input is larger than the %llu bytes the master takes (--max-upload)",
+		          (unsigned long long)m->cfg.max_upload);
+		server_send_failure(cl->conn, j->id, 1, "job %llu failed: %s",
+		                    (unsigned long long)j->id, j->error);
+		return;
+	}
 	buf_append(&u->pending, ch->data.data, ch->data.len);
 	if (!u->defer_parts)
 		cutter_feed(&u->cutter, ch->data.data, ch->data.len, on_cut, u);

@@ -91,3 +91,26 @@ put("fuzz_fold", "unsorted_run", b"\x01b\t1\na\t2\na\t2\n")
 put("fuzz_conffile", "full", b"# test\n[cluster]\nmaster = 127.0.0.1:9999\nlog-level = warn\n[master]\nlisten = 127.0.0.1:0\nstate_dir = \"/tmp/st x\"\nallow-exec = yes\n[worker]\nslots = 3\n")
 put("fuzz_conffile", "switch", b"[master]\nallow-exec = yes\nlisten = \"127.0.0.1:0\"\n")
 put("fuzz_conffile", "dup", b"[master]\nlisten = a\nlisten = b\n[x]\n")
+
+# fuzz_handshake: first byte = scene (bit 0: the master has the secret; bit 1: the peer has
+# one; bit 2: the peer's is another; bit 3: the peer is a worker; bit 4: no replay memory),
+# then steps (0 to the master, 1 to the peer, 2 flip a byte, 3/4 inject [len][payload] into
+# the master / the peer, 5 replay the first Hello on a fresh master connection).
+put("fuzz_handshake", "honest-client", bytes([0x03, 0, 1, 0, 1]))
+put("fuzz_handshake", "honest-worker", bytes([0x0b, 0, 1, 0, 1]))
+put("fuzz_handshake", "plain", bytes([0x00, 0, 1]))
+put("fuzz_handshake", "wrong-secret", bytes([0x07, 0, 1, 0, 1]))
+put("fuzz_handshake", "master-only-secret", bytes([0x01, 0, 1]))
+put("fuzz_handshake", "peer-only-secret", bytes([0x02, 0, 1]))
+put("fuzz_handshake", "replay", bytes([0x03, 0, 5, 1, 0, 1, 5]))
+put("fuzz_handshake", "replay-no-memory", bytes([0x13, 0, 5, 1, 0, 1]))
+put("fuzz_handshake", "flip-hello", bytes([0x03, 2, 40, 0, 1, 0, 1]))
+put("fuzz_handshake", "flip-challenge", bytes([0x03, 0, 0x0a, 30, 1, 0, 1]))
+inj_hello = hello(PROTOCOL_VERSION, ROLE_CLIENT, nonce=b"\x11" * 32)
+put("fuzz_handshake", "inject-hello", bytes([0x03, 3, len(inj_hello)]) + inj_hello + bytes([1, 0, 1]))
+inj_proof = ld(61, ld(1, b"\x22" * 32))
+put("fuzz_handshake", "inject-proof", bytes([0x03, 0, 1, 3, len(inj_proof)]) + inj_proof + bytes([1]))
+inj_chal = ld(60, ld(1, b"\x33" * 32) + ld(2, b"\x44" * 32))
+put("fuzz_handshake", "inject-challenge", bytes([0x03, 0, 4, len(inj_chal)]) + inj_chal + bytes([0, 1]))
+inj_refusal = ld(3, ld(1, b"go away"))
+put("fuzz_handshake", "inject-refusal", bytes([0x0b, 4, len(inj_refusal)]) + inj_refusal)

@@ -120,9 +120,9 @@ log "secret on one side only: refused on both sides; no secret anywhere: plain h
 # ---- unusable secret files are refused at start, with what to do
 cp "$SECRET" "$T/open-secret"
 chmod 644 "$T/open-secret"
-expect_exit 2 "$SHOAL_MASTER_BIN" --listen 127.0.0.1:0 --state-dir "$T/state2" --secret-file "$T/open-secret"
+expect_exit 2 timeout -k 2 30 "$SHOAL_MASTER_BIN" --listen 127.0.0.1:0 --http off --state-dir "$T/state2" --secret-file "$T/open-secret"
 grep -q "readable by group or others (mode 0644).*chmod 600" "$T/err" || fail "master, 0644: $(cat "$T/err")"
-expect_exit 2 "$SHOAL_WORKER_BIN" --master "$SHOAL_MASTER" --secret-file "$T/open-secret"
+expect_exit 2 timeout -k 2 30 "$SHOAL_WORKER_BIN" --master "$SHOAL_MASTER" --secret-file "$T/open-secret"
 grep -q "readable by group or others.*chmod 600" "$T/err" || fail "worker, 0644: $(cat "$T/err")"
 expect_exit 2 shoal --secret-file "$T/open-secret" jobs
 grep -q "readable by group or others.*chmod 600" "$T/err" || fail "client, 0644: $(cat "$T/err")"
@@ -130,7 +130,7 @@ chmod 640 "$T/open-secret"
 expect_exit 2 env SHOAL_SECRET_FILE="$T/open-secret" "$SHOAL_CLIENT_BIN" jobs
 grep -q "readable by group or others (mode 0640)" "$T/err" || fail "client, env, 0640: $(cat "$T/err")"
 (umask 077 && : >"$T/empty" && printf 'short\n' >"$T/short")
-expect_exit 2 "$SHOAL_MASTER_BIN" --listen 127.0.0.1:0 --state-dir "$T/state2" --secret-file "$T/empty"
+expect_exit 2 timeout -k 2 30 "$SHOAL_MASTER_BIN" --listen 127.0.0.1:0 --http off --state-dir "$T/state2" --secret-file "$T/empty"
 grep -q "is empty" "$T/err" || fail "empty secret: $(cat "$T/err")"
 expect_exit 2 shoal --secret-file "$T/short" jobs
 grep -q "holds 5 bytes; a cluster secret needs at least 16" "$T/err" || fail "short secret: $(cat "$T/err")"
@@ -139,28 +139,32 @@ grep -q "cannot open secret file" "$T/err" || fail "missing secret file: $(cat "
 log "group/other-readable, empty, short and missing secret files refused"
 
 # ---- listening beyond loopback needs a secret, or --insecure (said loudly)
-expect_exit 2 "$SHOAL_MASTER_BIN" --listen 0.0.0.0:0 --state-dir "$T/state2"
-grep -q "refusing to listen on 0.0.0.0 without a cluster secret.*--insecure" "$T/err" ||
+expect_exit 2 timeout -k 2 30 "$SHOAL_MASTER_BIN" --listen 0.0.0.0:0 --http off --state-dir "$T/state2"
+grep -q "refusing to listen on 0.0.0.0 (--listen) without a cluster secret.*--insecure" "$T/err" ||
 	fail "0.0.0.0 without a secret: $(cat "$T/err")"
+expect_exit 2 timeout -k 2 30 "$SHOAL_MASTER_BIN" --listen 127.0.0.1:0 --http 0.0.0.0:0 --state-dir "$T/state2"
+grep -q "refusing to listen on 0.0.0.0 (--http) without a cluster secret.*--insecure" "$T/err" ||
+	fail "--http 0.0.0.0 without a secret: $(cat "$T/err")"
 # The accepted cases bind the wildcard address inside a network namespace of their own (no
 # interface but a down loopback), so nothing is exposed to the machine's networks.
 if unshare -n true 2>/dev/null; then
 	for args in "--insecure" "--secret-file $SECRET"; do
 		rm -f "$T/wild.log"
 		# shellcheck disable=SC2086
-		unshare -n "$SHOAL_MASTER_BIN" --listen 0.0.0.0:0 --state-dir "$T/state3" $args \
+		unshare -n "$SHOAL_MASTER_BIN" --listen 0.0.0.0:0 --http 0.0.0.0:0 --state-dir "$T/state3" $args \
 			2>"$T/wild.log" &
 		wild=$!
 		PIDS+=("$wild")
 		DAEMON[$wild]=shoal-master
 		wait_for 100 "the master on 0.0.0.0 ($args)" grep -q "event=listening address=0.0.0.0" "$T/wild.log"
 		if [ "$args" = --insecure ]; then
-			grep -q "WARN master: event=insecure INSECURE" "$T/wild.log" || fail "--insecure not logged loudly"
+			[ "$(grep -c "WARN master: event=insecure INSECURE" "$T/wild.log")" = 2 ] ||
+				fail "--insecure not logged loudly for both listeners: $(cat "$T/wild.log")"
 		fi
 		stop_pid "$wild"
 		[ "$STOP_RC" = 0 ] || fail "master on 0.0.0.0 ($args) exited $STOP_RC"
 	done
-	log "0.0.0.0: refused without a secret; started with --insecure (warned) and with a secret"
+	log "0.0.0.0 (--listen, --http): refused without a secret; started with --insecure (warned) and with a secret"
 else
 	log "no network namespaces here: the accepted 0.0.0.0 cases are not exercised"
 fi

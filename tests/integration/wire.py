@@ -16,6 +16,15 @@
                                      handshake is welcomed), role (a worker's Hello with a
                                      client's proof is refused for role binding), replay (a
                                      recorded Hello, and a recorded Proof, are refused)
+  wire.py conns PORT N SRC SECS      open N connections from source address SRC (127.0.0.x),
+                                     send nothing, hold them SECS seconds
+  wire.py hello PORT SRC             a plain client handshake from SRC: prints "welcomed" or
+                                     "refused: REASON"
+  wire.py stall PORT JOB SECS        fetch JOB's result asking for the largest window, print
+                                     our address and read nothing for SECS seconds
+  wire.py roles PORT LOG PID [SECRET]  a client sending worker messages and a worker sending
+                                     client messages are refused (logged), each on its own
+                                     connection; SECRET: authenticate first
   wire.py slow PORT LOG MODE PID     a handshake that never completes: silent (connect, send
                                      nothing) or dribble (a Hello, one byte a second); the
                                      master must close it at its handshake deadline
@@ -198,6 +207,8 @@ CASES = {
                             ["unpack", "malformed", "bad message"]),
     # Hello without its required version field.
     "missing-required": (frame(ld(1, vi(2, ROLE_CLIENT))), False, ["unpack", "malformed", "bad message", "refused"]),
+    # A frame of 8 KiB (for a master started with --max-frame 4096).
+    "bigframe": (frame(ld(99, b"x" * 8180)), False, ["exceeds"]),
 }
 
 
@@ -474,6 +485,75 @@ def slow(port, logpath, mode, pid):
     print("%s: closed after %.1f s, %d bytes sent: %s" % (mode, time.monotonic() - start, i, line))
 
 
+def connect_from(port, src):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def conns(port, n, src, secs):
+    socks = [connect_from(port, src) for _ in range(n)]
+    print("holding", flush=True)
+    time.sleep(secs)
+    for s in socks:
+        s.close()
+
+
+def plain_hello(port, src):
+    s = connect_from(port, src)
+    s.sendall(frame(hello(PROTOCOL_VERSION, ROLE_CLIENT)))
+    got = Reader(s).frames(5.0)
+    s.close()
+    if welcomed(got):
+        print("welcomed")
+    else:
+        print("refused: %s" % refusal_reason(got))
+
+
+def stall(port, job, secs):
+    s = connect(port)
+    # A small receive buffer, so that the master's queue fills without our reading a byte.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(frame(hello(PROTOCOL_VERSION, ROLE_CLIENT)))
+    # FetchResult{job_id, offset 0, window 256 MiB}; then nothing is read.
+    s.sendall(frame(ld(14, vi(1, job) + vi(2, 0) + vi(3, 256 << 20))))
+    print("127.0.0.1:%d" % s.getsockname()[1], flush=True)
+    time.sleep(secs)
+    s.close()
+
+
+def roles(port, logpath, pid, secret):
+    key = read_secret(secret) if secret else None
+    cases = [
+        # (role, what it sends that the role may not, its Envelope bytes)
+        (ROLE_CLIENT, "heartbeat", ld(4, vi(1, 0))),
+        (ROLE_CLIENT, "result_batch", ld(6, ld(1, vi(1, 1) + vi(2, 0) + vi(3, 1) + vi(4, 1)))),
+        (ROLE_CLIENT, "blob_request", ld(28, ld(1, b"\x00" * 32))),
+        (ROLE_WORKER, "submit", ld(8, ld(1, ld(1, b"count") + ld(3, vi(1, 0) + vi(2, 10))))),
+        (ROLE_WORKER, "cancel", ld(17, vi(1, 1))),
+        (ROLE_WORKER, "list_jobs", ld(18, b"")),
+        (ROLE_WORKER, "fetch_result", ld(14, vi(1, 1))),
+        (ROLE_WORKER, "upload_chunk", ld(10, vi(1, 1) + ld(2, b"1\n"))),
+    ]
+    for role, kind, env in cases:
+        if key is not None:
+            s, r, _, pf, got = auth_start(port, key, role, role)
+            if pf is None or not welcomed(got):
+                die("roles: the handshake as %d failed: %r" % (role, refusal_reason(got)))
+        else:
+            s = connect(port)
+            s.sendall(frame(hello(PROTOCOL_VERSION, role, name="roles", slots=1)))
+            r = Reader(s)
+            if not welcomed(r.frames(5.0)):
+                die("roles: not welcomed")
+        s.sendall(frame(env))
+        who = "worker" if role == ROLE_WORKER else "client"
+        expect_refused("%s-sends-%s" % (who, kind), s, r, [], logpath, pid,
+                       ["a %s may not send %s" % (who, kind)])
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -486,6 +566,14 @@ def main():
         overrun(int(a[1]), a[2], int(a[3]))
     elif a[0] == "auth":
         auth(int(a[1]), a[2], a[3], a[4], int(a[5]))
+    elif a[0] == "conns":
+        conns(int(a[1]), int(a[2]), a[3], float(a[4]))
+    elif a[0] == "hello":
+        plain_hello(int(a[1]), a[2])
+    elif a[0] == "stall":
+        stall(int(a[1]), int(a[2]), float(a[3]))
+    elif a[0] == "roles":
+        roles(int(a[1]), a[2], int(a[3]), a[4] if len(a) > 4 else None)
     elif a[0] == "slow":
         slow(int(a[1]), a[2], a[3], int(a[4]))
     elif a[0] == "fakeworker":
