@@ -369,7 +369,8 @@ void journal_put_job(struct journal_batch *b, const struct journal_job *job)
 	o->job.spec = dup_mem(job->spec, job->spec_len);
 	o->job.error = job->error ? xstrdup(job->error) : NULL;
 	o->job.result = dup_mem(job->result, job->result_len);
-	o->job.parts = job->parts ? dup_mem(job->parts, 2 * job->nparts * sizeof(uint64_t)) : NULL;
+	o->job.parts =
+	    job->parts ? dup_mem(job->parts, 2 * (size_t)job->nparts * sizeof(uint64_t)) : NULL;
 }
 
 void journal_put_task(struct journal_batch *b, const struct journal_task *task)
@@ -453,10 +454,10 @@ static int run_op(struct journal *j, const struct bop *o, uint64_t *max_id)
 		sqlite3_bind_int64(st, 4, (sqlite3_int64)t->out_off);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)t->out_len);
 		if (t->nsegs) {
-			uint64_t *pairs = xmalloc(2 * t->nsegs * sizeof(*pairs));
+			uint64_t *pairs = xmalloc(2 * (size_t)t->nsegs * sizeof(*pairs));
 			for (uint32_t i = 0; i < t->nsegs; i++) {
-				pairs[2 * i] = t->seg_off[i];
-				pairs[2 * i + 1] = t->seg_len[i];
+				pairs[2 * (size_t)i] = t->seg_off[i];
+				pairs[2 * (size_t)i + 1] = t->seg_len[i];
 			}
 			bind_u64s(st, 6, pairs, 2 * (size_t)t->nsegs);
 			free(pairs);
@@ -547,8 +548,8 @@ static int load_tasks(struct journal *j, uint64_t job, const struct journal_load
 			off = xmalloc(t.nsegs * sizeof(*off));
 			len = xmalloc(t.nsegs * sizeof(*len));
 			for (uint32_t i = 0; i < t.nsegs; i++) {
-				off[i] = segs[2 * i];
-				len[i] = segs[2 * i + 1];
+				off[i] = segs[2 * (size_t)i];
+				len[i] = segs[2 * (size_t)i + 1];
 			}
 		}
 		t.seg_off = off;

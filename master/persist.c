@@ -257,10 +257,10 @@ static void fill_row(const struct job *j, struct journal_job *r, uint64_t **part
 	*parts_out = NULL;
 	/* An uploaded (or chained) input's cut points, once it is cut: the map stage's. */
 	if (!jobs_finished(j) && j->input == INPUT_UPLOAD && j->tasks && !j->reducing) {
-		uint64_t *parts = xmalloc((j->ntasks ? j->ntasks : 1) * 2 * sizeof(*parts));
+		uint64_t *parts = xmalloc((j->ntasks ? (size_t)j->ntasks : 1) * 2 * sizeof(*parts));
 		for (uint32_t i = 0; i < j->ntasks; i++) {
-			parts[2 * i] = j->tasks[i].in_off;
-			parts[2 * i + 1] = j->tasks[i].in_len;
+			parts[2 * (size_t)i] = j->tasks[i].in_off;
+			parts[2 * (size_t)i + 1] = j->tasks[i].in_len;
 		}
 		r->parts = parts;
 		r->nparts = j->ntasks;

@@ -280,7 +280,7 @@ static int on_job(void *arg, const struct journal_job *r)
 	rc->cur_resumes = true;
 	if (rc->nresume == rc->resume_cap) {
 		rc->resume_cap = rc->resume_cap ? rc->resume_cap * 2 : 16;
-		rc->resume = xrealloc(rc->resume, rc->resume_cap * sizeof(*rc->resume));
+		rc->resume = xrealloc(rc->resume, rc->resume_cap * sizeof(struct job *));
 	}
 	rc->resume[rc->nresume++] = j;
 	return 0;

@@ -49,9 +49,10 @@ wait_state() {
 
 # ---- --after a running job: waits, then runs
 printf 'a b\nb c\n' >"$T/small.txt"
-# A runs long enough for the checks below to happen while it runs, even on a loaded machine
-# where each client command takes a few hundred ms (1.5 s was not).
-A=$(submit --exec 'sleep 6; cat' --range 0:2 --partitions 2 --name A)
+# A runs until the test releases it (bounded: 60 s), so that however slow the machine is, B
+# and C are checked while A still runs.
+A=$(submit --exec "i=0; while [ ! -e '$T/release-a' ] && [ \$i -lt 600 ]; do sleep 0.1; i=\$((i + 1)); done; cat" \
+	--range 0:2 --partitions 2 --name A)
 wait_state "$A" running 50 || fail "job $A never ran: $(job_json "$A")"
 B=$(submit --op sum --range 0:100 --after "$A" --name B)
 C=$(submit --op wordcount --input "$T/small.txt" --after "$A" --name C)
@@ -65,6 +66,7 @@ for id in "$B" "$C"; do
 		problem "job $id (--after running job $A, input $([ "$id" = "$B" ] && echo range || echo uploaded)) is in state '$(jq -r .state <<<"$st")' while it waits, expected 'queued'"
 done
 [ "$(field "$A" .state)" = running ] || fail "job $A ended too soon for this test: $(job_json "$A")"
+touch "$T/release-a"
 expect_exit 0 shoal wait "$B"
 expect_exit 0 shoal wait "$C"
 [ "$(shoal result "$B")" = 4950 ] || problem "job $B result: $(shoal result "$B")"

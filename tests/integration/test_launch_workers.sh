@@ -2,7 +2,8 @@
 # deploy/launch-workers.sh against two "hosts" that are directories on this machine: a fake
 # `ssh` on PATH runs the remote command with sh in the host's directory (its home), a fake `scp`
 # copies into it, so the script's real logic runs (remote dir and PID file, detached start,
-# status, stop by the recorded PID, refusals) with real workers on 127.0.0.1.
+# status, stop by the recorded PID, refusals) with real workers on 127.0.0.1, and the cluster
+# secret is copied to each host as a 0600 file, never on a command line.
 source "$(dirname "$0")/lib.sh"
 
 SCRIPT=$(cd "$TESTS_DIR/../.." && pwd)/deploy/launch-workers.sh
@@ -43,7 +44,9 @@ EOF2
 
 launch() { PATH="$T/bin:$PATH" SHOAL_WORKER_BIN=$SHOAL_WORKER_BIN timeout -k 5 120 "$SCRIPT" "$T/hosts.txt" "$@"; }
 
-start_master
+(umask 077 && head -c 32 /dev/urandom | base64 >"$T/secret")
+export SHOAL_SECRET_FILE=$T/secret
+start_master --secret-file "$T/secret"
 
 expect_exit 0 launch start
 log "start: $(tr '\n' ' ' <"$T/out") / $(tr '\n' ' ' <"$T/err")"
@@ -53,6 +56,8 @@ declare -A PID=()
 for h in node-a node-b; do
 	d=$FAKE_HOSTS/$h/.shoal-worker
 	[ "$(stat -c %a "$d")" = 700 ] || fail "$h: remote dir mode $(stat -c %a "$d"), expected 700"
+	[ "$(stat -c %a "$d/secret")" = 600 ] || fail "$h: secret mode $(stat -c %a "$d/secret"), expected 600"
+	cmp -s "$T/secret" "$d/secret" || fail "$h: the secret was not copied intact"
 	PID[$h]=$(cat "$d/worker.pid")
 	# Not our children (setsid'd through "ssh"), but lib.sh's cleanup stops them if we fail.
 	PIDS+=("${PID[$h]}")
@@ -79,6 +84,7 @@ grep -q "^node-a: stopped: pid ${PID[node-a]}$" "$T/out" || fail "stop: $(cat "$
 for h in node-a node-b; do
 	! alive "${PID[$h]}" || fail "$h: pid ${PID[$h]} still runs after stop"
 	[ ! -e "$FAKE_HOSTS/$h/.shoal-worker/worker.pid" ] || fail "$h: worker.pid left after stop"
+	[ ! -e "$FAKE_HOSTS/$h/.shoal-worker/secret" ] || fail "$h: the secret was left after stop"
 	grep -q 'stopped status=0' "$FAKE_HOSTS/$h/.shoal-worker/worker.log" ||
 		fail "$h: the worker did not stop cleanly: $(tail -n 3 "$FAKE_HOSTS/$h/.shoal-worker/worker.log")"
 done
@@ -93,9 +99,15 @@ grep -q '^node-a: not running$' "$T/out" || fail "stop when stopped: $(cat "$T/o
 SHOAL_MASTER='' expect_exit 2 launch start
 grep -q 'start needs SHOAL_MASTER' "$T/err" || fail "no SHOAL_MASTER: $(cat "$T/err")"
 expect_exit 2 launch restart
+chmod 640 "$T/secret"
+expect_exit 2 launch start
+grep -q 'readable by group or others' "$T/err" || fail "group-readable secret: $(cat "$T/err")"
+chmod 600 "$T/secret"
 echo "node-z" >"$T/hosts.txt"
 expect_exit 1 launch status
 grep -q 'Could not resolve hostname node-z' "$T/out" || fail "unknown host: $(cat "$T/out")"
 
 grep -q -- '-o BatchMode=yes' "$SSH_LOG" || fail "ssh runs without BatchMode"
+! grep -qF -- "$(cat "$T/secret")" "$SSH_LOG" || fail "the secret appeared on an ssh/scp command line"
+grep -q "^scp .*$T/secret node-a:.shoal-worker/secret\$" "$SSH_LOG" || fail "the secret was not sent with scp"
 log "launch-workers.sh: started, listed and stopped 2 workers through ssh"

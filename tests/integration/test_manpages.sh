@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The man pages (doc/*.scd, rendered by scdoc at build time) and --help list the same long
-# options, both ways, for each program: a flag added to an option table without its man page
-# entry (or left in a page after it is gone) fails here, naming the page to edit.
+# options, both ways, for each program, and shoal(1) and `shoal --help` the same commands: a
+# flag or command added without its man page entry (or left in a page after it is gone) fails
+# here, naming the file to edit.
 source "$(dirname "$0")/lib.sh"
 
 MAN_DIR=$SHOAL_BUILD/doc
@@ -42,3 +43,16 @@ for pair in "shoal:$SHOAL_CLIENT_BIN:shoal.1" "shoal-master:$SHOAL_MASTER_BIN:sh
 	checked=$((checked + 1))
 done
 [ "$checked" = 3 ] || fail "checked $checked programs, expected 3"
+
+# shoal's commands: the "Commands:" block of --help and the COMMANDS section of shoal(1).
+"$SHOAL_CLIENT_BIN" --help | awk '/^Commands:/ { on = 1; next } on && /^$/ { exit }
+	on && /^  [a-z]/ { print $1 }' | sort -u >"$T/commands.help"
+awk '/^\.SH COMMANDS/ { on = 1; next } on && /^\.SH/ { exit }
+	on && prev ~ /^\\fB[a-z]/ && $0 ~ /^\.RS/ { print prev } { prev = $0 }' "$MAN_DIR/shoal.1" |
+	sed -E 's/^\\fB([a-z]+)\\fR.*/\1/' | sort -u >"$T/commands.man"
+[ -s "$T/commands.help" ] || fail "shoal --help lists no commands (format changed? see this test)"
+missing=$(comm -23 "$T/commands.help" "$T/commands.man" | tr '\n' ' ')
+stale=$(comm -13 "$T/commands.help" "$T/commands.man" | tr '\n' ' ')
+[ -z "$missing" ] || fail "shoal --help has commands shoal(1) lacks: ${missing}(add them to doc/shoal.1.scd, COMMANDS)"
+[ -z "$stale" ] || fail "shoal(1) documents commands shoal --help does not list: ${stale}(add them to the usage in client/cli.c)"
+log "shoal: $(wc -l <"$T/commands.help") commands, in --help and in shoal.1"
