@@ -45,8 +45,11 @@ done
 [ "$checked" = 3 ] || fail "checked $checked programs, expected 3"
 
 # shoal's commands: the "Commands:" block of --help and the COMMANDS section of shoal(1).
-"$SHOAL_CLIENT_BIN" --help | awk '/^Commands:/ { on = 1; next } on && /^$/ { exit }
-	on && /^  [a-z]/ { print $1 }' | sort -u >"$T/commands.help"
+# (--help goes to a file first: awk stops reading at the block's end, and a shoal still writing
+# then gets EPIPE and exits 1, which pipefail would turn into a silent failure of this test.)
+"$SHOAL_CLIENT_BIN" --help >"$T/shoal.help-text"
+awk '/^Commands:/ { on = 1; next } on && /^$/ { exit }
+	on && /^  [a-z]/ { print $1 }' "$T/shoal.help-text" | sort -u >"$T/commands.help"
 awk '/^\.SH COMMANDS/ { on = 1; next } on && /^\.SH/ { exit }
 	on && prev ~ /^\\fB[a-z]/ && $0 ~ /^\.RS/ { print prev } { prev = $0 }' "$MAN_DIR/shoal.1" |
 	sed -E 's/^\\fB([a-z]+)\\fR.*/\1/' | sort -u >"$T/commands.man"
