@@ -753,36 +753,6 @@ static void fmt_ago(uint64_t ms, char *out, size_t n)
 		snprintf(out, n, "%" PRIu64 "s ago", (now - ms) / 1000);
 }
 
-static void json_kv_str(struct json *j, const char *k, const char *v)
-{
-	json_key(j, k);
-	json_string(j, v);
-}
-
-static void json_kv_str_or_null(struct json *j, const char *k, const char *v)
-{
-	json_key(j, k);
-	if (v[0])
-		json_string(j, v);
-	else
-		json_null(j);
-}
-
-static void json_kv_u64(struct json *j, const char *k, uint64_t v)
-{
-	json_key(j, k);
-	json_u64(j, v);
-}
-
-static void json_kv_ms(struct json *j, const char *k, uint64_t v)
-{
-	json_key(j, k);
-	if (v)
-		json_u64(j, v);
-	else
-		json_null(j);
-}
-
 static void json_job(struct json *j, const struct shoal_job_info *i)
 {
 	json_object_begin(j);
@@ -800,14 +770,14 @@ static void json_job(struct json *j, const struct shoal_job_info *i)
 	json_kv_u64(j, "input_bytes", i->input_bytes);
 	json_kv_u64(j, "records", i->records);
 	json_kv_u64(j, "result_size", i->result_size);
-	json_kv_ms(j, "submitted_ms", i->submitted_ms);
-	json_kv_ms(j, "started_ms", i->started_ms);
-	json_kv_ms(j, "finished_ms", i->finished_ms);
+	json_kv_u64_or_null(j, "submitted_ms", i->submitted_ms);
+	json_kv_u64_or_null(j, "started_ms", i->started_ms);
+	json_kv_u64_or_null(j, "finished_ms", i->finished_ms);
 	json_kv_str_or_null(j, "error", i->error);
 	/* 1-based place under the master's queue policy; null once the job is not queued. */
-	json_kv_ms(j, "queue_position", i->queue_position);
+	json_kv_u64_or_null(j, "queue_position", i->queue_position);
 	json_kv_u64(j, "cost", i->cost);
-	json_kv_ms(j, "after", i->after);
+	json_kv_u64_or_null(j, "after", i->after);
 	json_kv_u64(j, "partitions_recovered", i->partitions_recovered);
 	json_kv_u64(j, "tasks_dispatched", i->tasks_dispatched);
 	json_object_end(j);
@@ -827,8 +797,8 @@ static void json_worker(struct json *j, const struct shoal_worker_info *w)
 	json_kv_u64(j, "tasks_failed", w->tasks_failed);
 	json_key(j, "allow_exec");
 	json_bool(j, w->allow_exec);
-	json_kv_ms(j, "connected_ms", w->connected_ms);
-	json_kv_ms(j, "last_heartbeat_ms", w->last_heartbeat_ms);
+	json_kv_u64_or_null(j, "connected_ms", w->connected_ms);
+	json_kv_u64_or_null(j, "last_heartbeat_ms", w->last_heartbeat_ms);
 	json_object_end(j);
 }
 

@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,8 +37,7 @@ static int addr_copy_host(const char *h, size_t n, char *host, size_t hostlen, c
 {
 	for (size_t i = 0; i < n; i++) {
 		if (isspace((unsigned char)h[i]) || h[i] == '[' || h[i] == ']')
-			return errorf(err, errlen, "invalid character in host '%.*s'", (int)n,
-			                 h);
+			return errorf(err, errlen, "invalid character in host '%.*s'", (int)n, h);
 	}
 	if (n + 1 > hostlen)
 		return errorf(err, errlen, "host too long (%zu bytes)", n);
@@ -77,7 +77,7 @@ int addr_parse(const char *s, uint16_t default_port, char *host, size_t hostlen,
 			struct in6_addr a6;
 			if (inet_pton(AF_INET6, s, &a6) != 1)
 				return errorf(err, errlen,
-				                 "'%s': write IPv6 addresses as [ADDR]:PORT", s);
+				              "'%s': write IPv6 addresses as [ADDR]:PORT", s);
 			h = s;
 			hn = strlen(s);
 		} else if (colon != NULL) {
@@ -119,4 +119,38 @@ int addr_is_loopback(const char *host)
 		return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
 	}
 	return 0;
+}
+
+int addr_ip_port(const struct sockaddr_storage *ss, char *ip, size_t iplen, uint16_t *port)
+{
+	const void *raw;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		raw = &in->sin_addr;
+		*port = ntohs(in->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		raw = &in6->sin6_addr;
+		*port = ntohs(in6->sin6_port);
+	} else {
+		raw = NULL;
+	}
+	if (raw == NULL || inet_ntop(ss->ss_family, raw, ip, (socklen_t)iplen) == NULL) {
+		snprintf(ip, iplen, "?");
+		*port = 0;
+		return -1;
+	}
+	return 0;
+}
+
+void addr_format(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+	uint16_t port;
+	if (addr_ip_port(ss, ip, sizeof(ip), &port) < 0)
+		snprintf(out, len, "?");
+	else if (ss->ss_family == AF_INET6)
+		snprintf(out, len, "[%s]:%u", ip, port);
+	else
+		snprintf(out, len, "%s:%u", ip, port);
 }

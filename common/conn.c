@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "codec.h"
 #include "frame.h"
@@ -659,18 +660,10 @@ static void conn_fill_peer(struct conn *c)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
-	char ip[INET6_ADDRSTRLEN];
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
-	    uv_ip_name((struct sockaddr *)&ss, ip, sizeof(ip)) != 0) {
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
 		snprintf(c->peer, sizeof(c->peer), "?");
-		return;
-	}
-	if (ss.ss_family == AF_INET6)
-		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip,
-		         ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
 	else
-		snprintf(c->peer, sizeof(c->peer), "%s:%u", ip,
-		         ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		addr_format(&ss, c->peer, sizeof(c->peer));
 }
 
 /* An IPPROTO_TCP option on the connection's socket: 0 or a negative errno. */

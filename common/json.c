@@ -204,3 +204,33 @@ int json_write(struct json *j, FILE *f)
 		return -1;
 	return 0;
 }
+
+void json_kv_u64(struct json *j, const char *key, uint64_t v)
+{
+	json_key(j, key);
+	json_u64(j, v);
+}
+
+void json_kv_u64_or_null(struct json *j, const char *key, uint64_t v)
+{
+	json_key(j, key);
+	if (v)
+		json_u64(j, v);
+	else
+		json_null(j);
+}
+
+void json_kv_str(struct json *j, const char *key, const char *v)
+{
+	json_key(j, key);
+	json_string(j, v);
+}
+
+void json_kv_str_or_null(struct json *j, const char *key, const char *v)
+{
+	json_key(j, key);
+	if (v != NULL && *v != '\0')
+		json_string(j, v);
+	else
+		json_null(j);
+}

@@ -38,6 +38,13 @@ void json_i64(struct json *j, int64_t v);
 void json_bool(struct json *j, bool v);
 void json_null(struct json *j);
 
+/* An object member in one call. The _or_null forms write null for 0 or an empty/NULL string,
+ * where those mean "not yet" or "none". */
+void json_kv_u64(struct json *j, const char *key, uint64_t v);
+void json_kv_u64_or_null(struct json *j, const char *key, uint64_t v);
+void json_kv_str(struct json *j, const char *key, const char *v);
+void json_kv_str_or_null(struct json *j, const char *key, const char *v);
+
 /* Appends s (len bytes) as a quoted, escaped JSON string. */
 void json_escape(struct buf *b, const char *s, size_t len);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "auth.h"
 #include "json.h"
 #include "log.h"
@@ -194,31 +195,6 @@ static const char *http_strategy_name(Shoal__Strategy s)
 	default:
 		return "default";
 	}
-}
-
-static void json_kv_u64(struct json *j, const char *k, uint64_t v)
-{
-	json_key(j, k);
-	json_u64(j, v);
-}
-
-/* A number, or null when 0 means "not yet" / "none". */
-static void json_kv_u64_or_null(struct json *j, const char *k, uint64_t v)
-{
-	json_key(j, k);
-	if (v)
-		json_u64(j, v);
-	else
-		json_null(j);
-}
-
-static void json_kv_str_or_null(struct json *j, const char *k, const char *v)
-{
-	json_key(j, k);
-	if (v && *v)
-		json_string(j, v);
-	else
-		json_null(j);
 }
 
 /* The fields and names of `shoal jobs --json`. */
@@ -647,19 +623,10 @@ static void http_on_connection(uv_stream_t *server, int status)
 	}
 	struct sockaddr_storage sa;
 	int len = sizeof(sa);
-	snprintf(hc->peer, sizeof(hc->peer), "?");
-	if (uv_tcp_getpeername(&hc->tcp, (struct sockaddr *)&sa, &len) == 0) {
-		char ip[48] = "?";
-		if (sa.ss_family == AF_INET6) {
-			uv_ip6_name((struct sockaddr_in6 *)&sa, ip, sizeof(ip));
-			snprintf(hc->peer, sizeof(hc->peer), "[%s]:%u", ip,
-			         ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
-		} else {
-			uv_ip4_name((struct sockaddr_in *)&sa, ip, sizeof(ip));
-			snprintf(hc->peer, sizeof(hc->peer), "%s:%u", ip,
-			         ntohs(((struct sockaddr_in *)&sa)->sin_port));
-		}
-	}
+	if (uv_tcp_getpeername(&hc->tcp, (struct sockaddr *)&sa, &len) == 0)
+		addr_format(&sa, hc->peer, sizeof(hc->peer));
+	else
+		snprintf(hc->peer, sizeof(hc->peer), "?");
 	if (m->http_nconns > HTTP_MAX_CONNS) {
 		log_warn(HTTP_SUBSYS, "peer=%s event=refused why=\"more than %u connections\"",
 		         hc->peer, HTTP_MAX_CONNS);
@@ -714,18 +681,9 @@ int http_start(struct master *m)
 	struct sockaddr_storage bound;
 	int len = sizeof(bound);
 	uv_tcp_getsockname(&m->http_listener, (struct sockaddr *)&bound, &len);
-	char ip[64] = "?";
-	uint16_t port = 0;
-	if (bound.ss_family == AF_INET6) {
-		uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof(ip));
-		port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-	} else {
-		uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof(ip));
-		port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-	}
-	log_info("master", "event=http_listening address=%s%s%s:%u",
-	         bound.ss_family == AF_INET6 ? "[" : "", ip, bound.ss_family == AF_INET6 ? "]" : "",
-	         port);
+	char where[64];
+	addr_format(&bound, where, sizeof(where));
+	log_info("master", "event=http_listening address=%s", where);
 	return 0;
 }
 

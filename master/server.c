@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "codec.h"
 #include "handshake.h"
 #include "log.h"
@@ -342,13 +343,11 @@ static void peer_ip(struct conn *c, char *out, size_t n)
 {
 	struct sockaddr_storage sa;
 	int len = sizeof(sa);
-	snprintf(out, n, "?");
+	uint16_t port;
 	if (uv_tcp_getpeername(conn_tcp(c), (struct sockaddr *)&sa, &len) != 0)
-		return;
-	if (sa.ss_family == AF_INET6)
-		uv_ip6_name((struct sockaddr_in6 *)&sa, out, n);
-	else if (sa.ss_family == AF_INET)
-		uv_ip4_name((struct sockaddr_in *)&sa, out, n);
+		snprintf(out, n, "?");
+	else
+		addr_ip_port(&sa, out, n, &port);
 }
 
 /* Calls fn for every open connection: not yet admitted (with_pending), workers, clients.
@@ -533,19 +532,12 @@ int server_start(struct master *m)
 	struct sockaddr_storage bound;
 	int len = sizeof(bound);
 	uv_tcp_getsockname(&m->listener, (struct sockaddr *)&bound, &len);
-	char ip[64] = "?";
-	uint16_t port = 0;
-	if (bound.ss_family == AF_INET6) {
-		uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof(ip));
-		port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-	} else {
-		uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof(ip));
-		port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-	}
-	log_info("master", "event=listening address=%s:%u state_dir=%s policy=%s", ip, port,
+	char where[64];
+	addr_format(&bound, where, sizeof(where));
+	log_info("master", "event=listening address=%s state_dir=%s policy=%s", where,
 	         m->cfg.state_dir, policy_name(m->cfg.policy));
 	char status[128];
-	snprintf(status, sizeof(status), "listening on %s:%u", ip, port);
+	snprintf(status, sizeof(status), "listening on %s", where);
 	notify_ready(status);
 
 	uv_timer_init(m->loop, &m->sweep);

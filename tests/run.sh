@@ -4,7 +4,7 @@
 #   bash tests/run.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   bash tests/run.sh --fuzz       clang + libFuzzer (build-fuzz/): the 'fuzz' suite only, each
 #                                  fuzz target for SHOAL_FUZZ_SECONDS (default 20) seconds
-# Ends with a line "N passed, N failed[, N skipped]" counted from meson's test log.
+# Ends with a line "N passed, N failed" counted from meson's test log (skipped tests are named on the line before).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

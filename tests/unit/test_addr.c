@@ -2,6 +2,8 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "addr.h"
 
@@ -95,6 +97,43 @@ START_TEST(test_addr_host_too_long)
 }
 END_TEST
 
+/* Logs and errors name peers as IP:PORT, IPv6 in brackets, and never print garbage for an
+ * address family they do not know. */
+START_TEST(test_addr_format)
+{
+	struct sockaddr_storage ss;
+	char out[64], ip[64];
+	uint16_t port;
+
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	in->sin_family = AF_INET;
+	in->sin_port = htons(7411);
+	ck_assert_int_eq(inet_pton(AF_INET, "10.77.1.2", &in->sin_addr), 1);
+	addr_format(&ss, out, sizeof(out));
+	ck_assert_str_eq(out, "10.77.1.2:7411");
+	ck_assert_int_eq(addr_ip_port(&ss, ip, sizeof(ip), &port), 0);
+	ck_assert_str_eq(ip, "10.77.1.2");
+	ck_assert_uint_eq(port, 7411);
+
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = htons(65535);
+	ck_assert_int_eq(inet_pton(AF_INET6, "::1", &in6->sin6_addr), 1);
+	addr_format(&ss, out, sizeof(out));
+	ck_assert_str_eq(out, "[::1]:65535");
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_UNIX;
+	addr_format(&ss, out, sizeof(out));
+	ck_assert_str_eq(out, "?");
+	ck_assert_int_eq(addr_ip_port(&ss, ip, sizeof(ip), &port), -1);
+	ck_assert_str_eq(ip, "?");
+	ck_assert_uint_eq(port, 0);
+}
+END_TEST
+
 START_TEST(test_addr_loopback)
 {
 	ck_assert(addr_is_loopback("127.0.0.1"));
@@ -122,6 +161,7 @@ static Suite *addr_suite(void)
 	tcase_add_loop_test(tc, test_addr_bad, 0, (int)(sizeof(addr_bad) / sizeof(addr_bad[0])));
 	tcase_add_test(tc, test_addr_host_too_long);
 	tcase_add_test(tc, test_addr_loopback);
+	tcase_add_test(tc, test_addr_format);
 	suite_add_tcase(s, tc);
 	return s;
 }
