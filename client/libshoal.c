@@ -733,25 +733,6 @@ void shoal_job_spec_init(struct shoal_job_spec *spec)
 	spec->retries = -1;
 }
 
-/* Reads up to n bytes, stopping early only at end of file. -1 with errno on error. */
-static ssize_t read_full(int fd, uint8_t *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = read(fd, p + got, n - got);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
 static void upload_abort(shoal_client *c, struct call *call)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
@@ -783,7 +764,7 @@ static void upload_pump(shoal_client *c, struct call *call)
 			want = (size_t)room;
 		if (call->size_known && want > call->size - call->sent)
 			want = (size_t)(call->size - call->sent);
-		got = want ? read_full(call->fd, call->chunk, want) : 0;
+		got = want ? read_all(call->fd, call->chunk, want) : 0;
 		if (got < 0) {
 			int e = errno;
 			upload_abort(c, call);

@@ -249,20 +249,6 @@ static void top_size(unsigned *width, unsigned *height)
 	}
 }
 
-static void top_write_all(const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(STDOUT_FILENO, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 static uint64_t top_now_ms(void)
 {
 	return mono_us() / 1000;
@@ -359,7 +345,8 @@ int top_run(shoal_client *c, const struct top_options *o)
 				buf_append_byte(&frame, '\n');
 			top_render(&frame, o->master, ws, nw, js, nj, rate, 0, 0);
 		}
-		top_write_all(frame.data, frame.len);
+		(void)write_all(STDOUT_FILENO, frame.data,
+		                frame.len); /* a closed terminal: nothing to tell */
 		free(ws);
 		free(js);
 		if (o->iterations && n + 1 >= o->iterations)

@@ -52,24 +52,15 @@ int auth_secret_load(const char *path, uint8_t **key, size_t *len, char *err, si
 		              (unsigned)(st.st_mode & 07777), path);
 	}
 	uint8_t *buf = xmalloc(AUTH_SECRET_MAX + 1);
-	size_t n = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + n, AUTH_SECRET_MAX + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-			close(fd);
-			auth_secret_free(&buf, AUTH_SECRET_MAX + 1);
-			return errorf(err, errlen, "cannot read secret file %s: %s", path,
-			              strerror(e));
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		if (n > AUTH_SECRET_MAX)
-			break;
+	/* One byte more than the limit tells an over-long secret from one that fits. */
+	ssize_t got = read_all(fd, buf, AUTH_SECRET_MAX + 1);
+	if (got < 0) {
+		int e = errno;
+		close(fd);
+		auth_secret_free(&buf, AUTH_SECRET_MAX + 1);
+		return errorf(err, errlen, "cannot read secret file %s: %s", path, strerror(e));
 	}
+	size_t n = (size_t)got;
 	close(fd);
 	if (n > AUTH_SECRET_MAX) {
 		auth_secret_free(&buf, AUTH_SECRET_MAX + 1);

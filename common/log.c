@@ -3,6 +3,7 @@
  * Each line is formatted into a stack buffer and written with a single write(2), so lines from
  * several threads (libuv's pool, the loop) never interleave mid-line. */
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -45,21 +46,6 @@ int log_level_parse(const char *s, enum log_level *out)
 	return -1;
 }
 
-/* Writes all of buf, retrying on partial writes and EINTR; a failing stderr is ignored. */
-static void log_write_all(const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(STDERR_FILENO, buf, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-}
-
 void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
 {
 	if ((int)level < atomic_load(&log_level))
@@ -96,5 +82,5 @@ void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
 		len += sizeof(more) - 1;
 	}
 	line[len++] = '\n';
-	log_write_all(line, len);
+	(void)write_all(STDERR_FILENO, line, len); /* a failing stderr is ignored */
 }

@@ -25,6 +25,11 @@ int errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format
  * or -1 with errno (ENOSPC if the device takes nothing). Blocking: off the loop. */
 ssize_t pread_all(int fd, void *p, size_t n, uint64_t off);
 int pwrite_all(int fd, const void *p, size_t n, uint64_t off);
+/* read/write of n bytes at the file position, for pipes and terminals too, with the same
+ * retries: read_all returns the bytes read (fewer only at end of input) or -1 with errno;
+ * write_all returns 0 or -1 with errno. */
+ssize_t read_all(int fd, void *p, size_t n);
+int write_all(int fd, const void *p, size_t n);
 
 /* Wall clock, unix milliseconds (for display and timestamps). */
 uint64_t wall_ms(void);

@@ -22,16 +22,6 @@ static int tmp_fd(void)
 	return fd;
 }
 
-static void write_all(int fd, const void *p, size_t n)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t w = write(fd, (const uint8_t *)p + done, n - done);
-		ck_assert_int_gt(w, 0);
-		done += (size_t)w;
-	}
-}
-
 static void read_file(int fd, struct buf *out)
 {
 	off_t size = lseek(fd, 0, SEEK_END);
@@ -111,15 +101,15 @@ static void check_merge(size_t nruns, size_t max_lines, bool long_lines)
 			buf_append_byte(&sorted, '\n');
 		}
 		buf_append(&all, sorted.data, sorted.len);
-		write_all(in_fd, "JUNK", 4);
+		ck_assert_int_eq(write_all(in_fd, "JUNK", 4), 0);
 		off += 4;
-		write_all(in_fd, sorted.data, sorted.len);
+		ck_assert_int_eq(write_all(in_fd, sorted.data, sorted.len), 0);
 		runs[r] = (struct merge_run){in_fd, off, sorted.len};
 		off += sorted.len;
 		buf_free(&sorted);
 		free(v);
 	}
-	write_all(in_fd, "zz", 2);
+	ck_assert_int_eq(write_all(in_fd, "zz", 2), 0);
 
 	/* The expected output. */
 	struct line *v = xcalloc(all.len + 1, sizeof(*v));
@@ -133,7 +123,7 @@ static void check_merge(size_t nruns, size_t max_lines, bool long_lines)
 	}
 
 	/* Output starts at the fd's current offset. */
-	write_all(out_fd, "HDR", 3);
+	ck_assert_int_eq(write_all(out_fd, "HDR", 3), 0);
 	char err[512];
 	uint64_t nbytes = 12345;
 	int rc = merge_runs(runs, nruns, false, out_fd, "/tmp", &nbytes, err, sizeof(err));
@@ -194,8 +184,8 @@ START_TEST(test_merge_long_lines)
 	buf_append(&b, "1\n", 2);
 	buf_append(&b, "q\n", 2);
 	int fa = tmp_fd(), fb = tmp_fd(), out = tmp_fd();
-	write_all(fa, a.data, a.len);
-	write_all(fb, b.data, b.len);
+	ck_assert_int_eq(write_all(fa, a.data, a.len), 0);
+	ck_assert_int_eq(write_all(fb, b.data, b.len), 0);
 	struct merge_run runs[2] = {{fa, 0, a.len}, {fb, 0, b.len}};
 	char err[256];
 	uint64_t n;
@@ -222,7 +212,7 @@ START_TEST(test_merge_separate_fds)
 	struct merge_run runs[4];
 	for (int i = 0; i < 4; i++) {
 		fds[i] = tmp_fd();
-		write_all(fds[i], texts[i], strlen(texts[i]));
+		ck_assert_int_eq(write_all(fds[i], texts[i], strlen(texts[i])), 0);
 		runs[i] = (struct merge_run){fds[i], 0, strlen(texts[i])};
 	}
 	int out = tmp_fd();
@@ -252,7 +242,7 @@ START_TEST(test_merge_grouped)
 	struct merge_run runs[2];
 	for (int i = 0; i < 2; i++) {
 		fds[i] = tmp_fd();
-		write_all(fds[i], texts[i], strlen(texts[i]));
+		ck_assert_int_eq(write_all(fds[i], texts[i], strlen(texts[i])), 0);
 		runs[i] = (struct merge_run){fds[i], 0, strlen(texts[i])};
 	}
 	int out = tmp_fd();
@@ -269,7 +259,7 @@ START_TEST(test_merge_grouped)
 	/* Whole-line order is not (key, rest) order: refused rather than merged wrongly. */
 	const char *bad = "a\x01\tx\na\ty\n";
 	int fd = tmp_fd();
-	write_all(fd, bad, strlen(bad));
+	ck_assert_int_eq(write_all(fd, bad, strlen(bad)), 0);
 	struct merge_run r = {fd, 0, strlen(bad)};
 	out = tmp_fd();
 	ck_assert_int_eq(merge_runs_grouped(&r, 1, out, NULL, &n, err, sizeof(err)), -1);
@@ -335,7 +325,7 @@ static void check_merge_keyed(size_t nruns, size_t max_keys)
 			buf_append_byte(&text, '\n');
 			all[nall++] = v[i];
 		}
-		write_all(in_fd, text.data, text.len);
+		ck_assert_int_eq(write_all(in_fd, text.data, text.len), 0);
 		runs[r] = (struct merge_run){in_fd, off, text.len};
 		off += text.len;
 		buf_free(&text);
@@ -392,7 +382,7 @@ static int merge_texts(const char *const *texts, size_t n, bool sum_keys, struct
 	uint64_t off = 0;
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(texts[i]);
-		write_all(in_fd, texts[i], len);
+		ck_assert_int_eq(write_all(in_fd, texts[i], len), 0);
 		runs[i] = (struct merge_run){in_fd, off, len};
 		off += len;
 	}
@@ -475,7 +465,7 @@ START_TEST(test_merge_malformed)
 
 	/* A run reaching past the end of its file; an fd that is not open. */
 	int fd = tmp_fd(), out = tmp_fd();
-	write_all(fd, "a\nb\n", 4);
+	ck_assert_int_eq(write_all(fd, "a\nb\n", 4), 0);
 	struct merge_run r = {fd, 0, 10};
 	uint64_t n;
 	ck_assert_int_eq(merge_runs(&r, 1, false, out, "/tmp", &n, err, sizeof(err)), -1);
@@ -505,7 +495,7 @@ START_TEST(test_merge_malformed_multipass)
 	uint64_t off = 0;
 	for (size_t i = 0; i < nruns; i++) {
 		const char *t = i == 130 ? "m\nl\n" : "a\nz\n";
-		write_all(in_fd, t, 4);
+		ck_assert_int_eq(write_all(in_fd, t, 4), 0);
 		runs[i] = (struct merge_run){in_fd, off, 4};
 		off += 4;
 	}

@@ -107,16 +107,6 @@ static int tmpfile_fd(void)
 	return fd;
 }
 
-static void write_all(int fd, const void *p, size_t n)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t w = write(fd, (const uint8_t *)p + done, n - done);
-		ck_assert_int_gt(w, 0);
-		done += (size_t)w;
-	}
-}
-
 static void read_all_from(int fd, uint64_t off, uint64_t n, struct buf *out)
 {
 	uint8_t *dst = buf_reserve(out, (size_t)n);
@@ -173,7 +163,7 @@ static void run_combined(const struct op_desc *d, Shoal__Arg **args, size_t narg
 			ck_assert_msg(op_run_check(d, partials[i].data, partials[i].len, err,
 			                           sizeof(err)) == 0,
 			              "check %s: %s", d->name, err);
-			write_all(in_fd, partials[i].data, partials[i].len);
+			ck_assert_int_eq(write_all(in_fd, partials[i].data, partials[i].len), 0);
 			runs[i] = (struct merge_run){in_fd, off, partials[i].len};
 			off += partials[i].len;
 		}
