@@ -13,6 +13,7 @@
  *   watch.c     progress updates to clients that watch a job
  *   persist.c   the journal on the loop: batched commits on the thread pool, recovery at start
  *   journal.c   the journal itself (SQLite, no loop)
+ *   trash.c     pruned jobs' directories, removed on the thread pool
  *   http.c      --http: JSON API, Prometheus metrics and the dashboard, on the same loop
  *
  * Task lifecycle (one partition of a job):
@@ -291,6 +292,7 @@ struct master {
 	char *jobs_dir;
 	char *blobs_dir;
 	struct persist *persist; /* the journal (persist.c) */
+	struct trash *trash;     /* pruned jobs' directories being removed (trash.c) */
 	bool exiting;            /* after the loop: files stay for the next start */
 
 	struct master_stats stats;
@@ -485,6 +487,15 @@ void persist_job_ended(struct job *j);
 /* Removes the oldest ended jobs beyond --keep-jobs (rows and files). */
 void persist_prune(struct master *m);
 void persist_client_gone(struct client *cl);
+
+/* trash.c */
+/* Starts the remover, and queues the pruned directories an earlier run left behind. */
+void trash_start(struct master *m);
+/* Takes a pruned job's directory out of use (renamed to DIR.pruned, on the loop) and removes
+ * it on the thread pool. The caller has made sure nothing uses the job's files any more. */
+void trash_put(struct master *m, const char *dir);
+/* After the loop: frees the queue (directories still in it are removed by the next start). */
+void trash_destroy(struct master *m);
 
 /* recover.c */
 /* Rebuilds the job table from the journal (persist_start calls it). */

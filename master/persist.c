@@ -11,14 +11,12 @@
  * waits for the timer (PERSIST_INTERVAL_MS), so a trickle of finished tasks does not cost one fsync
  * each.
  *
- * The loop never blocks on the disk, except at start (recovery), on the way out (the last
- * commit after the loop has ended) and when the retention limit removes a job's files. */
-#include <dirent.h>
+ * The loop never blocks on the disk, except at start (recovery) and on the way out (the last
+ * commit after the loop has ended); the retention limit's removals run on the pool (trash.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -424,28 +422,6 @@ void persist_client_gone(struct client *cl)
 
 /* ---- retention ---- */
 
-/* Removes a job's directory (its files are ours: spill, input, result, merge scratch). */
-static void remove_tree(const char *path)
-{
-	char child[PATH_MAX + 64];
-	DIR *d = opendir(path);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
-		struct stat st;
-		if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-			remove_tree(child);
-		else
-			unlink(child);
-	}
-	closedir(d);
-	rmdir(path);
-}
-
 /* Something still uses the ended job: a client watching or fetching it, a job that waits for
  * it or reads its result. */
 static bool job_in_use(const struct master *m, const struct job *j)
@@ -474,8 +450,10 @@ void persist_prune(struct master *m)
 		log_info("persist", "job=%llu event=pruned keep_jobs=%u", (unsigned long long)j->id,
 		         m->cfg.keep_jobs);
 		journal_drop_job(p->cur->b, j->id);
+		/* Renamed now, removed on the thread pool; destroyed, the job cannot be looked
+		 * up any more. */
 		if (j->dir)
-			remove_tree(j->dir);
+			trash_put(m, j->dir);
 		jobs_destroy(j);
 		p->nended--;
 	}
