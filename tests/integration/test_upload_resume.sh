@@ -125,3 +125,45 @@ for i in 1 2 3; do
 	same_files "$T/part.ref" "$T/sub.out" "upload killed right after submit ($i)"
 done
 log "submit then kill: 3 of 3 jobs came back whole"
+
+# ---- 4. A pipe's bytes go out as they come: a producer that writes a little and pauses does
+# not hold the upload back until a window's worth or the end of its input.
+rm -f "$T/feed" "$T/go"
+mkfifo "$T/feed"
+(
+	head -c 1000 "$T/part.txt"
+	for _ in $(seq 600); do
+		[ -e "$T/go" ] && break
+		sleep 0.1
+	done
+	tail -c +1001 "$T/part.txt"
+) >"$T/feed" &
+FEED=$!
+PIDS+=("$FEED")
+"$SHOAL_CLIENT_BIN" run --op wordcount --input - -q -o "$T/slow.out" <"$T/feed" 2>"$T/slow.err" &
+CL=$!
+PIDS+=("$CL")
+holds() {
+	curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/jobs" |
+		jq -e --argjson h "$1" '.[-1] | .state == "uploading" and .input_bytes == $h' >/dev/null
+}
+wait_for 600 "the first 1000 piped bytes at the master while the producer pauses" holds 1000
+
+# ---- 5. The client's connection is cut under it (ss -K, root only) while the master runs on:
+# the client connects again and resumes on the same master.
+port=$(ss -Htnp state established "( dport = :$MASTER_PORT )" 2>/dev/null |
+	grep "pid=$CL," | awk '{ print $3 }' | sed 's/.*://' | head -n 1)
+if [ -n "$port" ] && ss -K "( sport = :$port and dport = :$MASTER_PORT )" >/dev/null 2>&1 &&
+	! ss -Htn state established "( sport = :$port and dport = :$MASTER_PORT )" | grep -q .; then
+	J=$(curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/jobs" | jq '.[-1].job_id')
+	resumed_on_live() { [ -n "$(resumed "$J")" ]; }
+	wait_for 600 "the client resuming job $J on a new connection" resumed_on_live
+	log "cut connection: job $J resumed from byte $(resumed "$J")"
+else
+	log "cannot cut a connection here (ss -K needs root and kernel support): not exercised"
+fi
+: >"$T/go"
+rc=0
+wait "$CL" || rc=$?
+[ $rc = 0 ] || fail "shoal run from a slow pipe exited $rc: $(cat "$T/slow.err")"
+same_files "$T/part.ref" "$T/slow.out" "wordcount of a slow pipe"
