@@ -210,8 +210,9 @@ static void commit_done(uv_work_t *w, int status)
 				continue;
 			if (!pb->prom[i].upload_done)
 				jobs_send_submitted(pb->prom[i].cl->conn, j, pb->prom[i].window);
-			else if (!jobs_finished(j))
-				upload_send_complete(j, pb->prom[i].cl);
+			else if (!jobs_finished(j) || j->state == SHOAL__JOB_STATE__JOB_SUCCEEDED)
+				upload_send_complete(j,
+				                     pb->prom[i].cl); /* (a failure: JobUpdate) */
 		}
 	}
 	pbatch_free(pb);

@@ -344,14 +344,15 @@ static void upload_ready(struct upload *u, struct job *j)
 		    (unsigned long long)u->largest, (unsigned long long)limit);
 		return;
 	}
-	jobs_make_runnable(j);
-	if (jobs_finished(j) || j->upload != u)
-		return;
-	if (u->client) {
-		persist_upload_complete(j, u->client);
-		u->client->uploading = NULL;
+	/* The client is answered by the journal (a job with no tasks may end right here). */
+	struct client *cl = u->client;
+	if (cl) {
+		cl->uploading = NULL;
 		u->client = NULL;
 	}
+	jobs_make_runnable(j);
+	if (cl && (!jobs_finished(j) || j->state == SHOAL__JOB_STATE__JOB_SUCCEEDED))
+		persist_upload_complete(j, cl);
 }
 
 static void on_written(uv_fs_t *req)
@@ -426,6 +427,10 @@ void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChu
 	}
 	struct upload *u = j->upload;
 	if (u->received - u->written + ch->data.len > 2 * m->cfg.upload_window + (1u << 20)) {
+		/* A broken client, not a lost one: its upload is not waited for. */
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
+		          "the client sent more of the input than the master acknowledged room for "
+		          "(flow control broken); the upload was refused");
 		server_drop(cl->conn, "upload overran its flow-control window");
 		return;
 	}
@@ -608,7 +613,7 @@ void upload_on_resume(struct master *m, struct client *cl, const Shoal__UploadRe
 		                    (unsigned long long)r->job_id);
 		return;
 	}
-	if (jobs_finished(j)) {
+	if (jobs_finished(j) && j->state != SHOAL__JOB_STATE__JOB_SUCCEEDED) {
 		server_send_failure(cl->conn, j->id, 1, "job %llu %s during its upload: %s",
 		                    (unsigned long long)j->id, jobs_state_name(j->state),
 		                    j->error ? j->error : "");
