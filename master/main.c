@@ -735,6 +735,7 @@ int main(int argc, char **argv)
 	uv_signal_start(&m.sigterm, on_signal, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
 
+	trash_start(&m);
 	/* The journal: the jobs of an earlier run come back before anyone is served. */
 	char err[2048];
 	bool refused = false;
@@ -750,6 +751,7 @@ int main(int argc, char **argv)
 	m.exiting = true;  /* files stay for the next start (or whoever repairs a refused state) */
 	persist_close(&m); /* the journal is consistent and checkpointed */
 	jobs_destroy_all(&m);
+	trash_destroy(&m);
 	rc = uv_loop_close(&loop);
 	if (rc)
 		log_error("master", "event loop closed with handles still open: %s",

@@ -13,6 +13,7 @@
  *   watch.c     progress updates to clients that watch a job
  *   persist.c   the journal on the loop: batched commits on the thread pool, recovery at start
  *   journal.c   the journal itself (SQLite, no loop)
+ *   trash.c     pruned jobs' directories, removed on the thread pool
  *   http.c      --http: JSON API, Prometheus metrics and the dashboard, on the same loop
  *
  * Task lifecycle (one partition of a job):
@@ -294,6 +295,7 @@ struct master {
 	char *jobs_dir;
 	char *blobs_dir;
 	struct persist *persist; /* the journal (persist.c) */
+	struct trash *trash;     /* pruned jobs' directories being removed (trash.c) */
 	bool exiting;            /* after the loop: files stay for the next start */
 
 	struct master_stats stats;
@@ -489,6 +491,11 @@ void persist_close(struct master *m);
 void persist_job(struct job *j);
 /* A new job: journals it, and sends Submitted to cl once that is durable. */
 void persist_submitted(struct job *j, struct client *cl, uint64_t window);
+/* A reduce job's reduce stage has started (its tasks are the reducers, reading the grouped
+ * input): journals that in place of its map partitions. map_spill and map_input (from
+ * spill_hold/upload_hold before the switch, or NULL) are the map stage's files, released once
+ * the switch is durable; takes both. */
+void persist_reduce_stage(struct job *j, void *map_spill, void *map_input);
 /* A finished partition (data: a fold's partial, else NULL: its place in the spill file). */
 void persist_task(struct job *j, const struct task *t, const uint8_t *data, size_t len);
 /* A spill holds finished partitions that wait for their bytes to be written. */
@@ -503,6 +510,15 @@ void persist_upload_progress(struct job *j);
 /* The job's input is all in (it is cut and queued): cl gets the `complete` UploadAck once
  * the job is journaled as such. */
 void persist_upload_complete(struct job *j, struct client *cl);
+
+/* trash.c */
+/* Starts the remover, and queues the pruned directories an earlier run left behind. */
+void trash_start(struct master *m);
+/* Takes a pruned job's directory out of use (renamed to DIR.pruned, on the loop) and removes
+ * it on the thread pool. The caller has made sure nothing uses the job's files any more. */
+void trash_put(struct master *m, const char *dir);
+/* After the loop: frees the queue (directories still in it are removed by the next start). */
+void trash_destroy(struct master *m);
 
 /* recover.c */
 /* Rebuilds the job table from the journal (persist_start calls it). */

@@ -86,10 +86,16 @@ log "--keep-jobs"
 start_master --state-dir "$T/keep"
 for i in 1 2 3 4; do run_ok /dev/null run --op count --range "0:$i"; done
 stop_pid "$MASTER_PID"
+# A directory an earlier master renamed for removal but did not get to remove (killed).
+mkdir -p "$T/keep/jobs/77.pruned/sub"
+touch "$T/keep/jobs/77.pruned/spill" "$T/keep/jobs/77.pruned/sub/x"
 start_master --state-dir "$T/keep" --keep-jobs 2
 ids=$(shoal jobs --json | jq -c 'map(.job_id)')
 [ "$ids" = "[3,4]" ] || fail "--keep-jobs 2 kept jobs $ids, expected [3,4]"
+# The pruned directories leave the jobs' paths at once, and the thread pool removes them.
 [ ! -e "$T/keep/jobs/1" ] && [ ! -e "$T/keep/jobs/2" ] || fail "pruned jobs' directories remain"
+wait_for 300 "the pruned directories (and the leftover) to be removed" \
+	bash -c '! compgen -G "$1/*.pruned" >/dev/null' _ "$T/keep/jobs"
 run_ok "$T/keep.out" result 4
 [ "$(cat "$T/keep.out")" = 4 ] || fail "job 4's result after a restart: $(cat "$T/keep.out")"
 N=$(shoal submit --op count --range 0:5)
@@ -98,7 +104,36 @@ run_ok /dev/null wait "$N"
 # A running master applies the limit too.
 ids=$(shoal jobs --json | jq -c 'map(.job_id)')
 [ "$ids" = "[4,5]" ] || fail "--keep-jobs 2 holds $ids after job 5, expected [4,5]"
+wait_for 300 "job 3's directory to be removed" \
+	bash -c '[ ! -e "$1/3" ] && ! compgen -G "$1/*.pruned" >/dev/null' _ "$T/keep/jobs"
 stop_pid "$MASTER_PID"
+
+# Many prunes at once: 40 ended jobs with files (square spills its result), then a master
+# that keeps 1. The removals run on the thread pool while the master serves: it lists the
+# job it kept, runs a new job and answers status calls, and every pruned directory goes.
+log "--keep-jobs: 40 prunes at once"
+start_master --state-dir "$T/many"
+for i in $(seq 40); do N=$(shoal submit --op square --range "0:$((2000 + i))"); done
+run_ok /dev/null wait "$N"
+[ "$N" = 40 ] || fail "the 40th job got id $N"
+for i in $(seq 40); do [ -d "$T/many/jobs/$i" ] || fail "job $i has no directory"; done
+stop_pid "$MASTER_PID"
+[ "$STOP_RC" = 0 ] || fail "master exited $STOP_RC on SIGTERM"
+start_master --state-dir "$T/many" --keep-jobs 1
+ids=$(shoal jobs --json | jq -c 'map(.job_id)')
+[ "$ids" = "[40]" ] || fail "--keep-jobs 1 kept jobs $ids, expected [40]"
+run_ok "$T/many.out" run --op square --range 0:3
+[ "$(cat "$T/many.out")" = "$(printf '0\n1\n4')" ] || fail "square after the prunes: $(cat "$T/many.out")"
+expect_exit 1 shoal status 7
+grep -q "7" "$T/err" || fail "status of a pruned job: $(cat "$T/err")"
+# Job 41 ended too: 40 went as well.
+wait_for 600 "the 40 pruned directories to be removed" \
+	bash -c '! compgen -G "$1/*.pruned" >/dev/null' _ "$T/many/jobs"
+for i in $(seq 40); do [ ! -e "$T/many/jobs/$i" ] || fail "job $i's directory remains"; done
+[ -d "$T/many/jobs/41" ] || fail "the kept job's directory is gone"
+grep -q "job=39 event=pruned" "$T/master.log" || fail "no prune of job 39 in the log"
+stop_pid "$MASTER_PID"
+[ "$STOP_RC" = 0 ] || fail "master exited $STOP_RC on SIGTERM"
 
 # ---- tmpfs: read-only and full
 if ! mkdir -p "$T/ro" "$T/small" || ! mount -t tmpfs -o size=4m tmpfs "$T/ro" 2>"$T/mount.err"; then
