@@ -123,6 +123,39 @@ run_ok "$T/tls_square2" --tls-ca "$P/ca.crt" --tls-cert "$P/client.crt" \
 	--tls-key "$P/client.key" run --op square --range 0:2000 -q
 same_files "$T/plain_square" "$T/tls_square2" "square over TLS (flags)"
 
+# One process that connects 40 times from 4 threads loads its TLS configuration once. Once
+# its certificate and key files change, the next connect reads them again (here a
+# certificate the master does not trust: refused), and again once they are restored.
+cp "$P/client.crt" "$P/rot.crt"
+cp "$P/client.key" "$P/rot.key"
+coproc CONNECTS {
+	SHOAL_LOG_LEVEL=debug SHOAL_TLS_CERT=$P/rot.crt SHOAL_TLS_KEY=$P/rot.key \
+		timeout -k 5 300 "$SHOAL_CONNECTS_BIN" 2>"$T/connects.log"
+}
+PIDS+=("$CONNECTS_PID")
+# connects THREADS N: sets CONNECTS_REPLY to the helper's answer.
+connects() {
+	echo "connect $1 $2" >&"${CONNECTS[1]}"
+	CONNECTS_REPLY=
+	IFS= read -r -t 240 CONNECTS_REPLY <&"${CONNECTS[0]}" || fail "connects: no answer to $1 x $2"
+}
+loads() { grep -c "event=tls_config_loaded" "$T/connects.log" || true; }
+connects 4 10
+[ "$CONNECTS_REPLY" = ok ] || fail "40 TLS connects from 4 threads: $CONNECTS_REPLY"
+[ "$(loads)" = 1 ] || fail "40 connects loaded the TLS files $(loads) times, expected once"
+cp "$P/intruder.crt" "$P/rot.crt"
+cp "$P/intruder.key" "$P/rot.key"
+connects 1 1
+case $CONNECTS_REPLY in "fail 1 "*TLS*) ;; *) fail "a connect with the replaced certificate: $CONNECTS_REPLY" ;; esac
+[ "$(loads)" = 2 ] || fail "replaced files: loaded $(loads) times in all, expected 2"
+cp "$P/client.crt" "$P/rot.crt"
+cp "$P/client.key" "$P/rot.key"
+connects 2 3
+[ "$CONNECTS_REPLY" = ok ] || fail "TLS connects after restoring the files: $CONNECTS_REPLY"
+[ "$(loads)" = 3 ] || fail "restored files: loaded $(loads) times in all, expected 3"
+eval "exec ${CONNECTS[1]}>&-"
+wait "$CONNECTS_PID" || fail "the connects helper exited $?: $(tail -n 5 "$T/connects.log")"
+
 # A client whose certificate comes from an untrusted CA: exit 3, and the master logs the peer.
 expect_exit 3 shoal --tls-cert "$P/intruder.crt" --tls-key "$P/intruder.key" workers
 grep -q "TLS" "$T/err" || fail "untrusted client cert: $(cat "$T/err")"
