@@ -1021,6 +1021,14 @@ static int cli_out_close(struct cli_out *o, bool ok)
 
 /* ---- commands ---- */
 
+/* libshoal's word while it reconnects (the master restarting, say): worth a line, since
+ * otherwise the command says nothing for up to a minute. */
+static void cli_notice(const char *message, void *arg)
+{
+	(void)arg;
+	cli_err("%s", message);
+}
+
 static int cli_connect(const struct cli *cli, shoal_client **c)
 {
 	struct shoal_connect_options opt = {
@@ -1030,6 +1038,7 @@ static int cli_connect(const struct cli *cli, shoal_client **c)
 	    .tls_ca = cli->val[OPT_TLS_CA],
 	    .tls_cert = cli->val[OPT_TLS_CERT],
 	    .tls_key = cli->val[OPT_TLS_KEY],
+	    .notice = cli->typed[OPT_QUIET] ? NULL : cli_notice,
 	};
 	char err[1024];
 	int rc = shoal_connect(&opt, c, err, sizeof(err));
