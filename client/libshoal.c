@@ -136,7 +136,8 @@ struct shoal_client {
 	uint8_t *secret; /* owned; NULL: plain handshake */
 	size_t secret_len;
 	struct handshake_peer hs;
-	struct tls_ctx *tls; /* owned; NULL: plain TCP */
+	struct tls_cached *tls_entry; /* the shared TLS configuration it holds; NULL: plain */
+	struct tls_ctx *tls;          /* tls_entry's ctx (borrowed); NULL: plain TCP */
 };
 
 /* The client that currently holds the connection (c, or what replaced it). */
@@ -394,6 +395,156 @@ static void handshake_on_message(shoal_client *c, struct call *call, const Shoal
 	}
 }
 
+/* ---- TLS configurations ----
+ *
+ * Building a TLS configuration (an SSL_CTX: reading and checking the CA, certificate and key
+ * files) costs a few milliseconds of CPU, more than the handshake itself. So each
+ * configuration is built once per process and shared by every client that connects with it,
+ * in any thread: a mutex guards the list (the API is one client per thread, but many threads
+ * may connect at once), and OpenSSL lets many threads create sessions from one SSL_CTX that
+ * no longer changes. An entry is keyed by its three paths and each file's identity (device,
+ * inode, size, modification and change times), so a renewed certificate or key is read by
+ * the next connect; the outdated entry goes when its last client closes. Entries no client
+ * holds are freed at exit. */
+
+struct tls_file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	bool missing;
+};
+
+struct tls_cached {
+	struct tls_cached *next;
+	char *path[3]; /* CA, certificate, key; "" when not given */
+	struct tls_file_id id[3];
+	struct tls_ctx *ctx;
+	unsigned refs; /* clients holding it */
+	bool stale;    /* a file changed since it was built: no new client gets it */
+};
+
+static pthread_mutex_t tls_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_cached *tls_cache;
+static bool tls_cache_exit_set;
+
+static void tls_file_identify(const char *path, struct tls_file_id *id)
+{
+	struct stat st;
+	memset(id, 0, sizeof(*id));
+	if (path[0] == '\0')
+		return;
+	if (stat(path, &st) < 0) {
+		id->missing = true;
+		return;
+	}
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->size = st.st_size;
+	id->mtime = st.st_mtim;
+	id->ctime = st.st_ctim;
+}
+
+static bool tls_file_same(const struct tls_file_id *a, const struct tls_file_id *b)
+{
+	return a->missing == b->missing && a->dev == b->dev && a->ino == b->ino &&
+	       a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
+	       a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static void tls_cached_free(struct tls_cached *e)
+{
+	tls_ctx_destroy(&e->ctx);
+	for (int i = 0; i < 3; i++)
+		free(e->path[i]);
+	free(e);
+}
+
+/* Frees the entries no client holds (with the lock held), all of them or the stale ones. */
+static void tls_cache_sweep(bool all)
+{
+	for (struct tls_cached **pp = &tls_cache; *pp;) {
+		struct tls_cached *e = *pp;
+		if (e->refs == 0 && (all || e->stale)) {
+			*pp = e->next;
+			tls_cached_free(e);
+		} else {
+			pp = &e->next;
+		}
+	}
+}
+
+static void tls_cache_at_exit(void)
+{
+	pthread_mutex_lock(&tls_cache_lock);
+	tls_cache_sweep(true); /* entries still held belong to clients never closed */
+	pthread_mutex_unlock(&tls_cache_lock);
+}
+
+/* The shared configuration for files f (built on first use), held until tls_cache_put.
+ * Returns 0, or -1 with tls_ctx_create's message (naming the file and the fix) in err. */
+static int tls_cache_get(const struct tls_files *f, struct tls_cached **out, char *err,
+                         size_t errlen)
+{
+	const char *path[3] = {f->ca ? f->ca : "", f->cert ? f->cert : "", f->key ? f->key : ""};
+	struct tls_file_id id[3];
+	for (int i = 0; i < 3; i++)
+		tls_file_identify(path[i], &id[i]);
+
+	pthread_mutex_lock(&tls_cache_lock);
+	for (struct tls_cached *e = tls_cache; e; e = e->next) {
+		if (e->stale || strcmp(e->path[0], path[0]) || strcmp(e->path[1], path[1]) ||
+		    strcmp(e->path[2], path[2]))
+			continue;
+		if (!tls_file_same(&e->id[0], &id[0]) || !tls_file_same(&e->id[1], &id[1]) ||
+		    !tls_file_same(&e->id[2], &id[2])) {
+			e->stale = true;
+			continue;
+		}
+		e->refs++;
+		pthread_mutex_unlock(&tls_cache_lock);
+		*out = e;
+		return 0;
+	}
+	tls_cache_sweep(false);
+	/* Built with the lock held: threads connecting with a new configuration at the same
+	 * moment build it once. */
+	struct tls_ctx *ctx = NULL;
+	if (tls_ctx_create(TLS_CLIENT, f, &ctx, err, errlen) < 0) {
+		pthread_mutex_unlock(&tls_cache_lock);
+		return -1;
+	}
+	struct tls_cached *e = xcalloc(1, sizeof(*e));
+	for (int i = 0; i < 3; i++) {
+		e->path[i] = xstrdup(path[i]);
+		e->id[i] = id[i];
+	}
+	log_debug("client", "event=tls_config_loaded ca=%s cert=%s key=%s", path[0],
+	          path[1][0] ? path[1] : "-", path[2][0] ? path[2] : "-");
+	e->ctx = ctx;
+	e->refs = 1;
+	e->next = tls_cache;
+	tls_cache = e;
+	if (!tls_cache_exit_set)
+		tls_cache_exit_set = atexit(tls_cache_at_exit) == 0;
+	pthread_mutex_unlock(&tls_cache_lock);
+	*out = e;
+	return 0;
+}
+
+/* Gives back a client's hold on its configuration; sets *e to NULL. */
+static void tls_cache_put(struct tls_cached **e)
+{
+	if (!e || !*e)
+		return;
+	pthread_mutex_lock(&tls_cache_lock);
+	(*e)->refs--;
+	tls_cache_sweep(false);
+	pthread_mutex_unlock(&tls_cache_lock);
+	*e = NULL;
+}
+
 /* Runs the loop until every handle is closed, then closes it. */
 static void client_free(shoal_client *c)
 {
@@ -407,7 +558,8 @@ static void client_free(shoal_client *c)
 	uv_run(&c->loop, UV_RUN_DEFAULT);
 	(void)uv_loop_close(&c->loop);
 	sigpipe_unblock(&g);
-	tls_ctx_destroy(&c->tls);
+	tls_cache_put(&c->tls_entry);
+	c->tls = NULL;
 	while (c->leases) {
 		struct lease *l = c->leases;
 		c->leases = l->next;
@@ -477,9 +629,8 @@ int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, c
 		tls.key = getenv("SHOAL_TLS_KEY");
 	if (!tls.ca)
 		tls.ca = getenv("SHOAL_TLS_CA");
-	struct tls_ctx *tls_ctx = NULL;
-	if (tls_files_enabled(&tls) &&
-	    tls_ctx_create(TLS_CLIENT, &tls, &tls_ctx, err, errlen) < 0) {
+	struct tls_cached *tls_entry = NULL;
+	if (tls_files_enabled(&tls) && tls_cache_get(&tls, &tls_entry, err, errlen) < 0) {
 		auth_secret_free(&secret, secret_len);
 		return SHOAL_EUSAGE;
 	}
@@ -487,11 +638,12 @@ int shoal_connect(const struct shoal_connect_options *opt, shoal_client **out, c
 	c = xcalloc(1, sizeof(*c));
 	c->secret = secret;
 	c->secret_len = secret_len;
-	c->tls = tls_ctx;
+	c->tls_entry = tls_entry;
+	c->tls = tls_entry ? tls_entry->ctx : NULL;
 	if (uv_loop_init(&c->loop) < 0) {
 		snprintf(err, errlen, "cannot create an event loop");
 		auth_secret_free(&c->secret, c->secret_len);
-		tls_ctx_destroy(&c->tls);
+		tls_cache_put(&c->tls_entry);
 		free(c);
 		return SHOAL_ECONN;
 	}

@@ -42,7 +42,9 @@ struct shoal_connect_options {
 	const char *secret_file;
 	/* TLS: PEM files; NULL: $SHOAL_TLS_CA, $SHOAL_TLS_CERT, $SHOAL_TLS_KEY. With a CA the
 	 * connection is TLS and the master's certificate must be signed by it and list the
-	 * host connected to; cert and key are presented to a master that verifies clients. */
+	 * host connected to; cert and key are presented to a master that verifies clients.
+	 * Each configuration is loaded once per process and shared by every client that uses
+	 * it, from any thread; a file that changed is read again by the next connect. */
 	const char *tls_ca;
 	const char *tls_cert;
 	const char *tls_key;

@@ -16,8 +16,10 @@
  * the way out, the plaintext queued in `out` is encrypted at flush time (once the handshake is
  * done; until then it waits) and the ciphertext, with any handshake or alert bytes, goes out
  * from `wire` the same way `out` does on a plain conn. A TLS listener that receives plain
- * frames answers with a plain Refusal saying so; a plain side that receives a TLS handshake
- * says so in its log, so mixing the two never hangs.
+ * frames answers with a plain Refusal saying so, and a plain side that receives a TLS
+ * handshake answers with a plain Refusal too (which the TLS peer recognises as "not TLS"), so
+ * mixing the two never hangs, and both ends know it is a configuration error
+ * (conn_tls_mismatch), not a network one worth retrying.
  *
  * Lifetime: the conn owns up to three handles (tcp, flush, optional idle timer) and up to
  * a few requests (getaddrinfo, connect, writes). conn_close closes the handles; on_close runs
@@ -82,6 +84,7 @@ struct conn {
 	struct buf wire;         /* ciphertext not yet handed to the kernel or to uv_write */
 	bool tls_ready;          /* the handshake completed (logged once) */
 	bool got_frame;          /* a frame was decoded (plain conns: TLS detection) */
+	bool tls_mismatch;       /* closed because one side speaks TLS and the other does not */
 	char host[256];          /* conn_connect's host, checked against the certificate */
 
 	enum conn_state state;
@@ -318,6 +321,24 @@ static int conn_deliver(struct conn *c, const uint8_t *payload, uint32_t len)
 	return 0;
 }
 
+/* One side speaks TLS and the other does not: a plain Refusal (which a TLS peer recognises as
+ * "not TLS", and a plain one can read) goes into dst, marked permanent since retrying with
+ * the same configuration cannot succeed. */
+static void conn_refuse_mismatch(struct conn *c, struct buf *dst, const char *reason)
+{
+	Shoal__Refusal r = SHOAL__REFUSAL__INIT;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	r.reason = (char *)reason;
+	r.has_permanent = true;
+	r.permanent = true;
+	env.msg_case = SHOAL__ENVELOPE__MSG_REFUSAL;
+	env.refusal = &r;
+	size_t size = codec_frame_size(&env);
+	codec_pack_frame(&env, buf_reserve(dst, size));
+	dst->len += size;
+	c->tls_mismatch = true;
+}
+
 /* Handles every complete frame in the decoder. Returns 0, or -1 once the conn is closing. */
 static int conn_process_frames(struct conn *c)
 {
@@ -331,13 +352,14 @@ static int conn_process_frames(struct conn *c)
 			char why[256];
 			if (c->tls == NULL && !c->got_frame &&
 			    tls_looks_like_hello(c->dec.buf + c->dec.start,
-			                         c->dec.len - c->dec.start))
+			                         c->dec.len - c->dec.start)) {
 				snprintf(
 				    why, sizeof(why),
 				    "the peer started a TLS handshake, but TLS is not configured "
 				    "here (give shoal-master --tls-cert and --tls-key, or drop "
 				    "--tls-ca on the peer)");
-			else if (st == FRAME_ERR_TOO_LARGE)
+				conn_refuse_mismatch(c, &c->out, why);
+			} else if (st == FRAME_ERR_TOO_LARGE)
 				snprintf(why, sizeof(why),
 				         "frame length %" PRIu32 " exceeds the maximum %" PRIu32,
 				         c->dec.claimed, c->dec.max);
@@ -355,20 +377,6 @@ static int conn_process_frames(struct conn *c)
 	}
 }
 
-/* A TLS listener answers a plain peer in plain frames, so that it reports why it is refused
- * instead of an unexplained close. */
-static void conn_tls_refuse_plain(struct conn *c)
-{
-	Shoal__Refusal r = SHOAL__REFUSAL__INIT;
-	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
-	r.reason = (char *)tls_session_error(c->tls);
-	env.msg_case = SHOAL__ENVELOPE__MSG_REFUSAL;
-	env.refusal = &r;
-	size_t size = codec_frame_size(&env);
-	codec_pack_frame(&env, buf_reserve(&c->wire, size));
-	c->wire.len += size;
-}
-
 static void conn_flush_soon(struct conn *c)
 {
 	if (c->state == CONN_OPEN && !c->closing && !uv_is_active((uv_handle_t *)&c->flush))
@@ -379,8 +387,12 @@ static void conn_flush_soon(struct conn *c)
 static void conn_tls_input(struct conn *c, size_t n)
 {
 	if (tls_session_feed(c->tls, c->tls_in, n) < 0) {
-		if (tls_session_peer_plain(c->tls) && tls_ctx_role(c->tls_ctx) == TLS_SERVER)
-			conn_tls_refuse_plain(c);
+		if (tls_session_peer_plain(c->tls)) {
+			/* A listener tells the plain peer why, in plain frames. */
+			if (tls_ctx_role(c->tls_ctx) == TLS_SERVER)
+				conn_refuse_mismatch(c, &c->wire, tls_session_error(c->tls));
+			c->tls_mismatch = true;
+		}
 		conn_fail(c, tls_session_error(c->tls));
 		return;
 	}
@@ -881,6 +893,11 @@ uv_tcp_t *conn_tcp(struct conn *c)
 void conn_set_tls(struct conn *c, struct tls_ctx *ctx)
 {
 	c->tls_ctx = ctx;
+}
+
+bool conn_tls_mismatch(const struct conn *c)
+{
+	return c->tls_mismatch;
 }
 
 bool conn_is_tls(const struct conn *c)

@@ -63,6 +63,10 @@ int conn_connect(struct conn *c, const char *host, uint16_t port);
  * which must outlive conn_start/conn_connect (OpenSSL keeps a reference after that). */
 void conn_set_tls(struct conn *c, struct tls_ctx *ctx);
 bool conn_is_tls(const struct conn *c);
+/* The connection failed (or is failing) because one side speaks TLS and the other does not:
+ * a configuration error, which retrying cannot fix (unlike a refused or reset connection).
+ * Meaningful in on_close. */
+bool conn_tls_mismatch(const struct conn *c);
 
 /* Queues a message. Returns 0, or a negative errno-style code if the connection is closing
  * (-EPIPE) or the message exceeds max_frame (-EMSGSIZE, nothing queued) or the queue passed

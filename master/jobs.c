@@ -219,7 +219,8 @@ void jobs_make_runnable(struct job *j)
 		return;
 	}
 	j->held = false;
-	if (j->input == INPUT_UPLOAD) {
+	/* (A reduce job resumed in its reduce stage has its reducers already, from the journal.) */
+	if (j->input == INPUT_UPLOAD && !j->reducing) {
 		uint32_t n;
 		const uint64_t *parts = upload_parts(j, &n);
 		j->input_bytes = upload_bytes(j);

@@ -11,7 +11,10 @@
 
 /* PRAGMA application_id: "shoa". A database with another id is someone else's file. */
 #define JOURNAL_APP_ID 0x73686f61
-#define JOURNAL_SCHEMA 1
+/* Schema versions: 1, the first; 2 added jobs.stage and jobs.map_tasks (a reduce job's stage).
+ * A version-1 journal is upgraded in place when it is opened (its reduce jobs read as being in
+ * their map stage, which is where a version-1 master resumed them from). */
+#define JOURNAL_SCHEMA 2
 
 enum stmt_id {
 	ST_PUT_JOB,
@@ -27,8 +30,9 @@ enum stmt_id {
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_PUT_JOB] = "INSERT OR REPLACE INTO jobs(id, spec, state, error, submitted_ms, "
                    "started_ms, finished_ms, part_size, ntasks, input_bytes, records, "
-                   "task_failures, result_size, result, result_file, parts) "
-                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                   "task_failures, result_size, result, result_file, parts, stage, map_tasks) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+                   "?17, ?18)",
     [ST_PUT_TASK] = "INSERT OR REPLACE INTO tasks(job, task, records, out_off, out_len, segs, "
                     "buckets, partial) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_DROP_TASKS] = "DELETE FROM tasks WHERE job = ?1",
@@ -36,7 +40,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SET_MAX] = "INSERT OR REPLACE INTO meta(key, value) VALUES('max_id', ?1)",
     [ST_LOAD_JOBS] = "SELECT id, spec, state, error, submitted_ms, started_ms, finished_ms, "
                      "part_size, ntasks, input_bytes, records, task_failures, result_size, "
-                     "result, result_file, parts FROM jobs ORDER BY id",
+                     "result, result_file, parts, stage, map_tasks FROM jobs ORDER BY id",
     [ST_LOAD_TASKS] = "SELECT task, records, out_off, out_len, segs, buckets, partial "
                       "FROM tasks WHERE job = ?1 ORDER BY task",
 };
@@ -208,23 +212,32 @@ int journal_open(const char *dir, struct journal **out, char *err, size_t errlen
 		db_error(j, err, errlen, "cannot switch it to WAL mode");
 		goto fail;
 	}
+	/* A version-1 journal gains the columns of version 2 in the same transaction. */
+	const char *upgrade = tables > 0 && version < 2
+	                          ? "ALTER TABLE jobs ADD COLUMN stage INTEGER NOT NULL DEFAULT 0;"
+	                            "ALTER TABLE jobs ADD COLUMN map_tasks INTEGER NOT NULL "
+	                            "DEFAULT 0;"
+	                          : "";
+	char sql[2048];
+	snprintf(sql, sizeof(sql),
+	         "BEGIN IMMEDIATE;"
+	         "PRAGMA application_id=1936224097;"
+	         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	         "CREATE TABLE IF NOT EXISTS jobs(id INTEGER PRIMARY KEY, spec BLOB NOT NULL,"
+	         " state INTEGER NOT NULL, error TEXT, submitted_ms INTEGER, started_ms INTEGER, "
+	         "finished_ms INTEGER, part_size INTEGER, ntasks INTEGER, input_bytes INTEGER, "
+	         "records INTEGER, task_failures INTEGER, result_size INTEGER, result BLOB, "
+	         "result_file INTEGER, parts BLOB, stage INTEGER NOT NULL DEFAULT 0, map_tasks "
+	         "INTEGER NOT NULL DEFAULT 0);"
+	         "CREATE TABLE IF NOT EXISTS tasks(job INTEGER NOT NULL, task INTEGER NOT NULL, "
+	         "records INTEGER, out_off INTEGER, out_len INTEGER, segs BLOB, buckets BLOB, "
+	         "partial BLOB, PRIMARY KEY(job, task)) WITHOUT ROWID;"
+	         "%s"
+	         "PRAGMA user_version=%d;"
+	         "COMMIT;",
+	         upgrade, JOURNAL_SCHEMA);
 	if (exec_sql(j, "PRAGMA synchronous=NORMAL", err, errlen) < 0 ||
-	    exec_sql(j,
-	             "BEGIN IMMEDIATE;"
-	             "PRAGMA application_id=1936224097;"
-	             "PRAGMA user_version=1;"
-	             "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT "
-	             "NULL);"
-	             "CREATE TABLE IF NOT EXISTS jobs(id INTEGER PRIMARY KEY, spec BLOB NOT NULL,"
-	             " state INTEGER NOT NULL, error TEXT, submitted_ms INTEGER, started_ms "
-	             "INTEGER, finished_ms INTEGER, part_size INTEGER, ntasks INTEGER, "
-	             "input_bytes INTEGER, records INTEGER, task_failures INTEGER, result_size "
-	             "INTEGER, result BLOB, result_file INTEGER, parts BLOB);"
-	             "CREATE TABLE IF NOT EXISTS tasks(job INTEGER NOT NULL, task INTEGER NOT "
-	             "NULL, records INTEGER, out_off INTEGER, out_len INTEGER, segs BLOB, "
-	             "buckets BLOB, partial BLOB, PRIMARY KEY(job, task)) WITHOUT ROWID;"
-	             "COMMIT;",
-	             err, errlen) < 0) {
+	    exec_sql(j, sql, err, errlen) < 0) {
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
 	}
@@ -441,6 +454,8 @@ static int run_op(struct journal *j, const struct bop *o, uint64_t *max_id)
 		bind_blob(st, 14, r->result, r->result_len);
 		sqlite3_bind_int(st, 15, r->result_file);
 		bind_u64s(st, 16, r->parts, 2 * (size_t)r->nparts);
+		sqlite3_bind_int(st, 17, r->reducing);
+		sqlite3_bind_int64(st, 18, r->map_tasks);
 		if (r->id > *max_id)
 			*max_id = r->id;
 		break;
@@ -608,6 +623,8 @@ int journal_load(struct journal *j, const struct journal_load_fn *fn, char *err,
 			parts = xcalloc(1, sizeof(*parts));
 		r.parts = parts;
 		r.nparts = (uint32_t)(nparts2 / 2);
+		r.reducing = sqlite3_column_int(st, 16) != 0;
+		r.map_tasks = (uint32_t)sqlite3_column_int64(st, 17);
 		ret = fn->job ? fn->job(fn->arg, &r) : 0;
 		free(parts);
 		if (!ret)

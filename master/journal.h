@@ -3,10 +3,12 @@
  * What is kept, so that a restarted master resumes where a killed one stopped:
  *   jobs   one row per job: its JobSpec (packed protobuf), state, error, timings, partition
  *          plan (partition size, count, and for an uploaded input the cut points in the spool
- *          file STATE/jobs/ID/input), and for a finished fold its result line.
- *   tasks  one row per finished partition: its record count, where its bytes are in the job's
- *          spill file (offset and length, or the pieces of a streamed output), the bucket sizes
- *          of a map task, and for a fold the partial itself (a few bytes).
+ *          file STATE/jobs/ID/input), and for a finished fold its result line. A reduce job
+ *          in its reduce stage says so (stage 1): its partitions are then the reducers, cut
+ *          from its grouped map output STATE/jobs/ID/reduce-input.
+ *   tasks  one row per finished partition of the job's current stage: its record count, where
+ *          its bytes are in the job's spill file (offset and length, or the pieces of a streamed
+ *          output), the bucket sizes of a map task, and for a fold the partial itself.
  *   meta   the highest job id ever handed out, so ids never repeat.
  *
  * This module is plain SQLite: no event loop. Changes gather in a journal_batch (owned copies
@@ -43,6 +45,10 @@ struct journal_job {
 	bool result_file;      /* the result is STATE/jobs/ID/result */
 	const uint64_t *parts; /* uploaded input: nparts (offset, length) pairs; NULL until cut */
 	uint32_t nparts;
+	/* A reduce job in its reduce stage: ntasks and parts are the reducers' (their cut points
+	 * in STATE/jobs/ID/reduce-input), map_tasks the number of map tasks before them. */
+	bool reducing;
+	uint32_t map_tasks;
 };
 
 /* A finished partition. */

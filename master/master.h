@@ -484,6 +484,11 @@ void persist_close(struct master *m);
 void persist_job(struct job *j);
 /* A new job: journals it, and sends Submitted to cl once that is durable. */
 void persist_submitted(struct job *j, struct client *cl, uint64_t window);
+/* A reduce job's reduce stage has started (its tasks are the reducers, reading the grouped
+ * input): journals that in place of its map partitions. map_spill and map_input (from
+ * spill_hold/upload_hold before the switch, or NULL) are the map stage's files, released once
+ * the switch is durable; takes both. */
+void persist_reduce_stage(struct job *j, void *map_spill, void *map_input);
 /* A finished partition (data: a fold's partial, else NULL: its place in the spill file). */
 void persist_task(struct job *j, const struct task *t, const uint8_t *data, size_t len);
 /* A spill holds finished partitions that wait for their bytes to be written. */

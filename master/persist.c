@@ -2,12 +2,14 @@
  *
  * Changes gather in the current batch; a commit takes the whole batch to the thread pool,
  * where it first fsyncs the files the batch vouches for (spill files holding the counted
- * partitions, an upload's spool once it is cut) and then writes the batch in one SQLite
- * transaction. One commit runs at a time; what arrives meanwhile forms the next batch, so under
- * load a commit carries thousands of rows and costs one fsync. A batch that makes a promise to
- * a client (Submitted: "your job is accepted") commits as soon as the previous commit is done;
- * anything else waits for the timer (PERSIST_INTERVAL_MS), so a trickle of finished tasks does
- * not cost one fsync each.
+ * partitions, an upload's spool once it is cut, a reduce job's grouped map output) and then
+ * writes the batch in one SQLite transaction; files that a restart would still need until the
+ * batch is durable (a reduce job's map stage) are held by the batch and released after it. One
+ * commit runs at a time; what arrives meanwhile forms the next batch, so under load a commit
+ * carries thousands of rows and costs one fsync. A batch that makes a promise to a client
+ * (Submitted: "your job is accepted") commits as soon as the previous commit is done; anything else
+ * waits for the timer (PERSIST_INTERVAL_MS), so a trickle of finished tasks does not cost one fsync
+ * each.
  *
  * The loop never blocks on the disk, except at start (recovery) and on the way out (the last
  * commit after the loop has ended); the retention limit's removals run on the pool (trash.c). */
@@ -25,7 +27,7 @@
 #define PERSIST_INTERVAL_MS 50
 
 struct sync_item {
-	int fd;
+	int fd; /* fdatasync'd before the commit; -1: only held until the batch is done */
 	void *obj;
 	void (*release)(void *obj);
 	uint64_t job_id;
@@ -124,7 +126,7 @@ static void commit_work(uv_work_t *w)
 	struct pbatch *pb = p->inflight;
 	p->rc = 0;
 	for (size_t i = 0; i < pb->nsync; i++) {
-		if (fdatasync(pb->sync[i].fd) < 0) {
+		if (pb->sync[i].fd >= 0 && fdatasync(pb->sync[i].fd) < 0) {
 			p->rc = -1;
 			snprintf(p->err, sizeof(p->err), "cannot sync the files of job %llu: %s",
 			         (unsigned long long)pb->sync[i].job_id, strerror(errno));
@@ -247,14 +249,17 @@ static void fill_row(const struct job *j, struct journal_job *r, uint64_t **part
 	r->task_failures = j->task_failures;
 	r->result_size = j->result_size;
 	r->result_file = j->result_in_file;
+	r->reducing = j->reducing;
+	r->map_tasks = j->map_tasks;
 	if (j->state == SHOAL__JOB_STATE__JOB_SUCCEEDED && j->op->combine == OP_COMBINE_FOLD &&
 	    !j->result_in_file) {
 		r->result = j->result_mem.data ? j->result_mem.data : (const uint8_t *)"";
 		r->result_len = j->result_mem.len;
 	}
 	*parts_out = NULL;
-	/* An uploaded (or chained) input's cut points, once it is cut: the map stage's. */
-	if (!jobs_finished(j) && j->input == INPUT_UPLOAD && j->tasks && !j->reducing) {
+	/* An uploaded (or chained) input's cut points, once it is cut; in a reduce job's reduce
+	 * stage, the reducers' in its grouped map output. */
+	if (!jobs_finished(j) && j->input == INPUT_UPLOAD && j->tasks) {
 		uint64_t *parts = xmalloc((j->ntasks ? (size_t)j->ntasks : 1) * 2 * sizeof(*parts));
 		for (uint32_t i = 0; i < j->ntasks; i++) {
 			parts[2 * (size_t)i] = j->tasks[i].in_off;
@@ -289,6 +294,28 @@ void persist_job(struct job *j)
 	if (j->input == INPUT_UPLOAD && j->tasks && (fd = upload_hold(j, &obj)) >= 0)
 		add_sync(p->cur, j->id, fd, obj, upload_release);
 	schedule(p, false);
+}
+
+void persist_reduce_stage(struct job *j, void *map_spill, void *map_input)
+{
+	struct persist *p = j->m->persist;
+	if (!p) {
+		if (map_spill)
+			spill_release(map_spill);
+		if (map_input)
+			upload_release(map_input);
+		return;
+	}
+	/* The map partitions' rows go in the same transaction that says the job is reducing
+	 * (the reducers' rows then take their task numbers); persist_job fsyncs the grouped
+	 * input first. Until that commit is durable, a restart resumes the map stage: its files
+	 * stay (held here, not synced again) and are removed once the batch is done with them. */
+	journal_drop_tasks(p->cur->b, j->id);
+	persist_job(j);
+	if (map_spill)
+		add_sync(p->cur, j->id, -1, map_spill, spill_release);
+	if (map_input)
+		add_sync(p->cur, j->id, -1, map_input, upload_release);
 }
 
 void persist_submitted(struct job *j, struct client *cl, uint64_t window)
@@ -371,15 +398,10 @@ void persist_job_ended(struct job *j)
 	put_row(p, j);
 	bool keep_tasks = j->state == SHOAL__JOB_STATE__JOB_SUCCEEDED &&
 	                  j->op->combine == OP_COMBINE_CONCAT && !j->result_in_file;
-	if (!keep_tasks) {
+	/* A kept CONCAT result is read through its partitions' rows (a reduce job's: its
+	 * reducers', journaled as they finished like any job's). */
+	if (!keep_tasks)
 		journal_drop_tasks(p->cur->b, j->id);
-	} else if (j->reducers) {
-		/* A reduce job journals its reducers' places only now (its partitions were not
-		 * journaled as they finished: it resumes from its map stage). */
-		journal_drop_tasks(p->cur->b, j->id);
-		for (uint32_t i = 0; i < j->ntasks; i++)
-			put_task(p, j, &j->tasks[i], NULL, 0);
-	}
 	p->cur->full = true;
 	p->nended++;
 	j->prunable = true;

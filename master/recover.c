@@ -8,15 +8,25 @@
  *     is folded again, a spilled one keeps its place in the spill file) and the rest run;
  *   - a job whose input upload had not finished fails, asking for a resubmission (the bytes
  *     the client had sent are not enough to go on, and the client is gone);
- *   - a reduce job (--reduce-exec) starts again from its map stage;
+ *   - a reduce job (--reduce-exec) resumes the stage it was in. In its map stage, map
+ *     partitions the journal holds (with their bucket sizes) are DONE, the rest run, and the
+ *     shuffle runs again once all are in. In its reduce stage (journaled once the grouped map
+ *     output, STATE/jobs/ID/reduce-input, was fsynced), no map partition runs again (they
+ *     count as recovered): the reducers read their journaled ranges of that file and those
+ *     the journal holds are DONE. A restart during the shuffle resumes the map stage with
+ *     every partition done, so it only shuffles again;
+ *   - a job whose partitions were all in but whose final merge (sort, wordcount, ...) had not
+ *     finished merges again from its spill file;
  *   - a chained job (--input job:ID) whose input was not copied yet copies it again.
  * Task attempts start from 1 again: results of attempts from before the restart cannot
  * arrive, because workers drop their tasks when the connection to the master goes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "journal.h"
 #include "log.h"
@@ -98,12 +108,39 @@ static void place(struct task *t, const struct saved_task *s)
 	t->records = s->records;
 }
 
+/* A map partition of a reduce job: one bucket size per reducer, adding up to its output (the
+ * shuffle reads its buckets by these sizes). */
+static bool buckets_fit(const struct job *j, const struct saved_task *s)
+{
+	if (s->nbuckets != j->reducers)
+		return false;
+	uint64_t out = s->out_len, sum = 0;
+	if (s->nsegs) {
+		out = 0;
+		for (uint32_t i = 0; i < s->nsegs; i++)
+			out += s->seg_len[i];
+	}
+	for (uint32_t b = 0; b < s->nbuckets; b++) {
+		if (s->buckets[b] > out - sum)
+			return false;
+		sum += s->buckets[b];
+	}
+	return sum == out;
+}
+
 /* Marks task t DONE from a journaled partition. False if the partition does not fit (a fold
  * partial that no longer folds): the task then simply runs again. */
 static bool apply(struct job *j, struct task *t, const struct saved_task *s)
 {
 	if (t->state == TASK_DONE)
 		return true;
+	if (j->reducers && !j->reducing && !buckets_fit(j, s)) {
+		log_warn("recover",
+		         "job=%llu task=%u event=partial_dropped why=\"its bucket sizes "
+		         "do not match its output and %u reducers\"",
+		         (unsigned long long)j->id, t->id, j->reducers);
+		return false;
+	}
 	if (j->op->combine == OP_COMBINE_FOLD) {
 		char err[256];
 		if (!s->has_partial ||
@@ -150,6 +187,47 @@ static void fail_resumed(struct job *j, const char *why)
 	log_warn("recover", "job=%llu event=failed reason=\"%s\"", (unsigned long long)j->id, why);
 }
 
+/* A reduce job in its reduce stage: the reducers read their journaled byte ranges of the
+ * grouped map output. The map stage's files go, if the master stopped before removing them. */
+static int resume_reduce_stage(struct job *j, const struct journal_job *r, char *why, size_t whylen)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/spill", j->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/input", j->dir);
+	unlink(path);
+	if (!r->parts || r->nparts != j->reducers)
+		return errorf(why, whylen,
+		              "its journal row has %u reducer inputs for %u reducers (damaged)",
+		              r->parts ? r->nparts : 0, j->reducers);
+	snprintf(path, sizeof(path), "%s/reduce-input", j->dir);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		errorf(why, whylen, "its grouped map output %s is gone (%s)", path,
+		       strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	uint64_t end = 0;
+	for (uint32_t i = 0; i < r->nparts; i++)
+		if (r->parts[2 * (size_t)i] + r->parts[2 * (size_t)i + 1] > end)
+			end = r->parts[2 * (size_t)i] + r->parts[2 * (size_t)i + 1];
+	if ((uint64_t)st.st_size < end) {
+		close(fd);
+		return errorf(why, whylen,
+		              "its grouped map output %s is shorter (%llu bytes) than journaled "
+		              "(%llu)",
+		              path, (unsigned long long)st.st_size, (unsigned long long)end);
+	}
+	j->input = INPUT_UPLOAD;
+	upload_adopt_file(j, fd, path);
+	jobs_create_tasks(j, r->nparts, r->parts);
+	j->recovered = j->map_tasks; /* every map partition is in that file: none runs again */
+	return 0;
+}
+
 static int on_job(void *arg, const struct journal_job *r)
 {
 	struct recover *rc = arg;
@@ -191,6 +269,8 @@ static int on_job(void *arg, const struct journal_job *r)
 	j->task_failures = r->task_failures;
 	j->result_size = r->result_size;
 	j->result_in_file = r->result_file;
+	j->reducing = r->reducing && j->reducers;
+	j->map_tasks = r->map_tasks;
 	switch (spec->input_case) {
 	case SHOAL__JOB_SPEC__INPUT_RANGE:
 		j->input = INPUT_RANGE;
@@ -253,7 +333,15 @@ static int on_job(void *arg, const struct journal_job *r)
 		return 0;
 	}
 	bool ok = true;
-	if (j->input == INPUT_RANGE || j->input == INPUT_PATH) {
+	if (j->reducing) {
+		if (resume_reduce_stage(j, r, why, sizeof(why)) < 0) {
+			char msg[5300];
+			snprintf(msg, sizeof(msg),
+			         "the master restarted and %s; submit the job again", why);
+			fail_resumed(j, msg);
+			ok = false;
+		}
+	} else if (j->input == INPUT_RANGE || j->input == INPUT_PATH) {
 		jobs_create_tasks(j, r->ntasks, NULL);
 	} else if (r->parts) {
 		if (upload_resume(j, r->parts, r->nparts, why, sizeof(why)) < 0) {
@@ -275,8 +363,7 @@ static int on_job(void *arg, const struct journal_job *r)
 		persist_job_ended(j);
 		return 0;
 	}
-	/* A reduce job starts over: its partitions were not journaled. */
-	rc->cur = j->reducers ? NULL : j;
+	rc->cur = j;
 	rc->cur_resumes = true;
 	if (rc->nresume == rc->resume_cap) {
 		rc->resume_cap = rc->resume_cap ? rc->resume_cap * 2 : 16;
@@ -371,9 +458,13 @@ int recover_jobs(struct master *m, struct journal *jn, char *err, size_t errlen)
 			continue;
 		resumed++;
 		log_info("recover",
-		         "job=%llu event=resumed tasks=%u partitions_done=%u records_done=%llu",
-		         (unsigned long long)j->id, j->ntasks, j->recovered,
-		         (unsigned long long)j->records);
+		         "job=%llu event=resumed stage=%s tasks=%u partitions_done=%u "
+		         "records_done=%llu",
+		         (unsigned long long)j->id,
+		         j->reducing   ? "reduce"
+		         : j->reducers ? "map"
+		                       : "only",
+		         j->ntasks, j->recovered, (unsigned long long)j->records);
 		if (j->input == INPUT_UPLOAD && !j->upload)
 			deps_check(j); /* a chained input not copied yet: copies once it may */
 		else

@@ -4,7 +4,14 @@
  * are adjacent). Reducer b's input is the k-way merge of bucket b of every map output: merged
  * on the thread pool into one file, reducer after reducer, so each reducer sees its keys
  * grouped and sorted. The reduce tasks then read their byte range of that file like uploaded
- * partitions. */
+ * partitions.
+ *
+ * Restarts: map partitions are journaled as they finish (with their bucket sizes), so a
+ * restarted master runs only the missing ones and shuffles again. Once the grouped file
+ * (STATE/jobs/ID/reduce-input) is written, one commit fsyncs it and records the reduce stage
+ * with the reducers' cut points in place of the map partitions; from then on a restart resumes
+ * the reduce stage (finished reducers are journaled like any partition) and the map stage's
+ * files are removed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -110,16 +117,30 @@ static void reduce_done(uv_work_t *w, int status)
 			return;
 		}
 	}
+	/* The map outputs are merged: the reducers' outputs go to a spill file of their own, and
+	 * their input is the grouped file. The map stage's spill and input stay (held) until the
+	 * journal says the reduce stage has started: a restart before that shuffles again. */
 	char err[512];
-	spill_destroy(j); /* the map outputs are merged: the reducers' outputs go to a new one */
+	void *map_spill = NULL, *map_input = NULL;
+	if (spill_hold(j, &map_spill) < 0)
+		map_spill = NULL;
+	if (upload_hold(j, &map_input) < 0)
+		map_input = NULL;
+	spill_destroy(j);
+	j->reducing = true; /* from here on the job's files are the reduce stage's */
 	if (spill_start(j, err, sizeof(err)) < 0) {
 		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED, "%s", err);
+		if (map_spill)
+			spill_release(map_spill);
+		if (map_input)
+			upload_release(map_input);
 		reduce_free(rw);
 		return;
 	}
 	upload_adopt_file(j, rw->out_fd, rw->out_path);
 	rw->out_fd = -1;
 	jobs_start_stage(j, rw->reducers, rw->parts);
+	persist_reduce_stage(j, map_spill, map_input);
 	reduce_free(rw);
 }
 

@@ -16,7 +16,9 @@
  * once the spill file holds all its bytes; the journal fsyncs the spill file before it commits
  * the partition's row. Partitions waiting for that are in `durable` (completion order, so
  * their end offsets only grow); the journal's timer writes out a spill that has such waiters
- * even when its batch is not full. */
+ * even when its batch is not full. A reduce job's map and reduce stages each have a spill file
+ * of their own (STATE/jobs/ID/spill, then reduce-spill), so that the map outputs stay until
+ * the journal says the reduce stage has started. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -101,6 +103,12 @@ static void spill_unref(struct spill *s)
 	free(s);
 }
 
+/* The job's spill file: the reduce stage of a reduce job has its own. */
+static void spill_path(const struct job *j, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s/%s", j->dir, j->reducing ? "reduce-spill" : "spill");
+}
+
 static struct spill *spill_new(struct job *j)
 {
 	struct spill *s = xcalloc(1, sizeof(*s));
@@ -137,7 +145,7 @@ int spill_resume(struct job *j, bool finished, char *err, size_t errlen)
 		j->spill = s;
 		return 0;
 	}
-	snprintf(path, sizeof(path), "%s/spill", j->dir);
+	spill_path(j, path, sizeof(path));
 	/* Bytes past what the journal knows are an attempt's that did not count: new partials
 	 * go after them. */
 	s->fd = open(path, (finished ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0600);
@@ -168,7 +176,7 @@ int spill_start(struct job *j, char *err, size_t errlen)
 		s->fold = op_fold_create(j->op);
 	} else {
 		char path[4096];
-		snprintf(path, sizeof(path), "%s/spill", j->dir);
+		spill_path(j, path, sizeof(path));
 		/* One open per job on the local state dir; the data goes through the pool. */
 		s->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (s->fd < 0) {
@@ -333,11 +341,8 @@ int spill_add(struct job *j, struct task *t, const uint8_t *data, size_t len, ch
 		t->out_len = len;
 		append(s, data, len);
 	}
-	/* A reduce job's partitions are not journaled: it resumes from its map stage. */
-	if (!j->reducers) {
-		wait_durable(s, t);
-		persist_want_flush(j);
-	}
+	wait_durable(s, t);
+	persist_want_flush(j);
 	return 0;
 }
 
@@ -428,6 +433,7 @@ static void start_merge(struct spill *s, struct job *j)
 	j->result_in_file = true;
 	s->runs = xcalloc(j->ntasks ? j->ntasks : 1, sizeof(*s->runs));
 	s->nruns = 0;
+	uint64_t bytes = 0;
 	for (uint32_t i = 0; i < j->ntasks; i++) {
 		if (!j->tasks[i].out_len)
 			continue;
@@ -435,8 +441,11 @@ static void start_merge(struct spill *s, struct job *j)
 		s->runs[s->nruns].offset = j->tasks[i].out_off;
 		s->runs[s->nruns].length = j->tasks[i].out_len;
 		s->nruns++;
+		bytes += j->tasks[i].out_len;
 	}
 	s->sum_keys = j->op->sum_keys;
+	log_info("spill", "job=%llu event=merge_started runs=%zu bytes=%llu",
+	         (unsigned long long)j->id, s->nruns, (unsigned long long)bytes);
 	s->work.data = s;
 	s->refs++;
 	int rc = uv_queue_work(s->m->loop, &s->work, merge_work, merge_done);
@@ -454,6 +463,9 @@ static void finish_spilled(struct spill *s, struct job *j)
 	 * otherwise stay with the job for the master's lifetime. */
 	buf_free(&s->pending);
 	buf_free(&s->inflight);
+	/* Partitions with nothing left to write (an empty partial after the last write): to the
+	 * journal before the next stage. */
+	hand_durable(s, j);
 	if (j->op->combine == OP_COMBINE_MERGE) {
 		start_merge(s, j);
 		return;

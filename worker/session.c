@@ -587,13 +587,14 @@ static void session_on_welcome(struct worker_session *s, const Shoal__Welcome *w
 static void session_on_refusal(struct worker_session *s, const Shoal__Refusal *r)
 {
 	const char *reason = r->reason != NULL ? r->reason : "";
-	log_error(SUBSYS, "conn=%" PRIu64 " peer=%s: master=%s refused this worker: %s",
-	          session_conn_id(s), session_peer(s), s->master, reason);
-	/* A version or secret mismatch will not fix itself by retrying: give up. */
+	/* A version, secret or TLS mismatch will not fix itself by retrying: give up. */
 	if ((r->has_permanent && r->permanent) || strcasestr(reason, "version") != NULL) {
 		s->fatal = true;
 		s->status = 1;
 	}
+	log_error(SUBSYS, "conn=%" PRIu64 " peer=%s: master=%s refused this worker: %s%s",
+	          session_conn_id(s), session_peer(s), s->master, reason,
+	          s->fatal ? "; stopping" : "");
 	snprintf(s->last_error, sizeof(s->last_error), "refused: %s", reason);
 	conn_close(s->conn, "refused by master");
 }
@@ -787,6 +788,15 @@ static void on_close(struct conn *c, const char *reason)
 
 	if (s->last_error[0] == '\0' || was == SESSION_REGISTERED)
 		snprintf(s->last_error, sizeof(s->last_error), "%s", reason ? reason : "closed");
+	/* TLS on one side only (this worker has --tls-ca and the master answered in plain
+	 * frames): no retry will fix it. A TLS master refusing a plain worker says so in a
+	 * permanent Refusal (session_on_refusal). Network failures stay worth retrying. */
+	if (conn_tls_mismatch(c) && !s->fatal && !s->stopping) {
+		log_error(SUBSYS, "conn=%" PRIu64 " master=%s: cannot register: %s; stopping", id,
+		          s->master, s->last_error);
+		s->fatal = true;
+		s->status = 1;
+	}
 
 	if (s->stopping && !s->fatal) {
 		log_info(SUBSYS, "conn=%" PRIu64 " event=disconnected master=%s why=\"%s\"", id,

@@ -5,12 +5,26 @@
 # client or worker with an untrusted certificate, or none, is refused and the master logs the
 # peer; a plain client to the TLS master, a TLS client to a plain master, a client that does
 # not trust the master and bad certificate files all fail with messages saying what to fix.
+# A worker whose TLS setting does not match the master's (TLS to a plain master, plain to a
+# TLS one) exits 1 saying what to change, instead of retrying forever; a TLS worker that
+# cannot reach its master (nothing listening yet) keeps retrying and registers once it is up.
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 command -v openssl >/dev/null || {
 	echo "openssl CLI not installed (deploy/install-deps.sh installs it)" >&2
 	exit 77
+}
+
+# worker_gives_up NAME STATUS: the worker exits by itself (bounded wait) with STATUS.
+worker_gives_up() {
+	local pid=${WORKER_PID[$1]} st=0
+	daemon_killed "$pid"
+	wait_for 300 "worker $1 to give up" bash -c '! kill -0 "$1" 2>/dev/null' _ "$pid"
+	wait "$pid" 2>/dev/null || st=$?
+	[ "$st" = "$2" ] || fail "worker $1 exited $st, expected $2: $(tail -n 5 "$T/worker-$1.log")"
+	! grep -q "retrying with backoff" "$T/worker-$1.log" ||
+		fail "worker $1 treated a TLS mismatch as worth retrying: $(cat "$T/worker-$1.log")"
 }
 
 # ---- certificates
@@ -62,6 +76,14 @@ grep -q "TLS" "$T/err" || fail "TLS client to plain master: no TLS hint: $(cat "
 grep -q -- "--tls-cert" "$T/err" || fail "TLS client to plain master: no fix named: $(cat "$T/err")"
 wait_for 50 "the plain master logs a TLS handshake" \
 	grep -q "started a TLS handshake, but TLS is not configured" "$T/master.log"
+
+# A TLS worker to the plain master: exits 1 naming both ways out.
+start_worker tlsw --slots 1 --tls-ca "$P/ca.crt" --tls-cert "$P/worker.crt" --tls-key "$P/worker.key"
+worker_gives_up tlsw 1
+grep -q "does not serve TLS" "$T/worker-tlsw.log" || fail "TLS worker to plain master: $(cat "$T/worker-tlsw.log")"
+grep -q -- "--tls-cert and --tls-key, or drop --tls-ca" "$T/worker-tlsw.log" ||
+	fail "TLS worker to plain master: no fix named: $(cat "$T/worker-tlsw.log")"
+[ "$(shoal workers --json | jq length)" = 1 ] || fail "the plain master lists the TLS worker"
 stop_pid "$MASTER_PID"
 [ "$STOP_RC" = 0 ] || fail "plain master exited $STOP_RC on SIGTERM"
 stop_pid "${WORKER_PID[p]}"
@@ -101,6 +123,39 @@ run_ok "$T/tls_square2" --tls-ca "$P/ca.crt" --tls-cert "$P/client.crt" \
 	--tls-key "$P/client.key" run --op square --range 0:2000 -q
 same_files "$T/plain_square" "$T/tls_square2" "square over TLS (flags)"
 
+# One process that connects 40 times from 4 threads loads its TLS configuration once. Once
+# its certificate and key files change, the next connect reads them again (here a
+# certificate the master does not trust: refused), and again once they are restored.
+cp "$P/client.crt" "$P/rot.crt"
+cp "$P/client.key" "$P/rot.key"
+coproc CONNECTS {
+	SHOAL_LOG_LEVEL=debug SHOAL_TLS_CERT=$P/rot.crt SHOAL_TLS_KEY=$P/rot.key \
+		timeout -k 5 300 "$SHOAL_CONNECTS_BIN" 2>"$T/connects.log"
+}
+PIDS+=("$CONNECTS_PID")
+# connects THREADS N: sets CONNECTS_REPLY to the helper's answer.
+connects() {
+	echo "connect $1 $2" >&"${CONNECTS[1]}"
+	CONNECTS_REPLY=
+	IFS= read -r -t 240 CONNECTS_REPLY <&"${CONNECTS[0]}" || fail "connects: no answer to $1 x $2"
+}
+loads() { grep -c "event=tls_config_loaded" "$T/connects.log" || true; }
+connects 4 10
+[ "$CONNECTS_REPLY" = ok ] || fail "40 TLS connects from 4 threads: $CONNECTS_REPLY"
+[ "$(loads)" = 1 ] || fail "40 connects loaded the TLS files $(loads) times, expected once"
+cp "$P/intruder.crt" "$P/rot.crt"
+cp "$P/intruder.key" "$P/rot.key"
+connects 1 1
+case $CONNECTS_REPLY in "fail 1 "*TLS*) ;; *) fail "a connect with the replaced certificate: $CONNECTS_REPLY" ;; esac
+[ "$(loads)" = 2 ] || fail "replaced files: loaded $(loads) times in all, expected 2"
+cp "$P/client.crt" "$P/rot.crt"
+cp "$P/client.key" "$P/rot.key"
+connects 2 3
+[ "$CONNECTS_REPLY" = ok ] || fail "TLS connects after restoring the files: $CONNECTS_REPLY"
+[ "$(loads)" = 3 ] || fail "restored files: loaded $(loads) times in all, expected 3"
+eval "exec ${CONNECTS[1]}>&-"
+wait "$CONNECTS_PID" || fail "the connects helper exited $?: $(tail -n 5 "$T/connects.log")"
+
 # A client whose certificate comes from an untrusted CA: exit 3, and the master logs the peer.
 expect_exit 3 shoal --tls-cert "$P/intruder.crt" --tls-key "$P/intruder.key" workers
 grep -q "TLS" "$T/err" || fail "untrusted client cert: $(cat "$T/err")"
@@ -125,6 +180,12 @@ grep -q -- "--tls-ca" "$T/err" || fail "untrusted master: no fix named: $(cat "$
 expect_exit 3 env -u SHOAL_TLS_CA -u SHOAL_TLS_CERT -u SHOAL_TLS_KEY "$SHOAL_CLIENT_BIN" workers
 grep -q "serves TLS only" "$T/err" || fail "plain client to TLS master: $(cat "$T/err")"
 
+# A plain worker to the TLS master: exits 1 naming what to give it.
+SHOAL_TLS_CA='' SHOAL_TLS_CERT='' SHOAL_TLS_KEY='' start_worker plainw --slots 1
+worker_gives_up plainw 1
+grep -q "serves TLS only" "$T/worker-plainw.log" || fail "plain worker to TLS master: $(cat "$T/worker-plainw.log")"
+grep -q -- "--tls-ca" "$T/worker-plainw.log" || fail "plain worker to TLS master: no fix named: $(cat "$T/worker-plainw.log")"
+
 # A worker with an untrusted certificate never registers; the master logs why.
 start_worker intruder --slots 1 --tls-ca "$P/ca.crt" --tls-cert "$P/intruder.crt" \
 	--tls-key "$P/intruder.key"
@@ -132,6 +193,18 @@ wait_for 100 "the intruding worker's refusal in its log" \
 	grep -q "master refused the handshake" "$T/worker-intruder.log"
 [ "$(shoal workers --json | jq length)" = 2 ] || fail "the untrusted worker registered"
 stop_pid "${WORKER_PID[intruder]}"
+
+# No master listening is a network failure, not a mismatch: a TLS worker keeps retrying,
+# and registers (with a and b) once the TLS master is back on its port.
+stop_pid "$MASTER_PID"
+[ "$STOP_RC" = 0 ] || fail "TLS master exited $STOP_RC on SIGTERM"
+start_worker late --slots 1 --tls-ca "$P/ca.crt" --tls-cert "$P/worker.crt" --tls-key "$P/worker.key"
+wait_for 300 "the late worker's failed first attempt" \
+	grep -q "event=register_failed" "$T/worker-late.log"
+start_master --tls-cert "$P/master.crt" --tls-key "$P/master.key" --tls-ca "$P/ca.crt"
+wait_for 300 "a, b and the late worker to register" \
+	bash -c '[ "$("$1" workers --json 2>/dev/null | jq length)" = 3 ]' _ "$SHOAL_CLIENT_BIN"
+alive "${WORKER_PID[late]}" || fail "the late worker exited: $(cat "$T/worker-late.log")"
 
 # A master certificate that does not list 127.0.0.1: the client refuses it.
 MP=$MASTER_PORT

@@ -1,6 +1,7 @@
 /* The master's SQLite journal (master/journal.c): what a batch stores comes back the same
  * after a close and a reopen; ids never repeat; forgetting works; damaged, foreign and
- * unwritable journals are refused with a reason naming the file. */
+ * unwritable journals are refused with a reason naming the file; a journal of schema 1 is
+ * upgraded in place, one of a newer schema refused. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sqlite3.h>
 
 #include "journal.h"
 
@@ -41,6 +43,8 @@ struct seen {
 	uint32_t nparts[16];
 	bool has_parts[16];
 	char results[16][32];
+	bool reducing[16];
+	uint32_t map_tasks[16];
 	size_t njobs;
 	struct journal_task tasks[16];
 	uint64_t segs[16][4];
@@ -57,6 +61,8 @@ static int on_job(void *arg, const struct journal_job *r)
 	s->states[i] = r->state;
 	snprintf(s->errors[i], sizeof(s->errors[i]), "%s", r->error ? r->error : "");
 	s->has_parts[i] = r->parts != NULL;
+	s->reducing[i] = r->reducing;
+	s->map_tasks[i] = r->map_tasks;
 	s->nparts[i] = r->nparts;
 	for (uint32_t k = 0; k < 2 * r->nparts && k < 8; k++)
 		s->parts[i][k] = r->parts[k];
@@ -345,6 +351,100 @@ START_TEST(missing_dir_is_refused)
 }
 END_TEST
 
+/* Runs SQL on DIR/journal.db directly (not through the journal). */
+static void raw_sql(const char *sql)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/journal.db", dir);
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(p, &db), SQLITE_OK);
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "");
+	sqlite3_free(msg);
+	sqlite3_close(db);
+}
+
+static int64_t raw_int(const char *sql)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/journal.db", dir);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_open(p, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+START_TEST(schema1_is_upgraded)
+{
+	make_dir();
+	/* A journal as a schema-1 master left it: a running job with a finished partition. */
+	raw_sql("PRAGMA journal_mode=WAL;"
+	        "BEGIN;"
+	        "PRAGMA application_id=1936224097;"
+	        "PRAGMA user_version=1;"
+	        "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	        "CREATE TABLE jobs(id INTEGER PRIMARY KEY, spec BLOB NOT NULL, state INTEGER NOT "
+	        "NULL, error TEXT, submitted_ms INTEGER, started_ms INTEGER, finished_ms INTEGER, "
+	        "part_size INTEGER, ntasks INTEGER, input_bytes INTEGER, records INTEGER, "
+	        "task_failures INTEGER, result_size INTEGER, result BLOB, result_file INTEGER, "
+	        "parts BLOB);"
+	        "CREATE TABLE tasks(job INTEGER NOT NULL, task INTEGER NOT NULL, records INTEGER, "
+	        "out_off INTEGER, out_len INTEGER, segs BLOB, buckets BLOB, partial BLOB, "
+	        "PRIMARY KEY(job, task)) WITHOUT ROWID;"
+	        "INSERT INTO jobs(id, spec, state, ntasks) VALUES(3, x'7370656300', 3, 4);"
+	        "INSERT INTO tasks(job, task, records, out_off, out_len) VALUES(3, 1, 9, 0, 20);"
+	        "COMMIT;");
+	struct journal *j = open_ok();
+	ck_assert_uint_eq(journal_max_id(j), 3);
+	struct seen s;
+	load(j, &s);
+	ck_assert_uint_eq(s.njobs, 1);
+	ck_assert_uint_eq(s.ids[0], 3);
+	ck_assert(!s.reducing[0]); /* a schema-1 reduce job resumes from its map stage */
+	ck_assert_uint_eq(s.map_tasks[0], 0);
+	ck_assert_uint_eq(s.ntasks, 1);
+	ck_assert_uint_eq(s.tasks[0].out_len, 20);
+	/* The new columns are written and read back. */
+	struct journal_batch *b = journal_batch_create();
+	struct journal_job r = row(3, 3);
+	r.reducing = true;
+	r.map_tasks = 7;
+	journal_put_job(b, &r);
+	char err[512];
+	ck_assert_int_eq(journal_commit(j, b, true, err, sizeof(err)), 0);
+	journal_batch_destroy(&b);
+	journal_close(&j);
+	ck_assert_int_eq(raw_int("PRAGMA user_version"), 2);
+	j = open_ok();
+	load(j, &s);
+	ck_assert(s.reducing[0]);
+	ck_assert_uint_eq(s.map_tasks[0], 7);
+	journal_close(&j);
+	remove_dir();
+}
+END_TEST
+
+START_TEST(newer_schema_is_refused)
+{
+	make_dir();
+	struct journal *j = open_ok();
+	journal_close(&j);
+	raw_sql("PRAGMA user_version=3");
+	char err[1024];
+	ck_assert_int_eq(journal_open(dir, &j, err, sizeof(err)), -1);
+	ck_assert_ptr_null(j);
+	ck_assert_ptr_nonnull(strstr(err, "newer shoal-master"));
+	ck_assert_ptr_nonnull(strstr(err, "journal.db"));
+	remove_dir();
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
 	Suite *s = suite_create("journal");
@@ -356,6 +456,8 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, damage_is_refused);
 	tcase_add_test(tc, foreign_database_is_refused);
 	tcase_add_test(tc, missing_dir_is_refused);
+	tcase_add_test(tc, schema1_is_upgraded);
+	tcase_add_test(tc, newer_schema_is_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
