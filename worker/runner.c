@@ -61,6 +61,7 @@ struct runner {
 	void *stopped_arg;
 
 	char *work_root; /* NULL: exec tasks fail */
+	char *shim;
 	char *master;
 	size_t chunk;
 	runner_output_fn on_output;
@@ -398,6 +399,7 @@ static void runner_start_exec(struct runner *r, struct task *t)
 	struct exec_params p;
 	memset(&p, 0, sizeof(p));
 	p.cmd = t->exec;
+	p.shim = r->shim;
 	p.work_root = r->work_root;
 	p.label = x->label;
 	p.files = x->files;
@@ -510,8 +512,10 @@ struct runner *runner_create(uv_loop_t *loop, uint32_t slots, runner_done_fn on_
 void runner_set_exec(struct runner *r, const struct runner_exec_config *cfg)
 {
 	free(r->work_root);
+	free(r->shim);
 	free(r->master);
 	r->work_root = cfg->work_root != NULL ? xstrdup(cfg->work_root) : NULL;
+	r->shim = cfg->shim != NULL ? xstrdup(cfg->shim) : NULL;
 	r->master = cfg->master != NULL ? xstrdup(cfg->master) : NULL;
 	if (cfg->chunk > 0)
 		r->chunk = cfg->chunk;
@@ -547,6 +551,7 @@ void runner_destroy(struct runner **rp)
 		r->stopping = true;
 	} else {
 		free(r->work_root);
+		free(r->shim);
 		free(r->master);
 		free(r);
 	}

@@ -53,6 +53,7 @@ typedef void (*runner_held_fn)(void *arg, uint32_t held);
 /* How exec tasks run. Strings are copied. */
 struct runner_exec_config {
 	const char *work_root; /* per-attempt working directories go under it */
+	const char *shim;      /* exec_params.shim (NULL: none) */
 	const char *master;    /* SHOAL_MASTER for the child */
 	size_t chunk;          /* stdout streams in pieces of this size */
 	runner_output_fn on_output;

@@ -415,6 +415,8 @@ static void on_deadline(uv_timer_t *h);
 /* Arms the timer for the earliest running attempt's timeout (loop time). */
 static void session_arm_deadline(struct worker_session *s)
 {
+	if (s->finished)
+		return; /* the timer is closed */
 	uint64_t next = runner_next_deadline(s->runner);
 	if (next == 0) {
 		uv_timer_stop(&s->deadline);
@@ -983,6 +985,7 @@ struct worker_session *worker_session_create(uv_loop_t *loop,
 	s->runner = runner_create(loop, cfg->slots, on_task_done, s);
 	const struct runner_exec_config ecfg = {
 	    .work_root = cfg->work_root,
+	    .shim = cfg->exec_shim,
 	    .master = cfg->master,
 	    .chunk = s->chunk,
 	    .on_output = on_task_output,
