@@ -290,7 +290,7 @@ static void http_workers(struct http_conn *hc)
 		json_key(&j, "allow_exec");
 		json_bool(&j, w->allow_exec);
 		json_kv_u64_or_null(&j, "connected_ms", w->connected_ms);
-		json_kv_u64_or_null(&j, "last_heartbeat_ms", w->last_seen_ms);
+		json_kv_u64_or_null(&j, "last_heartbeat_ms", w->last_heartbeat_ms);
 		json_object_end(&j);
 	}
 	json_array_end(&j);

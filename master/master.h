@@ -107,8 +107,11 @@ struct worker {
 	bool allow_exec;
 	uint64_t tasks_done;
 	uint64_t tasks_failed;
-	uint64_t connected_ms;
-	uint64_t last_seen_ms;
+	/* Durations and deadlines use the loop's monotonic clock (uv_now): a step of the
+	 * system clock must not make a worker look dead. Unix times are for display only. */
+	uint64_t connected_ms;       /* unix ms, shown to users */
+	uint64_t last_heartbeat_ms;  /* unix ms of its last message, shown to users */
+	uint64_t last_seen_ms;       /* loop time of its last message: the heartbeat deadline */
 	double ewma_task_us;         /* moving average of task time, sizes the prefetch */
 	uint32_t failed_in_a_row;    /* attempts failed since its last success */
 	uint64_t quarantined_until;  /* loop time: no new tasks before then */
@@ -328,6 +331,7 @@ struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello
 /* Drops a worker (disconnected or dead): its tasks go back to their jobs' queues. */
 void registry_remove(struct worker *w, const char *why);
 void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb);
+/* Heartbeat deadlines and quarantines; now_ms is loop time (uv_now). */
 void registry_sweep(struct master *m, uint64_t now_ms);
 /* True if a worker other than w is connected and not quarantined. */
 bool registry_other_usable(const struct worker *w);

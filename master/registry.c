@@ -26,7 +26,8 @@ struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello
 	}
 	w->host = xstrdup(hello->host ? hello->host : "");
 	w->advertise = xstrdup(hello->advertise ? hello->advertise : "");
-	w->connected_ms = w->last_seen_ms = wall_ms();
+	w->connected_ms = w->last_heartbeat_ms = wall_ms();
+	w->last_seen_ms = uv_now(m->loop);
 	list_init(&w->assigned);
 	list_init(&w->blob_sends);
 	list_init(&w->backups);
@@ -106,10 +107,9 @@ void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb)
 
 void registry_sweep(struct master *m, uint64_t now_ms)
 {
-	uint64_t loop_now = uv_now(m->loop);
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		struct worker *w = list_entry(n, struct worker, link);
-		if (w->quarantined_until && loop_now >= w->quarantined_until) {
+		if (w->quarantined_until && now_ms >= w->quarantined_until) {
 			/* Back in service: work may be waiting for it. */
 			w->quarantined_until = 0;
 			log_info("registry", "worker=%llu name=%s event=quarantine_over",
@@ -117,12 +117,11 @@ void registry_sweep(struct master *m, uint64_t now_ms)
 			sched_kick(m);
 		}
 		/* A worker we stopped reading from cannot show it is alive. */
-		if (conn_closing(w->conn) || w->paused ||
-		    now_ms - w->last_seen_ms <= m->cfg.heartbeat_timeout_ms)
+		uint64_t silent = now_ms > w->last_seen_ms ? now_ms - w->last_seen_ms : 0;
+		if (conn_closing(w->conn) || w->paused || silent <= m->cfg.heartbeat_timeout_ms)
 			continue;
 		char why[96];
-		snprintf(why, sizeof(why), "no heartbeat for %llu ms",
-		         (unsigned long long)(now_ms - w->last_seen_ms));
+		snprintf(why, sizeof(why), "no heartbeat for %llu ms", (unsigned long long)silent);
 		/* The close callback removes it and re-queues its tasks. */
 		conn_close(w->conn, why);
 	}
@@ -163,7 +162,7 @@ void registry_resume_all(struct master *m)
 		struct worker *w = list_entry(n, struct worker, link);
 		if (w->paused) {
 			w->paused = false;
-			w->last_seen_ms = wall_ms(); /* its heartbeats waited unread */
+			w->last_seen_ms = uv_now(m->loop); /* its heartbeats waited unread */
 			conn_pause_reading(w->conn, false);
 		}
 	}
@@ -195,7 +194,7 @@ void registry_list(struct master *m, struct conn *c)
 		wi->has_connected_ms = true;
 		wi->connected_ms = w->connected_ms;
 		wi->has_last_heartbeat_ms = true;
-		wi->last_heartbeat_ms = w->last_seen_ms;
+		wi->last_heartbeat_ms = w->last_heartbeat_ms;
 		ptrs[i] = wi;
 	}
 	Shoal__WorkerList wl = SHOAL__WORKER_LIST__INIT;

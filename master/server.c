@@ -22,7 +22,7 @@ struct peer {
 	struct master *m;
 	enum peer_role role;
 	struct list_node link; /* in m->pending while PEER_NEW */
-	uint64_t accepted_ms;
+	uint64_t accepted_ms;  /* loop time */
 	struct conn *conn;
 	struct worker *worker;
 	struct client *client;
@@ -34,7 +34,7 @@ struct peer {
 	char ip[64];    /* source address, for the per-address connection limit */
 	/* Write stall: since when the queue to this peer has been above the high-water mark
 	 * without shrinking (0: it is not), and its smallest size meanwhile. */
-	uint64_t stall_since_ms;
+	uint64_t stall_since_ms; /* loop time */
 	size_t stall_pending;
 };
 
@@ -182,7 +182,8 @@ static void server_handshake(struct peer *p, struct conn *c, const Shoal__Envelo
 static void on_worker_message(struct peer *p, struct conn *c, Shoal__Envelope *env)
 {
 	struct worker *w = p->worker;
-	w->last_seen_ms = wall_ms();
+	w->last_seen_ms = uv_now(p->m->loop);
+	w->last_heartbeat_ms = wall_ms();
 	switch (env->msg_case) {
 	case SHOAL__ENVELOPE__MSG_HEARTBEAT:
 		registry_on_heartbeat(w, env->heartbeat);
@@ -420,7 +421,7 @@ static void on_connection(uv_stream_t *server, int status)
 	struct peer *p = xcalloc(1, sizeof(*p));
 	p->m = m;
 	p->role = PEER_NEW;
-	p->accepted_ms = wall_ms();
+	p->accepted_ms = uv_now(m->loop);
 	handshake_server_init(&p->hs, m->cfg.secret, m->cfg.secret_len, m->replay);
 	struct conn *c = conn_create(m->loop, &m->limits, &peer_callbacks, p);
 	p->conn = c;
@@ -483,7 +484,8 @@ static void sweep_pending(struct master *m, uint64_t now)
 static void on_sweep(uv_timer_t *t)
 {
 	struct master *m = t->data;
-	uint64_t now = wall_ms();
+	/* The loop's monotonic clock: a step of the system clock must not expire anything. */
+	uint64_t now = uv_now(m->loop);
 	sweep_pending(m, now);
 	server_each_conn(m, false, sweep_stalled_conn, &now);
 	registry_sweep(m, now);

@@ -43,7 +43,7 @@ struct prep_side {
 	char *path;
 	void *map;
 	char err[512];
-	uint64_t idle_since_ms; /* refs == 0 since then */
+	uint64_t idle_since_ms; /* refs == 0 since then (loop time) */
 	uv_work_t work;
 };
 
@@ -173,7 +173,7 @@ static void prep_side_unlink(struct prep *p, struct prep_side *s)
 static void on_sweep(uv_timer_t *h)
 {
 	struct prep *p = h->data;
-	uint64_t now = wall_ms();
+	uint64_t now = uv_now(p->loop);
 	bool idle_left = false;
 	struct prep_side *next;
 	for (struct prep_side *s = p->sides; s != NULL; s = next) {
@@ -195,7 +195,7 @@ static void prep_side_release(struct task_side *ts)
 {
 	struct prep_side *s = (struct prep_side *)(void *)ts;
 	struct prep *p = s->prep;
-	s->idle_since_ms = wall_ms();
+	s->idle_since_ms = uv_now(p->loop);
 	if (p->sweep_open && !uv_is_active((uv_handle_t *)&p->sweep))
 		uv_timer_start(&p->sweep, on_sweep, SIDE_SWEEP_MS, SIDE_SWEEP_MS);
 }
