@@ -102,8 +102,8 @@ static _Noreturn void shim_die(int sig)
 	sigemptyset(&set);
 	sigaddset(&set, sig);
 	(void)sigprocmask(SIG_UNBLOCK, &set, NULL);
-	(void)raise(sig);
-	_exit(128 + sig);
+	(void)kill(getpid(), sig);
+	_exit(128 + sig); /* only if the signal did not end us */
 }
 
 /* Ends the shim the way the command ended, so the worker reports the command's status. */
