@@ -951,6 +951,7 @@ static void print_workers(const struct shoal_worker_info *ws, size_t n)
 struct cli_out {
 	FILE *f;
 	const char *path;     /* NULL: stdout */
+	bool regular;         /* path is a regular file: a partial result there is removed */
 	int err;              /* errno of the first failed write */
 	struct accuracy *acc; /* scores the result as it goes by (knn, labeled=1), or NULL */
 };
@@ -968,6 +969,9 @@ static int cli_out_open(struct cli_out *o, const char *path)
 		cli_err("cannot write %s: %s", path, strerror(errno));
 		return SHOAL_EUSAGE;
 	}
+	/* Never remove what is not a plain file: -o /dev/null, a fifo, a device. */
+	struct stat st;
+	o->regular = fstat(fileno(o->f), &st) == 0 && S_ISREG(st.st_mode);
 	return -1;
 }
 
@@ -1015,7 +1019,7 @@ static int cli_out_close(struct cli_out *o, bool ok)
 			        strerror(o->err));
 		rc = SHOAL_EJOB;
 	}
-	if (o->path && (!ok || o->err))
+	if (o->regular && (!ok || o->err))
 		unlink(o->path);
 	return rc;
 }

@@ -56,7 +56,11 @@ cleanup() {
 			DEAD_OK[$pid]=1
 		fi
 	done
-	for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do
+		ours "$pid" || continue
+		kill -CONT "$pid" 2>/dev/null || true
+		kill -TERM "$pid" 2>/dev/null || true
+	done
 	for pid in "${PIDS[@]}"; do
 		# Bounded wait, then force: a test must never hang on a stuck child.
 		for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
@@ -200,7 +204,7 @@ stop_pid() {
 	local pid=$1 secs=${2:-10}
 	STOP_RC=0
 	DEAD_OK[$pid]=1
-	kill -TERM "$pid" 2>/dev/null || true
+	! ours "$pid" || kill -TERM "$pid" 2>/dev/null || true
 	for _ in $(seq $((secs * 20))); do
 		alive "$pid" || break
 		sleep 0.05
@@ -214,9 +218,21 @@ stop_pid() {
 	wait "$pid" 2>/dev/null || STOP_RC=$?
 }
 
-# alive PID: the process is still running (and not a zombie).
+# ours PID: PID is a child of this test's shell. Once a child is reaped its PID is free for
+# any process on the machine (pid_max may be 32768, and tests run side by side): a test never
+# signals a PID that is not its own child any more.
+ours() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) } # after the command name, which may hold spaces
+	local -a f
+	read -r -a f <<<"$stat"
+	[ "${f[1]:-}" = "$$" ]
+}
+
+# alive PID: the process is still running (and not a zombie), and is this test's child.
 alive() {
-	kill -0 "$1" 2>/dev/null || return 1
+	ours "$1" || return 1
 	local st
 	st=$(awk '$1 == "State:" { print $2 }' "/proc/$1/status" 2>/dev/null || true)
 	[ -n "$st" ] && [ "$st" != Z ]

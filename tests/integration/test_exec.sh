@@ -335,5 +335,16 @@ for i in 1 2 3; do
 	seq 0 999 | tr 0-9 a-j >"$T/mixed.ref"
 	same_files "$T/mixed.ref" "$T/out" "exec job in a mixed cluster"
 done
+# A failed job removes a partial -o file, but never what is not a plain file (as root, a
+# failed `shoal run -o /dev/null` once removed /dev/null itself).
+step "-o onto a device"
+if mknod "$T/null" c 1 3 2>/dev/null; then
+	expect_exit 1 shoal run --exec 'exit 3' --range 0:4 --retries 1 -o "$T/null"
+	[ -c "$T/null" ] || bug "a failed 'shoal run -o DEVICE' removed the device node"
+	expect_exit 1 shoal run --exec 'exit 3' --range 0:4 --retries 1 -o "$T/partial"
+	[ ! -e "$T/partial" ] || bug "a failed 'shoal run -o FILE' left its partial file"
+else
+	log "mknod is not allowed here: -o onto a device not checked"
+fi
 step "done"
 [ ${#BUGS[@]} = 0 ] || fail "${#BUGS[@]} product bug(s): $(printf '\n  - %s' "${BUGS[@]}")"
