@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -986,6 +987,18 @@ static ssize_t upload_next(struct call *call, size_t want, const uint8_t **data,
 	return (ssize_t)want;
 }
 
+/* A read of fd would not block (data, the end, or an error waits). */
+static bool readable_now(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int n;
+
+	do
+		n = poll(&p, 1, 0);
+	while (n < 0 && errno == EINTR);
+	return n != 0; /* an error: let read() report it */
+}
+
 /* Sends chunks while the window and the connection's write queue allow. */
 static void upload_pump(shoal_client *c, struct call *call)
 {
@@ -1004,6 +1017,10 @@ static void upload_pump(shoal_client *c, struct call *call)
 
 		if (want > room)
 			want = (size_t)room;
+		/* A read from a pipe blocks until its producer writes again: first everything
+		 * queued goes to the kernel, or those bytes would wait for the producer too. */
+		if (fresh && !call->eof && conn_pending(c->conn) > 0 && !readable_now(call->fd))
+			return;
 		got = upload_next(call, want, &data, &last);
 		if (got < 0) {
 			int e = errno;

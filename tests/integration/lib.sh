@@ -49,7 +49,7 @@ daemon_killed() { DEAD_OK[$1]=1; }
 cleanup() {
 	local rc=$? st pid problems=()
 	for pid in "${PIDS[@]}"; do
-		if [ -n "${DAEMON[$pid]:-}" ] && [ -z "${DEAD_OK[$pid]:-}" ] && ! alive "$pid"; then
+		if [ -n "${DAEMON[$pid]:-}" ] && [ -z "${DEAD_OK[$pid]:-}" ] && ! child_alive "$pid"; then
 			st=0
 			wait "$pid" 2>/dev/null || st=$?
 			problems+=("${DAEMON[$pid]} (pid $pid) died while the test ran: exit status $st")
@@ -63,8 +63,8 @@ cleanup() {
 	done
 	for pid in "${PIDS[@]}"; do
 		# Bounded wait, then force: a test must never hang on a stuck child.
-		for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
-		if alive "$pid"; then
+		for _ in $(seq 100); do child_alive "$pid" || break; sleep 0.1; done
+		if child_alive "$pid"; then
 			kill -KILL "$pid" 2>/dev/null || true
 			[ -z "${DAEMON[$pid]:-}" ] || [ -n "${DEAD_OK[$pid]:-}" ] ||
 				problems+=("${DAEMON[$pid]} (pid $pid) did not exit within 10 s of SIGTERM")
@@ -206,10 +206,10 @@ stop_pid() {
 	DEAD_OK[$pid]=1
 	! ours "$pid" || kill -TERM "$pid" 2>/dev/null || true
 	for _ in $(seq $((secs * 20))); do
-		alive "$pid" || break
+		child_alive "$pid" || break
 		sleep 0.05
 	done
-	if alive "$pid"; then
+	if child_alive "$pid"; then
 		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 		STOP_RC=124
@@ -217,6 +217,9 @@ stop_pid() {
 	fi
 	wait "$pid" 2>/dev/null || STOP_RC=$?
 }
+
+# child_alive PID: alive, and still this test's child.
+child_alive() { ours "$1" && alive "$1"; }
 
 # ours PID: PID is a child of this test's shell. Once a child is reaped its PID is free for
 # any process on the machine (pid_max may be 32768, and tests run side by side): a test never
@@ -230,9 +233,9 @@ ours() {
 	[ "${f[1]:-}" = "$$" ]
 }
 
-# alive PID: the process is still running (and not a zombie), and is this test's child.
+# alive PID: the process is still running (and not a zombie).
 alive() {
-	ours "$1" || return 1
+	kill -0 "$1" 2>/dev/null || return 1
 	local st
 	st=$(awk '$1 == "State:" { print $2 }' "/proc/$1/status" 2>/dev/null || true)
 	[ -n "$st" ] && [ "$st" != Z ]

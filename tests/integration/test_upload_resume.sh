@@ -38,8 +38,9 @@ log "input: $(wc -c <"$T/big.txt") bytes"
 
 # ---- 1. A file. The client is stopped (SIGSTOP) as soon as the master holds some of its
 # input, so the kill lands mid-upload; it is let go once the master is back.
-shoal run --op wordcount --input "$T/big.txt" -q -o "$T/file.out" 2>"$T/file.err" &
+"$SHOAL_CLIENT_BIN" run --op wordcount --input "$T/big.txt" -q -o "$T/file.out" 2>"$T/file.err" &
 CL=$!
+PIDS+=("$CL")
 caught=0
 for _ in $(seq 3000); do
 	if newest_uploading; then
@@ -49,8 +50,14 @@ for _ in $(seq 3000); do
 	fi
 	kill -0 "$CL" 2>/dev/null || break
 done
+J=$(curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/jobs" | jq '.[-1].job_id')
+# The upload may have ended between the check and the stop.
+if [ $caught = 1 ] && ! curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/jobs/$J" |
+	jq -e '.state == "uploading"' >/dev/null; then
+	caught=0
+	kill -CONT "$CL"
+fi
 if [ $caught = 1 ]; then
-	J=$(curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/jobs" | jq '.[-1].job_id')
 	held=$(curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/jobs/$J" | jq .input_bytes)
 	log "file: client stopped with $held bytes of job $J at the master"
 	kill_master
@@ -90,8 +97,9 @@ for parts in "" "--partitions 7"; do
 	FEED=$!
 	PIDS+=("$FEED")
 	# shellcheck disable=SC2086 # $parts is empty or a flag and its value
-	shoal run --op wordcount --input - $parts -q -o "$T/pipe.out" <"$T/feed" 2>"$T/pipe.err" &
+	"$SHOAL_CLIENT_BIN" run --op wordcount --input - $parts -q -o "$T/pipe.out" <"$T/feed" 2>"$T/pipe.err" &
 	CL=$!
+	PIDS+=("$CL")
 	holds_half() {
 		curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/jobs" |
 			jq -e --argjson h "$half" '.[-1] | .state == "uploading" and .input_bytes == $h' >/dev/null
