@@ -197,6 +197,9 @@ static void on_worker_message(struct peer *p, struct conn *c, Shoal__Envelope *e
 	case SHOAL__ENVELOPE__MSG_BLOB_REQUEST:
 		blobs_on_request(w, env->blob_request);
 		break;
+	case SHOAL__ENVELOPE__MSG_DRAINING:
+		registry_on_draining(w, env->draining);
+		break;
 	default: {
 		char why[128];
 		snprintf(why, sizeof(why), "a worker may not send %s", codec_kind_name(env));
@@ -490,6 +493,7 @@ static void on_sweep(uv_timer_t *t)
 	server_each_conn(m, false, sweep_stalled_conn, &now);
 	registry_sweep(m, now);
 	jobs_sweep_timeouts(m);
+	jobs_sweep_stalled(m);
 	speculate_sweep(m);
 	locks_sweep(m);
 }
@@ -503,6 +507,7 @@ int server_start(struct master *m)
 	list_init(&m->locks);
 	m->next_worker_id = 1;
 	m->no_workers_since_ms = uv_now(m->loop);
+	m->no_workers_since_wall_ms = wall_ms();
 	conn_limits_default(&m->limits);
 	m->limits.max_frame = m->cfg.max_frame;
 	m->limits.write_max = m->cfg.max_write_queue;
