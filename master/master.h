@@ -315,7 +315,13 @@ struct master {
 };
 
 /* server.c */
+/* The peer lists, the queue and the loop handles (listener, timers): before the journal is
+ * read, which may queue jobs. */
+void server_init(struct master *m);
+/* Listens (and says so: event=listening, sd_notify READY) and starts the sweep. -1 after
+ * logging why; server_stop then closes the handles. */
 int server_start(struct master *m);
+/* Closes every handle of server_init, the signals and every connection. */
 void server_stop(struct master *m);
 /* Closes a peer's connection for breaking the protocol, with a log line naming it and why. */
 void server_drop(struct conn *c, const char *reason);
@@ -492,6 +498,9 @@ void persist_stop(struct master *m);
 void persist_close(struct master *m);
 /* Journals the job's row as it is now. */
 void persist_job(struct job *j);
+/* The job's first task went out: its row gets started_ms (so that a restarted master shows
+ * the time it has really been running). */
+void persist_job_started(struct job *j);
 /* A new job: journals it, and sends Submitted to cl once that is durable. */
 void persist_submitted(struct job *j, struct client *cl, uint64_t window);
 /* A reduce job's reduce stage has started (its tasks are the reducers, reading the grouped

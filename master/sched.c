@@ -170,8 +170,12 @@ static void assign(struct task *t, struct worker *w)
 	t->started_ms = uv_now(w->m->loop);
 	w->inflight++;
 	j->running++;
-	if (!j->started_ms) {
-		j->started_ms = wall_ms();
+	/* A job resumed after a restart keeps the start time it was journaled with. */
+	if (!j->started_ms || j->state == SHOAL__JOB_STATE__JOB_QUEUED) {
+		if (!j->started_ms) {
+			j->started_ms = wall_ms();
+			persist_job_started(j);
+		}
 		j->state = SHOAL__JOB_STATE__JOB_RUNNING;
 		watch_job_changed(j);
 	}
