@@ -45,6 +45,10 @@
 #define CLIENT_MAX_RECONNECTS 20
 /* Upload window when the master does not name one. */
 #define CLIENT_UPLOAD_WINDOW (4u << 20)
+/* An upload from a pipe keeps the bytes the master has not made durable, to send them again
+ * if the master restarts, in a ring of this size; when it is full the client waits for the
+ * master's next sync (every ~50 ms) to make room. */
+#define CLIENT_REPLAY_RING   (16u << 20)
 #define CLIENT_RESULT_WINDOW (8u << 20)
 /* Acknowledge result bytes in steps of this much, to save messages. */
 #define CLIENT_ACK_STEP (1u << 20)
@@ -80,6 +84,13 @@ struct call {
 	uint64_t sent, acked, window;
 	bool last_sent;
 	uint8_t *chunk;
+	bool resuming; /* UploadResume sent on a new connection; its answer not yet in */
+	/* A pipe's bytes from replay_base (what the master has made durable) to replay_end
+	 * (what was read), kept to be sent again after a restart; input byte x is at
+	 * replay[x % CLIENT_REPLAY_RING]. Files are read again at any offset instead. */
+	uint8_t *replay;
+	uint64_t replay_base, replay_end;
+	bool eof;
 
 	/* blob (a shipped file): fd, path, size, sent, acked, window, last_sent, chunk above */
 	const struct blob *blob;
@@ -899,47 +910,96 @@ static void upload_abort(shoal_client *c, struct call *call)
 	client_send(c, call, &env);
 }
 
+/* The master made the first `durable` bytes safe: a pipe's copy of them can go. */
+static void replay_forget(struct call *call, uint64_t durable)
+{
+	if (durable > call->replay_end)
+		durable = call->replay_end;
+	if (durable > call->replay_base)
+		call->replay_base = durable;
+}
+
+static size_t min_size(uint64_t a, uint64_t b)
+{
+	return (size_t)(a < b ? a : b);
+}
+
+/* The next piece of the input at call->sent, at most want bytes: from a file at that offset,
+ * or for a pipe from what was read and not yet sent, else from one read (which returns what
+ * the pipe holds, so a slow producer's bytes go out as they come). Sets *last at the end. */
+static ssize_t upload_next(struct call *call, size_t want, const uint8_t **data, bool *last)
+{
+	const uint64_t ring = CLIENT_REPLAY_RING;
+
+	if (call->size_known) {
+		want = min_size(want, call->size - call->sent);
+		ssize_t got = want ? pread_all(call->fd, call->chunk, want, call->sent) : 0;
+		if (got >= 0 && (size_t)got < want) {
+			errno = 0; /* shrank */
+			return -1;
+		}
+		*data = call->chunk;
+		*last = got >= 0 && call->sent + (uint64_t)got == call->size;
+		return got;
+	}
+	if (!call->replay)
+		call->replay = xmalloc(ring);
+	if (call->sent == call->replay_end && !call->eof) {
+		uint64_t pos = call->replay_end % ring;
+		size_t room = min_size(ring - (call->replay_end - call->replay_base), ring - pos);
+		if (room == 0)
+			return 0; /* wait for the master's sync (an UploadAck's durable) */
+		ssize_t got;
+		do
+			got = read(call->fd, call->replay + pos, min_size(want, room));
+		while (got < 0 && errno == EINTR);
+		if (got < 0)
+			return -1;
+		call->replay_end += (uint64_t)got;
+		call->eof = got == 0;
+	}
+	uint64_t pos = call->sent % ring;
+	want = min_size(min_size(want, call->replay_end - call->sent), ring - pos);
+	*data = call->replay + pos;
+	*last = call->eof && call->sent + want == call->replay_end;
+	return (ssize_t)want;
+}
+
 /* Sends chunks while the window and the connection's write queue allow. */
 static void upload_pump(shoal_client *c, struct call *call)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__UploadChunk chunk = SHOAL__UPLOAD_CHUNK__INIT;
 
-	if (!call->submitted || call->last_sent)
+	if (!call->submitted || call->last_sent || call->resuming)
 		return;
 	while (!call->done && !call->last_sent && c->conn && conn_writable(c->conn) &&
 	       call->sent - call->acked < call->window) {
 		size_t want = CLIENT_CHUNK;
 		uint64_t room = call->window - (call->sent - call->acked);
+		const uint8_t *data = NULL;
+		bool last = false, fresh = !call->size_known && call->sent == call->replay_end;
 		ssize_t got;
-		bool last;
 
 		if (want > room)
 			want = (size_t)room;
-		if (call->size_known && want > call->size - call->sent)
-			want = (size_t)(call->size - call->sent);
-		got = want ? read_all(call->fd, call->chunk, want) : 0;
+		got = upload_next(call, want, &data, &last);
 		if (got < 0) {
 			int e = errno;
 			upload_abort(c, call);
-			call_finish(c, call, SHOAL_EUSAGE, "cannot read input %s: %s", call->path,
-			            strerror(e));
-			return;
-		}
-		if (call->size_known) {
-			if ((size_t)got < want) {
-				upload_abort(c, call);
+			if (e == 0)
 				call_finish(c, call, SHOAL_EUSAGE,
 				            "input %s shrank while it was being uploaded",
 				            call->path);
-				return;
-			}
-			last = call->sent + (uint64_t)got == call->size;
-		} else {
-			last = (size_t)got < want;
+			else
+				call_finish(c, call, SHOAL_EUSAGE, "cannot read input %s: %s",
+				            call->path, strerror(e));
+			return;
 		}
+		if (got == 0 && !last)
+			return; /* a pipe's bytes wait for the master to make room */
 		chunk.job_id = call->job_id;
-		chunk.data.data = call->chunk;
+		chunk.data.data = (uint8_t *)data;
 		chunk.data.len = (size_t)got;
 		chunk.has_last = last;
 		chunk.last = last;
@@ -948,6 +1008,9 @@ static void upload_pump(shoal_client *c, struct call *call)
 		client_send(c, call, &env);
 		call->sent += (uint64_t)got;
 		call->last_sent = last;
+		/* Fresh bytes from a pipe go out before the next read, which may block. */
+		if (fresh)
+			return;
 	}
 }
 
@@ -963,6 +1026,70 @@ static void upload_watch(shoal_client *c, struct call *call)
 	env.msg_case = SHOAL__ENVELOPE__MSG_WATCH;
 	env.watch = &watch;
 	client_send(c, call, &env);
+}
+
+/* The master's word on the upload: flow control, durability, a resume point, the end. */
+static void upload_on_ack(shoal_client *c, struct call *call, const Shoal__UploadAck *ack)
+{
+	uint64_t have = call->size_known ? call->size : call->replay_end;
+
+	if (!call->submitted || ack->job_id != call->job_id)
+		return;
+	if (ack->has_complete && ack->complete) {
+		call_finish(c, call, SHOAL_OK, NULL);
+		return;
+	}
+	if (ack->has_resumed && ack->resumed) {
+		/* Carry on from what the master holds: a file is read again from there; a pipe's
+		 * bytes from there must still be in the replay buffer. */
+		if (ack->received > have ||
+		    (!call->size_known && ack->received < call->replay_base)) {
+			upload_abort(c, call);
+			call_finish(
+			    c, call, SHOAL_EJOB,
+			    "cannot resume the upload of job %llu: the master holds %llu bytes "
+			    "of it, and this client has bytes %llu to %llu of %s; submit the "
+			    "job again",
+			    (unsigned long long)call->job_id, (unsigned long long)ack->received,
+			    (unsigned long long)call->replay_base, (unsigned long long)have,
+			    call->path);
+			return;
+		}
+		call->sent = call->acked = ack->received;
+		call->last_sent = false;
+		call->resuming = false;
+		call->window = ack->window;
+		if (ack->has_durable && !call->size_known)
+			replay_forget(call, ack->durable);
+		return;
+	}
+	if (ack->received > call->sent) {
+		call_protocol_error(c, call, "upload acknowledged beyond what was sent");
+		return;
+	}
+	if (ack->received > call->acked)
+		call->acked = ack->received;
+	call->window = ack->window;
+	if (ack->has_durable && !call->size_known)
+		replay_forget(call, ack->durable);
+	/* A master that does not say `complete` is done once everything is acknowledged. */
+	if (!ack->has_complete && call->last_sent && call->acked == call->sent)
+		call_finish(c, call, SHOAL_OK, NULL);
+}
+
+/* On a new connection after the old one was lost: asks the master where the upload of
+ * call's job stands, and watches the job again. */
+static void upload_resume(shoal_client *c, struct call *call)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__UploadResume r = SHOAL__UPLOAD_RESUME__INIT;
+
+	call->resuming = true;
+	r.job_id = call->job_id;
+	env.msg_case = SHOAL__ENVELOPE__MSG_UPLOAD_RESUME;
+	env.upload_resume = &r;
+	client_send(c, call, &env);
+	upload_watch(c, call);
 }
 
 static void submit_on_message(shoal_client *c, struct call *call, const Shoal__Envelope *env)
@@ -995,21 +1122,9 @@ static void submit_on_message(shoal_client *c, struct call *call, const Shoal__E
 			            (unsigned long long)call->job_id);
 		break;
 	}
-	case SHOAL__ENVELOPE__MSG_UPLOAD_ACK: {
-		const Shoal__UploadAck *ack = env->upload_ack;
-		if (!call->submitted || ack->job_id != call->job_id)
-			break;
-		if (ack->received > call->sent) {
-			call_protocol_error(c, call, "upload acknowledged beyond what was sent");
-			break;
-		}
-		if (ack->received > call->acked)
-			call->acked = ack->received;
-		call->window = ack->window;
-		if (call->last_sent && call->acked == call->sent)
-			call_finish(c, call, SHOAL_OK, NULL);
+	case SHOAL__ENVELOPE__MSG_UPLOAD_ACK:
+		upload_on_ack(c, call, env->upload_ack);
 		break;
-	}
 	case SHOAL__ENVELOPE__MSG_FAILURE:
 		if (call->submitted && !failure_matches(env->failure, call))
 			break;
@@ -1491,8 +1606,21 @@ int shoal_submit(shoal_client *client, const struct shoal_job_spec *spec, uint64
 	call.on_message = submit_on_message;
 	call.pump = upload_pump;
 	client_send(c, &call, &env);
-	/* An upload has no overall deadline (it may be many GiB); waiting for Submitted does. */
-	rc = client_run(c, &call, call.fd < 0 ? CLIENT_REQUEST_TIMEOUT_MS : 0);
+	/* An upload has no overall deadline (it may be many GiB); waiting for Submitted does.
+	 * A connection lost once the job exists is replaced and the upload resumed where the
+	 * master's copy ends (the master may have restarted). */
+	for (int tries = 0;;) {
+		rc = client_run(c, &call, call.fd < 0 ? CLIENT_REQUEST_TIMEOUT_MS : 0);
+		if (rc != SHOAL_ECONN || !call.submitted || call.fd < 0)
+			break;
+		shoal_client *n = client_recover(c, rc, &tries);
+		if (!n)
+			break;
+		c = n;
+		call.done = false;
+		call.rc = 0;
+		upload_resume(c, &call);
+	}
 	if (rc == SHOAL_OK)
 		*job_id = call.job_id;
 out:
@@ -1504,6 +1632,7 @@ out:
 	free(argp);
 	free(args);
 	free(call.chunk);
+	free(call.replay);
 	if (call.fd >= 0 && call.fd != STDIN_FILENO)
 		close(call.fd);
 	return rc;

@@ -688,6 +688,7 @@ static codec_validator *const codec_validators[] = {
     [SHOAL__ENVELOPE__MSG_LOCK_LOST] = codec_validate_lock_lost,
     [SHOAL__ENVELOPE__MSG_CHALLENGE] = codec_validate_challenge,
     [SHOAL__ENVELOPE__MSG_PROOF] = codec_validate_proof,
+    [SHOAL__ENVELOPE__MSG_UPLOAD_RESUME] = codec_validate_any,
     [SHOAL__ENVELOPE__MSG_DRAINING] = codec_validate_draining,
 };
 

@@ -1042,6 +1042,9 @@ void jobs_destroy_all(struct master *m)
 	free(m->ring);
 	free(m->visited);
 	free(m->dirty);
+	free(m->orphans);
+	m->orphans = NULL;
+	m->norphans = m->orphans_cap = 0;
 	free(m->timed);
 	m->timed = NULL;
 	m->ntimed = m->timed_cap = 0;

@@ -50,6 +50,7 @@ enum {
 	OPT_MAX_CONNS_PER_ADDR,
 	OPT_MAX_QUEUED_JOBS,
 	OPT_MAX_UPLOAD,
+	OPT_UPLOAD_RESUME_TIMEOUT,
 	OPT_MAX_WRITE_QUEUE,
 	OPT_WRITE_STALL_TIMEOUT,
 	OPT_TLS_CERT,
@@ -118,6 +119,10 @@ static const struct option_doc options[] = {
     {{"max-upload", required_argument, NULL, OPT_MAX_UPLOAD},
      "BYTES",
      "largest uploaded input of one job (default 0: no limit but the disk)"},
+    {{"upload-resume-timeout", required_argument, NULL, OPT_UPLOAD_RESUME_TIMEOUT},
+     "SECONDS",
+     "an upload whose client left (or that a restart cut short) waits this long for the "
+     "client to resume it, then fails its job (default 120)"},
     {{"max-write-queue", required_argument, NULL, OPT_MAX_WRITE_QUEUE},
      "BYTES",
      "bytes queued to one peer before it is disconnected (default 268435456; at least "
@@ -357,6 +362,14 @@ static int parse_args(int argc, char **argv, struct master_config *cfg)
 				    "--max-write-queue: '%s' is not a number of bytes", optarg);
 			cfg->max_write_queue = v;
 			break;
+		case OPT_UPLOAD_RESUME_TIMEOUT:
+			if (parse_u64(optarg, 1, 86400, &v) < 0)
+				return usage_error(
+				    "--upload-resume-timeout: '%s' is not a number of "
+				    "seconds between 1 and 86400",
+				    optarg);
+			cfg->upload_resume_ms = (uint32_t)(v * 1000);
+			break;
 		case OPT_WRITE_STALL_TIMEOUT:
 			if (parse_u64(optarg, 1, 86400, &v) < 0)
 				return usage_error("--write-stall-timeout: '%s' is not a number of "
@@ -489,6 +502,7 @@ static void print_effective_config(const struct master_config *cfg)
 	printf("max-connections-per-addr = %u\n", cfg->max_conns_per_addr);
 	printf("max-queued-jobs = %u\n", cfg->max_queued_jobs);
 	printf("max-upload = %llu\n", (unsigned long long)cfg->max_upload);
+	printf("upload-resume-timeout = %u\n", cfg->upload_resume_ms / 1000);
 	printf("max-write-queue = %llu\n", (unsigned long long)cfg->max_write_queue);
 	printf("write-stall-timeout = %u\n", cfg->write_stall_ms / 1000);
 	printf("%stls-cert = %s\n", cfg->tls.cert ? "" : "# ",
@@ -643,6 +657,7 @@ int main(int argc, char **argv)
 	m.cfg.max_frame = FRAME_DEFAULT_MAX;
 	m.cfg.default_retries = 3;
 	m.cfg.upload_window = 8u << 20;
+	m.cfg.upload_resume_ms = 120000;
 	m.cfg.max_conns = 1024;
 	m.cfg.max_conns_per_addr = 256;
 	m.cfg.max_queued_jobs = 10000;

@@ -221,6 +221,7 @@ struct master_config {
 	uint32_t max_frame;
 	uint32_t default_retries;
 	uint64_t upload_window;
+	uint32_t upload_resume_ms; /* an upload whose client left waits this long to resume */
 	/* The cluster secret (auth.h), loaded at startup from --secret-file or
 	 * $SHOAL_SECRET_FILE; NULL: none, peers use the plain handshake. Read-only afterwards;
 	 * any listener may check tokens against it with auth_hmac/auth_equal. */
@@ -281,6 +282,8 @@ struct master {
 	char stall_reason[160];
 	uint64_t no_workers_since_wall_ms; /* unix ms of no_workers_since_ms, for display */
 	struct job **timed;                /* unfinished jobs with a --job-timeout */
+	uint64_t *orphans;                 /* ids of jobs whose uploader left (upload.c) */
+	size_t norphans, orphans_cap;
 	size_t ntimed, timed_cap;
 	uint32_t total_slots;
 	uint32_t exec_workers;  /* workers started with --allow-exec */
@@ -440,8 +443,23 @@ void upload_release(void *obj);
 void upload_adopt_file(struct job *j, int fd, const char *path);
 /* Reads a task's input from the spool and sends it to its worker; takes msg. */
 void upload_send_task(struct task *t, Shoal__Task *msg);
-/* The uploading client went away: an unfinished upload fails its job. */
+/* The uploading client went away: an unfinished upload waits for it to resume. */
 void upload_client_gone(struct client *cl);
+/* A client carries on an upload (after a lost connection or a master restart). */
+void upload_on_resume(struct master *m, struct client *cl, const Shoal__UploadResume *r);
+/* Fails the jobs whose uploads were not resumed within --upload-resume-timeout. */
+void upload_sweep(struct master *m);
+/* A restarted master's unfinished upload: the spool cut back to its journaled durable
+ * length, whose partitions are cut again; it waits for the client to resume. */
+int upload_reopen(struct job *j, const Shoal__JobSpec *spec, uint64_t durable, char *err,
+                  size_t errlen);
+/* For a journal commit: the spool's fd (with *obj referenced until upload_release) and the
+ * bytes written so far, which the commit syncs and records; -1 when there is nothing new. */
+int upload_sync_point(struct job *j, uint64_t *upto, void **obj);
+/* A commit made the first `upto` bytes durable: the client hears of it. */
+void upload_on_durable(struct job *j, uint64_t upto);
+/* The final UploadAck (`complete`): the job is journaled with its whole input. */
+void upload_send_complete(struct job *j, struct client *cl);
 void upload_destroy(struct job *j);
 
 /* spill.c */
@@ -517,6 +535,11 @@ void persist_job_ended(struct job *j);
 /* Removes the oldest ended jobs beyond --keep-jobs (rows and files). */
 void persist_prune(struct master *m);
 void persist_client_gone(struct client *cl);
+/* An upload wrote more of its spool: the next commit syncs it and records how much. */
+void persist_upload_progress(struct job *j);
+/* The job's input is all in (it is cut and queued): cl gets the `complete` UploadAck once
+ * the job is journaled as such. */
+void persist_upload_complete(struct job *j, struct client *cl);
 
 /* trash.c */
 /* Starts the remover, and queues the pruned directories an earlier run left behind. */

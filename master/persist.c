@@ -2,14 +2,14 @@
  *
  * Changes gather in the current batch; a commit takes the whole batch to the thread pool,
  * where it first fsyncs the files the batch vouches for (spill files holding the counted
- * partitions, an upload's spool once it is cut, a reduce job's grouped map output) and then
- * writes the batch in one SQLite transaction; files that a restart would still need until the
- * batch is durable (a reduce job's map stage) are held by the batch and released after it. One
- * commit runs at a time; what arrives meanwhile forms the next batch, so under load a commit
- * carries thousands of rows and costs one fsync. A batch that makes a promise to a client
- * (Submitted: "your job is accepted") commits as soon as the previous commit is done; anything else
- * waits for the timer (PERSIST_INTERVAL_MS), so a trickle of finished tasks does not cost one fsync
- * each.
+ * partitions, upload spools up to the length their rows record, a reduce job's grouped map
+ * output) and then writes the batch in one SQLite transaction; files that a restart would
+ * still need until the batch is durable (a reduce job's map stage) are held by the batch and
+ * released after it. One commit runs at a time; what arrives meanwhile forms the next batch,
+ * so under load a commit carries thousands of rows and costs one fsync. A batch that makes a
+ * promise to a client (Submitted: "your job is accepted"; the final UploadAck: "your input is
+ * safe") commits as soon as the previous commit is done; anything else waits for the timer
+ * (PERSIST_INTERVAL_MS), so a trickle of finished tasks does not cost one fsync each.
  *
  * The loop never blocks on the disk, except at start (recovery) and on the way out (the last
  * commit after the loop has ended); the retention limit's removals run on the pool (trash.c). */
@@ -33,11 +33,19 @@ struct sync_item {
 	uint64_t job_id;
 };
 
-/* A Submitted owed to a client once the job's row is durable. */
+/* A message owed to a client once the job's row is durable: Submitted, or the final
+ * UploadAck of a job whose input is all in. */
 struct promise {
 	uint64_t job_id;
 	struct client *cl; /* NULL once it is gone */
 	uint64_t window;
+	bool upload_done;
+};
+
+/* An upload's spool synced up to `upto` by the batch, and its row saying so. */
+struct durable_mark {
+	uint64_t job_id;
+	uint64_t upto;
 };
 
 struct pbatch {
@@ -49,6 +57,10 @@ struct pbatch {
 	size_t nsync, synccap;
 	uint64_t *jobs; /* jobs with rows in the batch, to fail if it cannot be written */
 	size_t njobs, jobscap;
+	uint64_t *uploads; /* uploading jobs that wrote more of their spool */
+	size_t nuploads, uploadscap;
+	struct durable_mark *durable;
+	size_t ndurable, durablecap;
 };
 
 struct persist {
@@ -84,12 +96,14 @@ static void pbatch_free(struct pbatch *pb)
 	free(pb->prom);
 	free(pb->sync);
 	free(pb->jobs);
+	free(pb->uploads);
+	free(pb->durable);
 	free(pb);
 }
 
 static bool pbatch_empty(const struct pbatch *pb)
 {
-	return journal_batch_empty(pb->b) && pb->nprom == 0;
+	return journal_batch_empty(pb->b) && pb->nprom == 0 && pb->nuploads == 0;
 }
 
 static void note_job(struct pbatch *pb, uint64_t id)
@@ -184,10 +198,20 @@ static void commit_done(uv_work_t *w, int status)
 	} else {
 		p->commits++;
 		p->rows += journal_batch_size(pb->b);
+		for (size_t i = 0; i < pb->ndurable; i++) {
+			struct job *j = jobs_find(m, pb->durable[i].job_id);
+			if (j && !jobs_finished(j))
+				upload_on_durable(j, pb->durable[i].upto);
+		}
 		for (size_t i = 0; i < pb->nprom; i++) {
 			struct job *j = jobs_find(m, pb->prom[i].job_id);
-			if (pb->prom[i].cl && j)
+			if (!pb->prom[i].cl || !j)
+				continue;
+			if (!pb->prom[i].upload_done)
 				jobs_send_submitted(pb->prom[i].cl->conn, j, pb->prom[i].window);
+			else if (!jobs_finished(j) || j->state == SHOAL__JOB_STATE__JOB_SUCCEEDED)
+				upload_send_complete(j,
+				                     pb->prom[i].cl); /* (a failure: JobUpdate) */
 		}
 	}
 	pbatch_free(pb);
@@ -195,9 +219,46 @@ static void commit_done(uv_work_t *w, int status)
 		schedule(p, p->cur->nprom > 0);
 }
 
+static void fill_row(const struct job *j, struct journal_job *r, uint64_t **parts_out);
+
+/* The uploads that wrote more of their spools join the batch: each spool is synced up to
+ * what is written now, and the job's row records that length (its input_bytes while it
+ * uploads), which a restarted master resumes from. */
+static void batch_uploads(struct persist *p)
+{
+	struct pbatch *pb = p->cur;
+	for (size_t i = 0; i < pb->nuploads; i++) {
+		struct job *j = jobs_find(p->m, pb->uploads[i]);
+		uint64_t upto;
+		void *obj;
+		int fd;
+		if (!j || jobs_finished(j) || j->state != SHOAL__JOB_STATE__JOB_UPLOADING ||
+		    (fd = upload_sync_point(j, &upto, &obj)) < 0)
+			continue;
+		struct journal_job r;
+		uint64_t *parts;
+		fill_row(j, &r, &parts);
+		r.input_bytes = upto;
+		journal_put_job(pb->b, &r);
+		free(parts);
+		note_job(pb, j->id);
+		add_sync(pb, j->id, fd, obj, upload_release);
+		if (pb->ndurable == pb->durablecap) {
+			pb->durablecap = pb->durablecap ? pb->durablecap * 2 : 8;
+			pb->durable = xrealloc(pb->durable, pb->durablecap * sizeof(*pb->durable));
+		}
+		pb->durable[pb->ndurable++] = (struct durable_mark){j->id, upto};
+		pb->full = true;
+	}
+	pb->nuploads = 0;
+}
+
 static void start_commit(struct persist *p)
 {
-	if (p->inflight || pbatch_empty(p->cur))
+	if (p->inflight)
+		return;
+	batch_uploads(p);
+	if (pbatch_empty(p->cur))
 		return;
 	p->inflight = p->cur;
 	p->cur = pbatch_new();
@@ -340,8 +401,41 @@ void persist_submitted(struct job *j, struct client *cl, uint64_t window)
 		pb->promcap = pb->promcap ? pb->promcap * 2 : 8;
 		pb->prom = xrealloc(pb->prom, pb->promcap * sizeof(*pb->prom));
 	}
-	pb->prom[pb->nprom++] = (struct promise){j->id, cl, window};
+	pb->prom[pb->nprom++] = (struct promise){j->id, cl, window, false};
 	pb->full = true;
+	schedule(p, true);
+}
+
+void persist_upload_progress(struct job *j)
+{
+	struct persist *p = j->m->persist;
+	if (!p)
+		return;
+	struct pbatch *pb = p->cur;
+	for (size_t i = 0; i < pb->nuploads; i++)
+		if (pb->uploads[i] == j->id)
+			return;
+	if (pb->nuploads == pb->uploadscap) {
+		pb->uploadscap = pb->uploadscap ? pb->uploadscap * 2 : 8;
+		pb->uploads = xrealloc(pb->uploads, pb->uploadscap * sizeof(*pb->uploads));
+	}
+	pb->uploads[pb->nuploads++] = j->id;
+	schedule(p, false);
+}
+
+void persist_upload_complete(struct job *j, struct client *cl)
+{
+	struct persist *p = j->m->persist;
+	if (!p) {
+		upload_send_complete(j, cl);
+		return;
+	}
+	struct pbatch *pb = p->cur;
+	if (pb->nprom == pb->promcap) {
+		pb->promcap = pb->promcap ? pb->promcap * 2 : 8;
+		pb->prom = xrealloc(pb->prom, pb->promcap * sizeof(*pb->prom));
+	}
+	pb->prom[pb->nprom++] = (struct promise){j->id, cl, 0, true};
 	schedule(p, true);
 }
 
@@ -531,6 +625,7 @@ void persist_close(struct master *m)
 		p->timer_closed = true;
 		uv_close((uv_handle_t *)&p->timer, NULL);
 	}
+	batch_uploads(p);
 	if (!pbatch_empty(p->cur)) {
 		p->inflight = p->cur;
 		p->cur = pbatch_new();

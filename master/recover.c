@@ -6,8 +6,9 @@
  *     in the spill file), so `shoal result` works across a restart;
  *   - queued and running jobs resume: partitions the journal holds are DONE (a fold's partial
  *     is folded again, a spilled one keeps its place in the spill file) and the rest run;
- *   - a job whose input upload had not finished fails, asking for a resubmission (the bytes
- *     the client had sent are not enough to go on, and the client is gone);
+ *   - a job whose input upload had not finished keeps the durable part of its spool (the
+ *     length its row records) and waits for its client to resume the upload from there
+ *     (upload.c), for --upload-resume-timeout;
  *   - a reduce job (--reduce-exec) resumes the stage it was in. In its map stage, map
  *     partitions the journal holds (with their bucket sizes) are DONE, the rest run, and the
  *     shuffle runs again once all are in. In its reduce stage (journaled once the grouped map
@@ -352,9 +353,24 @@ static int on_job(void *arg, const struct journal_job *r)
 			ok = false;
 		}
 	} else if (spec->input_case == SHOAL__JOB_SPEC__INPUT_UPLOAD) {
-		fail_resumed(j, "the master stopped before the upload of this job's input had "
-		                "finished; submit the job again");
-		ok = false;
+		/* Still uploading: its row's input_bytes say how much of the spool is durable. */
+		j->state = SHOAL__JOB_STATE__JOB_UPLOADING;
+		uint64_t durable = r->state == SHOAL__JOB_STATE__JOB_UPLOADING ? r->input_bytes : 0;
+		if (upload_reopen(j, spec, durable, why, sizeof(why)) < 0) {
+			char msg[5300];
+			snprintf(
+			    msg, sizeof(msg),
+			    "the master restarted during the upload and %s; submit the job again",
+			    why);
+			fail_resumed(j, msg);
+			ok = false;
+		} else {
+			log_info("recover", "job=%llu event=upload_waits durable=%llu",
+			         (unsigned long long)j->id, (unsigned long long)durable);
+			shoal__job_spec__free_unpacked(spec, NULL);
+			rc->cur = NULL; /* no partitions yet: the client sends the rest */
+			return 0;
+		}
 	}
 	shoal__job_spec__free_unpacked(spec, NULL);
 	if (!ok) {

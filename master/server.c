@@ -219,6 +219,9 @@ static void on_client_message(struct peer *p, struct conn *c, Shoal__Envelope *e
 	case SHOAL__ENVELOPE__MSG_UPLOAD_CHUNK:
 		upload_on_chunk(m, cl, env->upload_chunk);
 		break;
+	case SHOAL__ENVELOPE__MSG_UPLOAD_RESUME:
+		upload_on_resume(m, cl, env->upload_resume);
+		break;
 	case SHOAL__ENVELOPE__MSG_BLOB_OFFER:
 		blobs_on_offer(m, cl, env->blob_offer);
 		break;
@@ -496,6 +499,7 @@ static void on_sweep(uv_timer_t *t)
 	jobs_sweep_stalled(m);
 	speculate_sweep(m);
 	locks_sweep(m);
+	upload_sweep(m);
 }
 
 void server_init(struct master *m)

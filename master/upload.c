@@ -2,7 +2,15 @@
  * state dir through the thread pool, acknowledged only once written (the client keeps at most
  * a window of unacknowledged bytes in flight, so neither side buffers a whole file), and cut
  * into partitions on record boundaries as they pass. When a task of the job is assigned, its
- * partition is read back from the spool and sent with the task. */
+ * partition is read back from the spool and sent with the task.
+ *
+ * An upload survives losing its client or the master. Each journal commit syncs the bytes
+ * written so far and records how many (the job's input_bytes while it uploads); UploadAck's
+ * `durable` tells the client, which may then forget them. A client that goes away mid-upload
+ * leaves the job waiting --upload-resume-timeout for an UploadResume (from any connection);
+ * a restarted master truncates the spool to its durable length, cuts that prefix again and
+ * waits the same way. The upload is done for the client only when the final UploadAck says
+ * `complete`, which is sent once the job with its cut partitions is journaled. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,7 +31,11 @@ struct upload {
 	char *path;
 	uint64_t received;
 	uint64_t written;
+	uint64_t durable; /* synced and journaled: what a restarted master resumes from */
 	bool last;
+	bool complete;      /* the last chunk is in and written: cutting, or cut */
+	bool orphaned;      /* the client left mid-upload; it may resume until the timeout */
+	uint64_t orphan_ms; /* loop time it left */
 	struct cutter cutter;
 	uint64_t *parts; /* (offset, length) pairs */
 	uint32_t nparts, parts_cap;
@@ -63,6 +75,24 @@ static void upload_unref(struct upload *u)
 	free(u);
 }
 
+/* The upload of j into the open spool fd at path. */
+static struct upload *upload_new(struct job *j, int fd, const char *path,
+                                 const Shoal__JobSpec *spec)
+{
+	struct upload *u = xcalloc(1, sizeof(*u));
+	u->m = j->m;
+	u->job_id = j->id;
+	u->fd = fd;
+	u->path = xstrdup(path);
+	u->refs = 1; /* the job's own reference */
+	cutter_init(&u->cutter, j->part_size);
+	/* --partitions of an input of unknown size: cut once its size is known. */
+	if (spec->has_partitions && spec->partitions > 0 && !spec->has_upload_size)
+		u->defer_parts = spec->partitions;
+	j->upload = u;
+	return u;
+}
+
 int upload_start(struct job *j, struct client *cl, const Shoal__JobSpec *spec, char *err,
                  size_t errlen)
 {
@@ -71,27 +101,18 @@ int upload_start(struct job *j, struct client *cl, const Shoal__JobSpec *spec, c
 		         (unsigned long long)cl->uploading->id);
 		return -1;
 	}
-	struct upload *u = xcalloc(1, sizeof(*u));
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/input", j->dir);
 	/* Creating one file per job is a metadata operation on the local state dir; the data
 	 * writes go through the pool. */
-	u->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (u->fd < 0) {
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
 		snprintf(err, errlen, "cannot create the upload spool %s: %s", path,
 		         strerror(errno));
-		free(u);
 		return -1;
 	}
-	u->m = j->m;
-	u->job_id = j->id;
+	struct upload *u = upload_new(j, fd, path, spec);
 	u->client = cl;
-	u->path = xstrdup(path);
-	u->refs = 1; /* the job's own reference */
-	cutter_init(&u->cutter, j->part_size);
-	if (spec->has_partitions && spec->partitions > 0 && !spec->has_upload_size)
-		u->defer_parts = spec->partitions;
-	j->upload = u;
 	cl->uploading = j;
 	return 0;
 }
@@ -213,18 +234,31 @@ static void on_cut(void *arg, uint64_t offset, uint64_t length)
 		u->largest = length;
 }
 
-static void send_ack(struct upload *u)
+/* Tells a client where the upload of job_id stands: `received` bytes are in (answering an
+ * UploadResume: held in memory or written; else: written), `durable` survive a crash. */
+static void ack_to(struct conn *c, struct master *m, uint64_t job_id, uint64_t received,
+                   uint64_t durable, bool resumed, bool complete)
 {
-	if (!u->client)
-		return;
 	Shoal__UploadAck ack = SHOAL__UPLOAD_ACK__INIT;
-	ack.job_id = u->job_id;
-	ack.received = u->written;
-	ack.window = u->m->cfg.upload_window;
+	ack.job_id = job_id;
+	ack.received = received;
+	ack.window = m->cfg.upload_window;
+	ack.has_durable = true;
+	ack.durable = durable;
+	ack.has_resumed = resumed;
+	ack.resumed = resumed;
+	ack.has_complete = true;
+	ack.complete = complete;
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	env.msg_case = SHOAL__ENVELOPE__MSG_UPLOAD_ACK;
 	env.upload_ack = &ack;
-	conn_send(u->client->conn, &env);
+	conn_send(c, &env);
+}
+
+static void send_ack(struct upload *u)
+{
+	if (u->client)
+		ack_to(u->client->conn, u->m, u->job_id, u->written, u->durable, false, false);
 }
 
 static void start_write(struct upload *u);
@@ -275,12 +309,11 @@ static void cut_done(uv_work_t *w, int status)
 	upload_unref(u);
 }
 
+/* The last byte is written. The client stays attached until the job is cut and queued: the
+ * journal's commit of that answers it with the `complete` UploadAck. */
 static void upload_complete(struct upload *u, struct job *j)
 {
-	if (u->client) {
-		u->client->uploading = NULL;
-		u->client = NULL;
-	}
+	u->complete = true;
 	if (u->defer_parts) {
 		u->refs++;
 		u->cut_work.data = u;
@@ -311,7 +344,15 @@ static void upload_ready(struct upload *u, struct job *j)
 		    (unsigned long long)u->largest, (unsigned long long)limit);
 		return;
 	}
+	/* The client is answered by the journal (a job with no tasks may end right here). */
+	struct client *cl = u->client;
+	if (cl) {
+		cl->uploading = NULL;
+		u->client = NULL;
+	}
 	jobs_make_runnable(j);
+	if (cl && (!jobs_finished(j) || j->state == SHOAL__JOB_STATE__JOB_SUCCEEDED))
+		persist_upload_complete(j, cl);
 }
 
 static void on_written(uv_fs_t *req)
@@ -341,6 +382,7 @@ static void on_written(uv_fs_t *req)
 	}
 	u->written += want;
 	send_ack(u);
+	persist_upload_progress(j);
 	if (u->pending.len)
 		start_write(u);
 	else if (u->last && u->written == u->received)
@@ -376,12 +418,19 @@ void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChu
 		                    j->error ? j->error : "");
 		return;
 	}
+	if (j && cl->uploading == j && j->upload && j->upload->last && ch->data.len == 0 &&
+	    ch->has_last && ch->last)
+		return; /* the end again, from a client that resumed a finished upload */
 	if (!j || cl->uploading != j || !j->upload || j->upload->last) {
 		server_drop(cl->conn, "upload chunk for a job this connection is not uploading");
 		return;
 	}
 	struct upload *u = j->upload;
 	if (u->received - u->written + ch->data.len > 2 * m->cfg.upload_window + (1u << 20)) {
+		/* A broken client, not a lost one: its upload is not waited for. */
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
+		          "the client sent more of the input than the master acknowledged room for "
+		          "(flow control broken); the upload was refused");
 		server_drop(cl->conn, "upload overran its flow-control window");
 		return;
 	}
@@ -497,20 +546,188 @@ void upload_send_task(struct task *t, Shoal__Task *msg)
 	}
 }
 
+/* The upload waits for its client to resume it, until --upload-resume-timeout. */
+static void orphan(struct upload *u)
+{
+	struct master *m = u->m;
+	u->orphaned = true;
+	u->orphan_ms = uv_now(m->loop);
+	if (m->norphans == m->orphans_cap) {
+		m->orphans_cap = m->orphans_cap ? m->orphans_cap * 2 : 8;
+		m->orphans = xrealloc(m->orphans, m->orphans_cap * sizeof(*m->orphans));
+	}
+	m->orphans[m->norphans++] = u->job_id;
+	log_info("upload",
+	         "job=%llu event=upload_orphaned received=%llu durable=%llu resume_timeout_s=%.0f",
+	         (unsigned long long)u->job_id, (unsigned long long)u->received,
+	         (unsigned long long)u->durable, (double)m->cfg.upload_resume_ms / 1000.0);
+}
+
 void upload_client_gone(struct client *cl)
 {
 	struct job *j = cl->uploading;
 	if (!j)
 		return;
 	cl->uploading = NULL;
-	if (j->upload)
-		j->upload->client = NULL;
-	/* A stopping master closes every connection: the journal keeps the job as it is, and
-	 * the next start says what became of it. */
-	if (cl->m->stopping)
+	struct upload *u = j->upload;
+	if (!u)
 		return;
-	jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
-	          "the client disconnected before its upload finished");
+	u->client = NULL;
+	/* A stopping master closes every connection: the journal keeps the job as it is. */
+	if (cl->m->stopping || u->complete)
+		return;
+	orphan(u);
+}
+
+void upload_sweep(struct master *m)
+{
+	uint64_t now = uv_now(m->loop);
+	size_t keep = 0;
+	/* jobs_fail below never orphans an upload: the array only shrinks meanwhile. */
+	for (size_t i = 0; i < m->norphans; i++) {
+		struct job *j = jobs_find(m, m->orphans[i]);
+		struct upload *u = j && !jobs_finished(j) ? j->upload : NULL;
+		if (!u || !u->orphaned)
+			continue;
+		if (now - u->orphan_ms < m->cfg.upload_resume_ms) {
+			m->orphans[keep++] = m->orphans[i];
+			continue;
+		}
+		u->orphaned = false;
+		jobs_fail(j, SHOAL__JOB_STATE__JOB_FAILED,
+		          "the client left during the upload (%llu bytes in) and did not resume it "
+		          "within %.0f s (--upload-resume-timeout); submit the job again",
+		          (unsigned long long)u->received,
+		          (double)m->cfg.upload_resume_ms / 1000.0);
+	}
+	m->norphans = keep;
+}
+
+void upload_on_resume(struct master *m, struct client *cl, const Shoal__UploadResume *r)
+{
+	struct job *j = jobs_find(m, r->job_id);
+	if (!j) {
+		server_send_failure(cl->conn, r->job_id, 1,
+		                    "cannot resume the upload of job %llu: the master has no such "
+		                    "job; submit it again",
+		                    (unsigned long long)r->job_id);
+		return;
+	}
+	if (jobs_finished(j) && j->state != SHOAL__JOB_STATE__JOB_SUCCEEDED) {
+		server_send_failure(cl->conn, j->id, 1, "job %llu %s during its upload: %s",
+		                    (unsigned long long)j->id, jobs_state_name(j->state),
+		                    j->error ? j->error : "");
+		return;
+	}
+	if (j->input != INPUT_UPLOAD || j->input_job) {
+		server_send_failure(cl->conn, j->id, 1, "job %llu has no uploaded input to resume",
+		                    (unsigned long long)j->id);
+		return;
+	}
+	struct upload *u = j->upload;
+	if (j->state != SHOAL__JOB_STATE__JOB_UPLOADING || !u) {
+		/* The whole input is in: done once the job is journaled (it may be already). */
+		persist_upload_complete(j, cl);
+		return;
+	}
+	if (cl->uploading && cl->uploading != j) {
+		server_send_failure(cl->conn, j->id, 1,
+		                    "this connection is already uploading job %llu",
+		                    (unsigned long long)cl->uploading->id);
+		return;
+	}
+	/* A connection the master has not seen die yet (a cut network) gives the upload up:
+	 * what it sends from now on is refused. */
+	if (u->client && u->client != cl)
+		u->client->uploading = NULL;
+	u->client = cl;
+	u->orphaned = false;
+	cl->uploading = j;
+	log_info("upload", "conn=%llu peer=%s job=%llu event=upload_resumed from=%llu durable=%llu",
+	         (unsigned long long)conn_id(cl->conn), conn_peer(cl->conn),
+	         (unsigned long long)j->id, (unsigned long long)u->received,
+	         (unsigned long long)u->durable);
+	ack_to(cl->conn, m, j->id, u->received, u->durable, true, false);
+}
+
+void upload_send_complete(struct job *j, struct client *cl)
+{
+	uint64_t n = upload_bytes(j);
+	ack_to(cl->conn, j->m, j->id, n, n, true, true);
+}
+
+int upload_sync_point(struct job *j, uint64_t *upto, void **obj)
+{
+	struct upload *u = j->upload;
+	if (!u || u->complete || u->written <= u->durable)
+		return -1;
+	*upto = u->written;
+	u->refs++;
+	*obj = u;
+	return u->fd;
+}
+
+void upload_on_durable(struct job *j, uint64_t upto)
+{
+	struct upload *u = j->upload;
+	if (!u || upto <= u->durable)
+		return;
+	u->durable = upto;
+	send_ack(u);
+}
+
+int upload_reopen(struct job *j, const Shoal__JobSpec *spec, uint64_t durable, char *err,
+                  size_t errlen)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/input", j->dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		errorf(err, errlen, "its uploaded input %s cannot be opened (%s)", path,
+		       strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if ((uint64_t)st.st_size < durable) {
+		close(fd);
+		return errorf(err, errlen,
+		              "its uploaded input %s is shorter (%llu bytes) than journaled (%llu)",
+		              path, (unsigned long long)st.st_size, (unsigned long long)durable);
+	}
+	/* Bytes past the durable length were never promised to the client: it sends them
+	 * again. */
+	if ((uint64_t)st.st_size > durable && ftruncate(fd, (off_t)durable) < 0) {
+		errorf(err, errlen, "cannot truncate its uploaded input %s: %s", path,
+		       strerror(errno));
+		close(fd);
+		return -1;
+	}
+	struct upload *u = upload_new(j, fd, path, spec);
+	/* The cut points of the prefix are found again, exactly as they were found the first
+	 * time (the cutter depends only on the bytes). Recovery runs before the loop serves. */
+	if (!u->defer_parts && durable > 0) {
+		size_t cap = 1u << 20;
+		uint8_t *buf = xmalloc(cap);
+		for (uint64_t off = 0; off < durable;) {
+			size_t n = durable - off < cap ? (size_t)(durable - off) : cap;
+			ssize_t got = pread_all(fd, buf, n, off);
+			if (got != (ssize_t)n) {
+				errorf(err, errlen, "cannot read its uploaded input %s: %s", path,
+				       got < 0 ? strerror(errno) : "it ends early");
+				free(buf);
+				upload_destroy(j);
+				return -1;
+			}
+			cutter_feed(&u->cutter, buf, n, on_cut, u);
+			off += n;
+		}
+		free(buf);
+	}
+	u->received = u->written = u->durable = durable;
+	orphan(u);
+	return 0;
 }
 
 int upload_resume(struct job *j, const uint64_t *parts, uint32_t nparts, char *err, size_t errlen)

@@ -37,7 +37,7 @@ timed_run() {
 	CLIENT_KB=$(sed -n 's/^maxrss_kb=//p' "$T/time.txt")
 }
 
-start_master
+start_master --upload-resume-timeout 1
 start_worker a --slots 2
 start_worker b --slots 2
 wait_workers 2
@@ -82,8 +82,9 @@ run_ok /dev/null result "$gid" -o "$T/grep.out"
 same_files "$T/grep.ref" "$T/grep.out" "grep result fetched again after a killed download"
 rm -f "$T/grep.ref" "$T/grep.out"
 
-# A client killed while it uploads: the job fails (it does not wait forever in "uploading"),
-# the partial upload is removed from the state dir, the master goes on serving. The client
+# A client killed while it uploads: the job fails once --upload-resume-timeout (1 s here)
+# passes without the client resuming (it does not wait forever in "uploading"), the partial
+# upload is removed from the state dir, the master goes on serving. The client
 # reads a pipe fed 20 MB and then nothing, so the upload is certainly in progress.
 state_kb0=$(du -sk "$T/state" | cut -f1)
 mkfifo "$T/feed"
@@ -111,6 +112,8 @@ uid=$(shoal jobs --json | jq '.[-1].job_id')
 wait_for 100 "the killed uploader's job $uid ends" \
 	eval "job_json $uid | jq -e '.state == \"failed\" or .state == \"cancelled\"' >/dev/null"
 log "killed uploader: job $uid $(job_json "$uid" | jq -r '"\(.state) after \(.input_bytes) bytes: \(.error)"')"
+job_json "$uid" | jq -r .error | grep -q "did not resume it within 1 s" ||
+	fail "the killed uploader's job does not say why it failed: $(job_json "$uid")"
 upload_removed() { [ $(($(du -sk "$T/state" | cut -f1) - state_kb0)) -lt 10240 ]; }
 wait_for 50 "the partial upload removed from the state dir" upload_removed
 
