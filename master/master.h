@@ -277,7 +277,8 @@ struct master {
 	uint32_t nworkers;
 	uint64_t no_workers_since_ms; /* loop time the last worker left (or the master started) */
 	/* Unfinished jobs cannot progress: no worker has been able to take work for
-	 * STALL_NOTICE_MS. JobInfo.stalled says why (stall_reason), from stall_since_wall_ms. */
+	 * STALL_NOTICE_MS. JobInfo.stalled says why (stall_reason), since no_workers_since_wall_ms.
+	 */
 	bool stalled;
 	char stall_reason[160];
 	uint64_t no_workers_since_wall_ms; /* unix ms of no_workers_since_ms, for display */
