@@ -126,8 +126,10 @@ void registry_on_draining(struct worker *w, const Shoal__Draining *d)
 	if (w->draining)
 		return;
 	w->draining = true;
-	/* Sorted in place: the message is ours until this handler returns. */
-	qsort(d->running, d->n_running, sizeof(*d->running), ref_cmp);
+	/* Sorted in place: the message is ours until this handler returns (running is NULL
+	 * when empty). */
+	if (d->n_running > 1)
+		qsort(d->running, d->n_running, sizeof(*d->running), ref_cmp);
 	uint32_t kept = 0, returned = 0;
 	struct list_node *n, *next;
 	for (n = list_first(&w->backups); n; n = next) {
