@@ -1027,6 +1027,14 @@ static int cli_out_close(struct cli_out *o, bool ok)
 
 /* ---- commands ---- */
 
+/* libshoal's word while it reconnects (the master restarting, say): worth a line, since
+ * otherwise the command says nothing for up to a minute. */
+static void cli_notice(const char *message, void *arg)
+{
+	(void)arg;
+	cli_err("%s", message);
+}
+
 static int cli_connect(const struct cli *cli, shoal_client **c)
 {
 	struct shoal_connect_options opt = {
@@ -1036,6 +1044,7 @@ static int cli_connect(const struct cli *cli, shoal_client **c)
 	    .tls_ca = cli->val[OPT_TLS_CA],
 	    .tls_cert = cli->val[OPT_TLS_CERT],
 	    .tls_key = cli->val[OPT_TLS_KEY],
+	    .notice = cli->typed[OPT_QUIET] ? NULL : cli_notice,
 	};
 	char err[1024];
 	int rc = shoal_connect(&opt, c, err, sizeof(err));
@@ -1550,63 +1559,63 @@ static void cli_usage(FILE *f)
 	      "                         set, $SHOAL_BROADCAST for --exec\n",
 	      f);
 	/* Two strings: ISO C bounds a string literal's length. */
-	fputs(
-	    "  --range LO:HI          input: the integers LO..HI-1, generated on the workers\n"
-	    "  --input FILE|-         input: a file on this host (- for stdin), uploaded\n"
-	    "  --input job:ID         input: the result of job ID (a chained stage; waits\n"
-	    "                         for it, fails if it fails)\n"
-	    "  --input-path PATH      input: a path every worker can read (shared storage)\n"
-	    "  --partitions N         split the input into N partitions\n"
-	    "  --partition-size SIZE  partition size: bytes of a file input (suffixes K, M, G,\n"
-	    "                         powers of 1024) or integers of a range\n"
-	    "  --strategy S           round-robin, least-loaded or dynamic (default: the\n"
-	    "                         master's)\n"
-	    "  --priority P           higher runs first under the master's priority policy\n"
-	    "                         (default 0)\n"
-	    "  --task-timeout S       stop and retry an attempt that runs longer than S seconds\n"
-	    "  --job-timeout S        fail the job once no worker has been connected to run it\n"
-	    "                         for S seconds (default: wait for workers forever)\n"
-	    "  --cost C               the estimate the sjf policy orders by (default: the\n"
-	    "                         input size in bytes; a range's count)\n"
-	    "  --after ID             start only once job ID has succeeded (fail if it fails)\n"
-	    "  --retries N            how often a failing task is retried (default: the master's)\n"
-	    "  --name TEXT            a label shown by 'shoal jobs'\n"
-	    "\n"
-	    "Options:\n"
-	    "  -o, --output FILE      write the result to FILE instead of stdout (run, result)\n"
-	    "  --master HOST:PORT     the master (default: $SHOAL_MASTER, else 127.0.0.1:7411)\n"
-	    "  --secret-file FILE     the cluster secret, mode 0600 (default:\n"
-	    "                         $SHOAL_SECRET_FILE; none: unauthenticated)\n"
-	    "  --tls-ca FILE          connect with TLS; the master's certificate must be signed\n"
-	    "                         by this PEM CA (default: $SHOAL_TLS_CA)\n"
-	    "  --tls-cert FILE        PEM certificate for a master that verifies clients, with\n"
-	    "  --tls-key FILE         its PEM key (default: $SHOAL_TLS_CERT, $SHOAL_TLS_KEY)\n"
-	    "  --config FILE          settings from this INI file ([client] and [cluster]:\n"
-	    "                         master = HOST:PORT, ...; default: $SHOAL_CONFIG)\n"
-	    "  --json                 print JSON (submit, status, wait, cancel, jobs, workers)\n"
-	    "  -q, --quiet            no progress line\n"
-	    "  -h, --help             show this help\n"
-	    "  --version              show the version\n"
-	    "Options may come before or after the command.\n"
-	    "\n"
-	    "Top (shoal top):\n"
-	    "  --interval S           seconds between refreshes (default 1, at least 0.1)\n"
-	    "  -n, --iterations N     show N frames as plain text, then exit (default: until\n"
-	    "                         q, Ctrl-C or the master goes away)\n"
-	    "\n"
-	    "Lock (shoal lock NAME [--ttl S] -- CMD [ARGS...]):\n"
-	    "  --ttl S                the lease's length in seconds (default 30, at least\n"
-	    "                         0.1): renewed every S/3 while CMD runs; if the lock's\n"
-	    "                         holder dies, the lock passes on S seconds later\n"
-	    "  Waits for the lock, runs CMD with SHOAL_LOCK_TOKEN (a fencing token: larger\n"
-	    "  with every grant) and SHOAL_LOCK_NAME in its environment, releases the lock\n"
-	    "  when CMD exits and exits with CMD's status (128+N if signal N ended it; 126 or\n"
-	    "  127 if it cannot be run). If the lock is lost (a renewal came too late) or the\n"
-	    "  master cannot be reached, CMD gets SIGTERM (SIGKILL 5 s later) and shoal exits\n"
-	    "  1 (lost) or 3. The command may also follow NAME without '--'.\n"
-	    "\n"
-	    "Ops:\n",
-	    f);
+	fputs("  --range LO:HI          input: the integers LO..HI-1, generated on the workers\n"
+	      "  --input FILE|-         input: a file on this host (- for stdin), uploaded\n"
+	      "  --input job:ID         input: the result of job ID (a chained stage; waits\n"
+	      "                         for it, fails if it fails)\n"
+	      "  --input-path PATH      input: a path every worker can read (shared storage)\n"
+	      "  --partitions N         split the input into N partitions\n"
+	      "  --partition-size SIZE  partition size: bytes of a file input (suffixes K, M, G,\n"
+	      "                         powers of 1024) or integers of a range\n"
+	      "  --strategy S           round-robin, least-loaded or dynamic (default: the\n"
+	      "                         master's)\n"
+	      "  --priority P           higher runs first under the master's priority policy\n"
+	      "                         (default 0)\n"
+	      "  --task-timeout S       stop and retry an attempt that runs longer than S seconds\n"
+	      "  --job-timeout S        fail the job once no worker has been connected to run it\n"
+	      "                         for S seconds (default: wait for workers forever)\n"
+	      "  --cost C               the estimate the sjf policy orders by (default: the\n"
+	      "                         input size in bytes; a range's count)\n"
+	      "  --after ID             start only once job ID has succeeded (fail if it fails)\n"
+	      "  --retries N            failed attempts after which a task fails its job\n"
+	      "                         (default: the master's)\n"
+	      "  --name TEXT            a label shown by 'shoal jobs'\n"
+	      "\n"
+	      "Options:\n"
+	      "  -o, --output FILE      write the result to FILE instead of stdout (run, result)\n"
+	      "  --master HOST:PORT     the master (default: $SHOAL_MASTER, else 127.0.0.1:7411)\n"
+	      "  --secret-file FILE     the cluster secret, mode 0600 (default:\n"
+	      "                         $SHOAL_SECRET_FILE; none: unauthenticated)\n"
+	      "  --tls-ca FILE          connect with TLS; the master's certificate must be signed\n"
+	      "                         by this PEM CA (default: $SHOAL_TLS_CA)\n"
+	      "  --tls-cert FILE        PEM certificate for a master that verifies clients, with\n"
+	      "  --tls-key FILE         its PEM key (default: $SHOAL_TLS_CERT, $SHOAL_TLS_KEY)\n"
+	      "  --config FILE          settings from this INI file ([client] and [cluster]:\n"
+	      "                         master = HOST:PORT, ...; default: $SHOAL_CONFIG)\n"
+	      "  --json                 print JSON (submit, status, wait, cancel, jobs, workers)\n"
+	      "  -q, --quiet            no progress line\n"
+	      "  -h, --help             show this help\n"
+	      "  --version              show the version\n"
+	      "Options may come before or after the command.\n"
+	      "\n"
+	      "Top (shoal top):\n"
+	      "  --interval S           seconds between refreshes (default 1, at least 0.1)\n"
+	      "  -n, --iterations N     show N frames as plain text, then exit (default: until\n"
+	      "                         q, Ctrl-C or the master goes away)\n"
+	      "\n"
+	      "Lock (shoal lock NAME [--ttl S] -- CMD [ARGS...]):\n"
+	      "  --ttl S                the lease's length in seconds (default 30, at least\n"
+	      "                         0.1): renewed every S/3 while CMD runs; if the lock's\n"
+	      "                         holder dies, the lock passes on S seconds later\n"
+	      "  Waits for the lock, runs CMD with SHOAL_LOCK_TOKEN (a fencing token: larger\n"
+	      "  with every grant) and SHOAL_LOCK_NAME in its environment, releases the lock\n"
+	      "  when CMD exits and exits with CMD's status (128+N if signal N ended it; 126 or\n"
+	      "  127 if it cannot be run). If the lock is lost (a renewal came too late) or the\n"
+	      "  master cannot be reached, CMD gets SIGTERM (SIGKILL 5 s later) and shoal exits\n"
+	      "  1 (lost) or 3. The command may also follow NAME without '--'.\n"
+	      "\n"
+	      "Ops:\n",
+	      f);
 	for (size_t i = 0; i < op_count(); i++) {
 		const struct op_desc *op = op_at(i);
 		fprintf(f, "  %-10s %s", op->name, op->summary ? op->summary : "");

@@ -744,6 +744,23 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
+/* Tells the application (shoal_connect_options.notice), if it listens. */
+static void client_notice(shoal_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void client_notice(shoal_client *c, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	if (!c->opt.notice)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->opt.notice(msg, c->opt.notice_arg);
+}
+
 /* The connection of c is lost (the master restarted, say): connects again with the options c
  * was opened with, retrying with capped exponential backoff for at most opt.reconnect_ms.
  * Returns the new client, which replaces c from now on, or NULL with the reason in c. */
@@ -756,6 +773,9 @@ static shoal_client *client_reconnect(shoal_client *c)
 	char lost[256];
 
 	snprintf(lost, sizeof(lost), "%s", c->lost_reason[0] ? c->lost_reason : "closed");
+	client_notice(c,
+	              "lost the connection to the master at %s (%s); reconnecting for up to %u s",
+	              c->addr, lost, (budget + 999) / 1000);
 	for (;;) {
 		struct shoal_connect_options o = c->opt;
 		shoal_client *n = NULL;
@@ -770,6 +790,8 @@ static shoal_client *client_reconnect(shoal_client *c)
 		int rc = shoal_connect(&o, &n, err, sizeof(err));
 		if (rc == SHOAL_OK) {
 			c->next = n;
+			client_notice(c, "reconnected to the master at %s after %.1f s", c->addr,
+			              (double)(mono_us() - start) / 1e6);
 			return n;
 		}
 		if (rc == SHOAL_EUSAGE)

@@ -52,6 +52,11 @@ struct shoal_connect_options {
 	 * after the connection to the master is lost, e.g. while the master restarts; 0: 60000.
 	 * They then watch the job again, or fetch the rest of the result, and carry on. */
 	unsigned reconnect_ms;
+	/* Called on the calling thread with a one-line message when a call loses the
+	 * connection and starts reconnecting, and when it has reconnected (or gives up);
+	 * NULL: nothing is said (shoal_errmsg still has the reason of a failure). */
+	void (*notice)(const char *message, void *arg);
+	void *notice_arg;
 };
 
 /* Connects and handshakes (with a secret: proves it to the master and checks the master's

@@ -416,6 +416,16 @@ static int codec_validate_result_batch(const Shoal__Envelope *env, char *err, si
 			return errorf(err, errlen, "result_batch: task %u has %zu buckets",
 			              r->task_id, r->n_buckets);
 	}
+	if (m->n_started > CODEC_BATCH_MAX)
+		return errorf(err, errlen, "result_batch: %zu started attempts (at most %u)",
+		              m->n_started, CODEC_BATCH_MAX);
+	for (size_t i = 0; i < m->n_started; i++) {
+		if (m->started[i] == NULL)
+			return errorf(err, errlen, "result_batch: started attempt %zu missing", i);
+		if (m->started[i]->attempt < 1)
+			return errorf(err, errlen, "result_batch: started task %u has attempt 0",
+			              m->started[i]->task_id);
+	}
 	return 0;
 }
 

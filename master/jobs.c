@@ -535,6 +535,7 @@ static void backup_promote(struct task *t)
 	list_push_back(&w->assigned, &t->link);
 	t->worker = w;
 	t->attempt = t->backup_attempt;
+	t->running = false; /* its start was not tracked: its worker enforces the timeout */
 	t->backup = NULL;
 	t->segs = t->backup_segs;
 	t->backup_segs = NULL;
@@ -548,12 +549,40 @@ void jobs_timeout_task(struct task *t)
 {
 	struct job *j = t->job;
 	struct worker *w = t->worker;
-	char why[128];
-	snprintf(why, sizeof(why), "attempt %u ran longer than the task timeout (%u ms)",
+	char why[192];
+	snprintf(why, sizeof(why),
+	         "attempt %u ran longer than the task timeout (%u ms) and its worker did not "
+	         "stop it",
 	         t->attempt, j->task_timeout_ms);
 	cancel_on_worker(t); /* the worker kills a command's process group */
 	on_task_failed(j, t, w, why, false);
 	sched_kick(w->m); /* the retry goes out with the next round */
+}
+
+void jobs_withdraw(struct task *t)
+{
+	struct worker *w = t->worker;
+	log_info("jobs",
+	         "job=%llu task=%u attempt=%u worker=%llu event=withdrawn why=\"every slot of the "
+	         "worker is held by an attempt that cannot be stopped\"",
+	         (unsigned long long)t->job->id, t->id, t->attempt, (unsigned long long)w->id);
+	cancel_on_worker(t);
+	jobs_requeue(t);
+	sched_kick(w->m);
+}
+
+/* The worker started running these attempts (tasks with a --task-timeout): the master's
+ * backstop for the timeout counts from now. */
+static void on_started(struct worker *w, const Shoal__TaskRef *ref)
+{
+	struct job *j = jobs_find(w->m, ref->job_id);
+	if (!j || jobs_finished(j) || !j->tasks || ref->task_id >= j->ntasks)
+		return;
+	struct task *t = &j->tasks[ref->task_id];
+	if (t->state != TASK_ASSIGNED || t->worker != w || t->attempt != ref->attempt)
+		return;
+	t->running = true;
+	t->started_ms = uv_now(w->m->loop);
 }
 
 void jobs_sweep_timeouts(struct master *m)
@@ -892,6 +921,8 @@ static void on_result(struct worker *w, const Shoal__TaskResult *r)
 
 void jobs_on_results(struct worker *w, const Shoal__ResultBatch *rb)
 {
+	for (size_t i = 0; i < rb->n_started; i++)
+		on_started(w, rb->started[i]);
 	for (size_t i = 0; i < rb->n_results; i++)
 		on_result(w, rb->results[i]);
 	sched_kick(w->m);

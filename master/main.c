@@ -198,6 +198,10 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 	return 0;
 }
 
+/* The default state dir fell back to /tmp (no HOME, no XDG_STATE_HOME): shared with every
+ * user and often a tmpfs, so prepare_state_dir checks whose it is and says it may not last. */
+static bool state_dir_in_tmp;
+
 static char *default_state_dir(void)
 {
 	if (geteuid() == 0)
@@ -209,8 +213,10 @@ static char *default_state_dir(void)
 		snprintf(path, sizeof(path), "%s/shoal", xdg);
 	else if (home && *home)
 		snprintf(path, sizeof(path), "%s/.local/state/shoal", home);
-	else
+	else {
 		snprintf(path, sizeof(path), "/tmp/shoal-%u", (unsigned)geteuid());
+		state_dir_in_tmp = true;
+	}
 	return xstrdup(path);
 }
 
@@ -553,6 +559,22 @@ static int prepare_state_dir(struct master *m, int *lock_fd)
 		          "directory)",
 		          dir, strerror(errno));
 		return -1;
+	}
+	if (state_dir_in_tmp) {
+		struct stat st;
+		if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+		    (st.st_mode & 0077)) {
+			log_error(
+			    "master",
+			    "state dir %s (the default without HOME or XDG_STATE_HOME) is not "
+			    "a private directory of this user; set --state-dir",
+			    dir);
+			return -1;
+		}
+		log_warn("master",
+		         "event=state_dir_in_tmp dir=%s why=\"neither HOME nor XDG_STATE_HOME is "
+		         "set\" (/tmp may not survive a reboot: set --state-dir for durable jobs)",
+		         dir);
 	}
 	snprintf(path, sizeof(path), "%s/master.lock", dir);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

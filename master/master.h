@@ -62,6 +62,7 @@ struct task {
 	uint32_t failures;
 	uint8_t state;
 	bool reading;    /* ASSIGNED: its uploaded input is being read for sending */
+	bool running;    /* ASSIGNED with a --task-timeout: its worker reported it started */
 	uint64_t in_off; /* uploaded input: byte range in the spool file */
 	uint64_t in_len;
 	uint64_t out_off;       /* CONCAT/MERGE: partial result's bytes in the spill file */
@@ -69,7 +70,9 @@ struct task {
 	uint64_t res_off;       /* CONCAT: where the partial starts in the job's result */
 	struct task_segs *segs; /* output streamed in pieces (TaskOutput), else NULL */
 	uint32_t issued;        /* attempt numbers handed out; each assignment takes the next */
-	uint64_t started_ms;    /* when the current attempt was assigned (loop time) */
+	/* When the current attempt was assigned (loop time); with a --task-timeout, when its
+	 * worker reported that it started running (`running`). */
+	uint64_t started_ms;
 	/* A speculative copy of a straggler (dynamic strategy): its holder and attempt. The first
 	 * copy to succeed wins; the other is cancelled and its result dropped. */
 	struct worker *backup;
@@ -103,6 +106,7 @@ struct worker {
 	char *advertise; /* the address it says it is reachable at ("": none given) */
 	uint32_t slots;
 	uint32_t inflight;
+	uint32_t held; /* slots busy with attempts nobody wants (Heartbeat.held): not free */
 	bool allow_exec;
 	uint64_t tasks_done;
 	uint64_t tasks_failed;
@@ -383,8 +387,12 @@ void jobs_list(struct master *m, struct conn *c);
 void jobs_fill_info(const struct job *j, Shoal__JobInfo *info);
 /* A task goes back to READY (front of the queue) with its holder's bookkeeping undone. */
 void jobs_requeue(struct task *t);
-/* The task's attempt ran past the job's --task-timeout: stop it and retry (or fail the job). */
+/* The task's attempt ran past the job's --task-timeout and its worker did not stop it: stop
+ * it and retry (or fail the job). */
 void jobs_timeout_task(struct task *t);
+/* Takes a task that has not started back from its worker (cancelled there) and queues it for
+ * another, without counting a failure. */
+void jobs_withdraw(struct task *t);
 /* Fails the jobs whose --job-timeout has passed with no worker connected (sweep timer). */
 void jobs_sweep_timeouts(struct master *m);
 /* How long no worker may take work before unfinished jobs are reported stalled. */
@@ -417,7 +425,10 @@ void deps_release(struct master *m);
 /* Asks for a scheduling round at the end of this loop iteration. */
 void sched_kick(struct master *m);
 void sched_on_check(uv_check_t *h);
-/* Tasks the worker may hold: its slots plus a prefetch sized by its task times. */
+/* Slots of the worker that can run tasks now: its slots less those held by attempts nobody
+ * wants (a plugin or op that ran past its timeout or was cancelled runs on to its end). */
+uint32_t sched_free_slots(const struct worker *w);
+/* Tasks the worker may hold: its free slots plus a prefetch sized by its task times. */
 uint32_t sched_window(const struct worker *w);
 /* Sends attempt `attempt` of t to w (batched, or after reading its uploaded input). */
 void sched_dispatch(struct task *t, struct worker *w, uint32_t attempt);

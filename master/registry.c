@@ -94,9 +94,17 @@ bool registry_other_usable(const struct worker *w)
 
 void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb)
 {
-	(void)hb; /* last_seen_ms is refreshed by every message, this one included */
+	/* last_seen_ms is refreshed by every message, this one included. */
 	log_debug("registry", "worker=%llu event=heartbeat inflight=%u", (unsigned long long)w->id,
 	          w->inflight);
+	uint32_t held = hb->has_held ? hb->held : 0;
+	if (held != w->held) {
+		log_info("registry", "worker=%llu name=%s event=held_slots held=%u slots=%u",
+		         (unsigned long long)w->id, w->name, held, w->slots);
+		if (held < w->held)
+			sched_kick(w->m); /* slots came free */
+		w->held = held;
+	}
 }
 
 static int ref_cmp(const void *a, const void *b)

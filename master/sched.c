@@ -31,9 +31,15 @@ void sched_kick(struct master *m)
 	uv_check_start(&m->sched, sched_on_check);
 }
 
+uint32_t sched_free_slots(const struct worker *w)
+{
+	return w->held < w->slots ? w->slots - w->held : 0;
+}
+
 uint32_t sched_window(const struct worker *w)
 {
-	return balance_window(w->slots, w->ewma_task_us);
+	uint32_t slots = sched_free_slots(w);
+	return slots > 0 ? balance_window(slots, w->ewma_task_us) : 0;
 }
 
 void sched_rebuild_ring(struct master *m)
@@ -77,7 +83,7 @@ static bool worker_has_room(const struct worker *w, const struct job *j)
 	if (!worker_serves(w, j) || !conn_writable(w->conn))
 		return false;
 	if (j->input == INPUT_UPLOAD)
-		return w->inflight < w->slots + 1;
+		return sched_free_slots(w) > 0 && w->inflight < sched_free_slots(w) + 1;
 	return w->inflight < sched_window(w);
 }
 
@@ -116,6 +122,10 @@ static Shoal__Task *task_message(const struct task *t, uint32_t attempt)
 	tm->task.files = j->files;
 	tm->task.broadcast = j->broadcast;
 	tm->task.plugin = j->plugin;
+	if (j->task_timeout_ms) {
+		tm->task.has_task_timeout_ms = true;
+		tm->task.task_timeout_ms = j->task_timeout_ms;
+	}
 	if (j->reducers && !j->reducing) {
 		tm->task.has_reducers = true;
 		tm->task.reducers = j->reducers;
@@ -168,6 +178,7 @@ static void assign(struct task *t, struct worker *w)
 	if (t->issued == 1)
 		j->dispatched++; /* first run of this partition by this master */
 	t->started_ms = uv_now(w->m->loop);
+	t->running = false;
 	w->inflight++;
 	j->running++;
 	/* A job resumed after a restart keeps the start time it was journaled with. */

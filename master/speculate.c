@@ -5,7 +5,12 @@
  * (plus SPECULATE_SLACK_MS, so that tiny tasks are not copied over scheduling noise), a copy
  * runs on a worker with a free slot. The first copy to succeed wins; jobs.c cancels the
  * other and drops its result by attempt id, so nothing is aggregated twice. A stopped or
- * overloaded worker therefore cannot hold a job's end hostage. */
+ * overloaded worker therefore cannot hold a job's end hostage.
+ *
+ * --task-timeout is enforced by the worker, which knows when an attempt starts running (a
+ * task may wait in its queue behind others first, which must not count) and reports when it
+ * does. The master keeps a backstop for a worker that does not stop an attempt it reported
+ * started: TIMEOUT_GRACE more than the timeout (at least TIMEOUT_GRACE_MIN_MS). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +18,10 @@
 #include "master.h"
 #include "util.h"
 
-#define SPECULATE_FACTOR   4
-#define SPECULATE_SLACK_MS 200
+#define SPECULATE_FACTOR     4
+#define SPECULATE_SLACK_MS   200
+#define TIMEOUT_GRACE        2 /* the backstop waits timeout / TIMEOUT_GRACE more */
+#define TIMEOUT_GRACE_MIN_MS 10000u
 
 static int cmp_u32(const void *a, const void *b)
 {
@@ -38,7 +45,7 @@ static struct worker *idle_worker(struct master *m, const struct worker *holder,
 	struct worker *best = NULL;
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		struct worker *w = list_entry(n, struct worker, link);
-		if (w == holder || w->draining || w->inflight >= w->slots ||
+		if (w == holder || w->draining || w->inflight >= sched_free_slots(w) ||
 		    conn_closing(w->conn) || !conn_writable(w->conn) ||
 		    ((j->exec || j->plugin) && !w->allow_exec))
 			continue;
@@ -59,21 +66,31 @@ static bool is_straggler(const struct task *t, uint64_t now)
 	return now - t->started_ms > limit;
 }
 
-/* Attempts past their job's --task-timeout are stopped and retried. */
+/* The backstop for --task-timeout: an attempt its worker reported started and has not
+ * stopped well past the timeout is stopped and retried here. And a task with a timeout that
+ * waits on a worker whose every slot is held by attempts that cannot be stopped (a plugin or
+ * op past its timeout runs on) goes back to the queue once it has waited the timeout: it
+ * might wait there for ever. O(assigned tasks) per sweep, only for jobs with a timeout. */
 static void expire_attempts(struct master *m, uint64_t now)
 {
 	for (struct list_node *wn = list_first(&m->workers); wn; wn = list_next(&m->workers, wn)) {
 		struct worker *w = list_entry(wn, struct worker, link);
+		bool stuck = sched_free_slots(w) == 0;
 		struct list_node *tn = list_first(&w->assigned);
 		while (tn) {
 			struct list_node *next = list_next(&w->assigned, tn);
 			struct task *t = list_entry(tn, struct task, link);
 			uint32_t limit = t->job->task_timeout_ms;
-			if (limit && now - t->started_ms > limit) {
+			uint64_t grace = limit / TIMEOUT_GRACE > TIMEOUT_GRACE_MIN_MS
+			                     ? limit / TIMEOUT_GRACE
+			                     : TIMEOUT_GRACE_MIN_MS;
+			if (limit && t->running && now - t->started_ms > limit + grace) {
 				jobs_timeout_task(t);
 				/* The job may have failed and freed its tasks: start over. */
 				return;
 			}
+			if (limit && !t->running && stuck && now - t->started_ms > limit)
+				jobs_withdraw(t);
 			tn = next;
 		}
 	}

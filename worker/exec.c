@@ -18,6 +18,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "shim.h"
 #include "records.h"
 #include "shuffle.h"
 #include "util.h"
@@ -523,6 +524,16 @@ static char **exec_environment(const struct exec *e)
 	return env;
 }
 
+/* Stops the running command: its shim cleans up after it; without one, its process group
+ * is killed. */
+static void exec_signal_stop(struct exec *e)
+{
+	if (e->p.shim != NULL)
+		(void)kill(e->proc.pid, SIGTERM);
+	else
+		(void)kill(-e->proc.pid, SIGKILL);
+}
+
 static void exec_spawn(struct exec *e)
 {
 	e->phase = EXEC_RUNNING;
@@ -542,11 +553,14 @@ static void exec_spawn(struct exec *e)
 	stdio[2].data.stream = (uv_stream_t *)&e->errp;
 
 	char *args[] = {(char *)"sh", (char *)"-c", (char *)e->p.cmd, NULL};
+	char pid[24];
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	char *shim_args[] = {(char *)"shoal-worker", (char *)SHIM_ARG, pid, (char *)e->p.cmd, NULL};
 	char **env = exec_environment(e);
 	uv_process_options_t opt;
 	memset(&opt, 0, sizeof(opt));
-	opt.file = "/bin/sh";
-	opt.args = args;
+	opt.file = e->p.shim != NULL ? e->p.shim : "/bin/sh";
+	opt.args = e->p.shim != NULL ? shim_args : args;
 	opt.env = env;
 	opt.cwd = e->dir;
 	opt.flags = UV_PROCESS_DETACHED;
@@ -572,7 +586,7 @@ static void exec_spawn(struct exec *e)
 	exec_feed(e);
 	/* A cancel that came while setting up. */
 	if (e->killed)
-		(void)kill(-e->proc.pid, SIGKILL);
+		exec_signal_stop(e);
 }
 
 static void on_setup_done(uv_work_t *req, int status)
@@ -619,7 +633,7 @@ void exec_kill(struct exec *e)
 	if (e->phase != EXEC_RUNNING || !e->spawned)
 		return;
 	if (!e->exited)
-		(void)kill(-e->proc.pid, SIGKILL);
+		exec_signal_stop(e);
 	exec_close_in(e);
 	/* Drain what is left so the pipes reach EOF even while paused. */
 	exec_update_reading(e);

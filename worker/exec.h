@@ -6,7 +6,10 @@
  * generated 64 KiB at a time), stdout is handed on in pieces of `chunk` bytes as it arrives
  * (so output of any size streams through bounded memory), and the directory is removed on the
  * pool afterwards. The child leads its own process group (UV_PROCESS_DETACHED), so that
- * exec_kill and the end of the command kill everything it started.
+ * exec_kill and the end of the command kill everything it started. With a shim (shim.h, the
+ * worker's own binary), the shim is the child: it runs the command, dies with the worker, and
+ * on exec_kill (SIGTERM to it) or at the command's end kills the command's process group and
+ * whatever left it (setsid, daemons), which the group kill alone would miss.
  *
  *   SETUP (pool: mkdtemp, link files, read split) --> RUNNING (child) --> [SHUFFLE (pool)]
  *     --> CLEANUP (pool: rm -rf the directory) --> on_done
@@ -46,6 +49,7 @@ enum exec_input {
 /* Everything is borrowed until on_done has returned. */
 struct exec_params {
 	const char *cmd;
+	const char *shim;      /* NULL: run `sh -c cmd`; else `shim --exec-shim PID cmd` */
 	const char *work_root; /* the working directory is made under this one */
 	const char *label;     /* names the directory and log lines ("j3-t7-a1") */
 	const struct exec_file *files;

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "notify.h"
 #include "session.h"
+#include "shim.h"
 #include "tls.h"
 
 #define SUBSYS "worker"
@@ -104,8 +105,13 @@ static void worker_remove_stale_roots(const char *tmp)
 	closedir(d);
 }
 
+/* The worker's own binary runs each --exec command as its shim (shim.h). */
+#define WORKER_SELF "/proc/self/exe"
+
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], SHIM_ARG) == 0)
+		return shim_main(argc, argv);
 	struct worker_config cfg;
 	unsigned ncpu = uv_available_parallelism();
 	switch (
@@ -190,6 +196,28 @@ int main(int argc, char **argv)
 		auth_secret_free(&secret, secret_len);
 		return 1;
 	}
+	/* The shim is this binary, by its path (a process under valgrind must name the program,
+	 * not the tool that runs it), or through /proc/self/exe if the file was replaced since.
+	 * Without /proc it cannot run: commands then run under sh directly, and only their
+	 * process group is killed with them. */
+	char self[4096];
+	ssize_t selflen = readlink(WORKER_SELF, self, sizeof(self) - 1);
+	if (selflen > 0) {
+		self[selflen] = '\0';
+		if (strstr(self, " (deleted)") != NULL || access(self, X_OK) != 0)
+			snprintf(self, sizeof(self), "%s", WORKER_SELF);
+	} else {
+		snprintf(self, sizeof(self), "%s", WORKER_SELF);
+	}
+	const char *exec_shim = self;
+	if (cfg.allow_exec && access(self, X_OK) != 0) {
+		log_warn(SUBSYS,
+		         "cannot run %s (%s): --exec commands run without their keeper, so a "
+		         "command's processes outlive a killed worker and those that leave its "
+		         "process group outlive a cancel or timeout",
+		         self, strerror(errno));
+		exec_shim = NULL;
+	}
 	const struct worker_session_config scfg = {
 	    .master = cfg.master,
 	    .master_host = cfg.master_host,
@@ -202,6 +230,7 @@ int main(int argc, char **argv)
 	    .cache_dir = cache_dir[0] != '\0' ? cache_dir : NULL,
 	    .cache_size = cfg.cache_size,
 	    .work_root = work_root,
+	    .exec_shim = exec_shim,
 	    .secret = secret,
 	    .secret_len = secret_len,
 	    .tls = tls,

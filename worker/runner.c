@@ -61,9 +61,14 @@ struct runner {
 	void *stopped_arg;
 
 	char *work_root; /* NULL: exec tasks fail */
+	char *shim;
 	char *master;
 	size_t chunk;
 	runner_output_fn on_output;
+
+	runner_started_fn on_started;
+	runner_held_fn on_held;
+	uint32_t held; /* as last reported through on_held */
 };
 
 static void runner_list_push(struct runner_list *l, struct task *t)
@@ -90,6 +95,34 @@ static void runner_list_unlink(struct runner_list *l, struct task *t)
 		l->tail = t->prev;
 	t->prev = t->next = NULL;
 	l->n--;
+}
+
+/* ---- slots held by unwanted attempts ---- */
+
+/* Slots whose every task is dropped: a pool work request (one task, or a chunk of small ones)
+ * or an exec child. */
+uint32_t runner_held(const struct runner *r)
+{
+	uint32_t held = 0;
+	for (const struct task *t = r->running.head; t != NULL; t = t->next) {
+		if (t->exec == NULL && t->work.data != t)
+			continue; /* a chunk member: its lead stands for the slot */
+		bool all = true;
+		for (const struct task *c = t; c != NULL && all; c = c->chunk_next)
+			all = c->dropped;
+		held += all;
+	}
+	return held;
+}
+
+static void runner_note_held(struct runner *r)
+{
+	uint32_t held = runner_held(r);
+	if (held == r->held)
+		return;
+	r->held = held;
+	if (r->on_held != NULL)
+		r->on_held(r->arg, held);
 }
 
 /* ---- pool tasks: built-in ops and plugins ---- */
@@ -262,6 +295,7 @@ static void on_after_work(uv_work_t *req, int status)
 		t->chunk_next = NULL;
 		runner_task_deliver(r, t);
 	}
+	runner_note_held(r);
 	runner_check_stopped(r);
 }
 
@@ -289,7 +323,12 @@ static void on_exec_done(void *arg, struct exec_result *res)
 	struct runner *r = x->runner;
 	struct task *t = x->task;
 	t->run = NULL;
-	if (res->ok) {
+	if (t->timed_out && !t->dropped) {
+		task_fail(t, false,
+		          "attempt %" PRIu32 " ran longer than the task timeout (%" PRIu32
+		          " ms); its command was killed",
+		          t->res.ref.attempt, t->timeout_ms);
+	} else if (res->ok) {
 		t->res.ok = true;
 		t->res.out = res->out;
 		res->out = (struct buf)BUF_INIT;
@@ -314,6 +353,7 @@ static void on_exec_done(void *arg, struct exec_result *res)
 	runner_task_finish(r, t, 0);
 	runner_pump(r);
 	runner_task_deliver(r, t);
+	runner_note_held(r);
 	runner_check_stopped(r);
 }
 
@@ -359,6 +399,7 @@ static void runner_start_exec(struct runner *r, struct task *t)
 	struct exec_params p;
 	memset(&p, 0, sizeof(p));
 	p.cmd = t->exec;
+	p.shim = r->shim;
 	p.work_root = r->work_root;
 	p.label = x->label;
 	p.files = x->files;
@@ -399,6 +440,7 @@ static void runner_start_exec(struct runner *r, struct task *t)
 
 /* ---- the queue ---- */
 
+/* A queued task starts running: its timeout counts from now, not from when it came. */
 static struct task *runner_take(struct runner *r)
 {
 	struct task *t = r->queue.head;
@@ -406,6 +448,11 @@ static struct task *runner_take(struct runner *r)
 	runner_list_push(&r->running, t);
 	t->chunk_next = NULL;
 	r->live++;
+	if (t->timeout_ms > 0) {
+		t->deadline_ms = uv_now(r->loop) + t->timeout_ms;
+		if (r->on_started != NULL)
+			r->on_started(r->arg, &t->res.ref);
+	}
 	return t;
 }
 
@@ -465,8 +512,10 @@ struct runner *runner_create(uv_loop_t *loop, uint32_t slots, runner_done_fn on_
 void runner_set_exec(struct runner *r, const struct runner_exec_config *cfg)
 {
 	free(r->work_root);
+	free(r->shim);
 	free(r->master);
 	r->work_root = cfg->work_root != NULL ? xstrdup(cfg->work_root) : NULL;
+	r->shim = cfg->shim != NULL ? xstrdup(cfg->shim) : NULL;
 	r->master = cfg->master != NULL ? xstrdup(cfg->master) : NULL;
 	if (cfg->chunk > 0)
 		r->chunk = cfg->chunk;
@@ -502,6 +551,7 @@ void runner_destroy(struct runner **rp)
 		r->stopping = true;
 	} else {
 		free(r->work_root);
+		free(r->shim);
 		free(r->master);
 		free(r);
 	}
@@ -572,6 +622,62 @@ static void runner_task_drop(struct runner *r, struct task *t)
 		exec_kill(t->run);
 }
 
+void runner_set_watchers(struct runner *r, runner_started_fn on_started, runner_held_fn on_held)
+{
+	r->on_started = on_started;
+	r->on_held = on_held;
+}
+
+uint64_t runner_next_deadline(const struct runner *r)
+{
+	uint64_t next = 0;
+	for (const struct task *t = r->running.head; t != NULL; t = t->next)
+		if (!t->dropped && !t->timed_out && t->deadline_ms > 0 &&
+		    (next == 0 || t->deadline_ms < next))
+			next = t->deadline_ms;
+	return next;
+}
+
+/* The attempt ran past its timeout. A command is killed and reports the timeout when its
+ * child is gone. A pool task cannot be stopped: its failure is reported now, from a stand-in
+ * task, and the thread's result is dropped when it ends; until then it holds its slot. */
+static void runner_task_timeout(struct runner *r, struct task *t, uint64_t now)
+{
+	t->timed_out = true;
+	log_warn(SUBSYS,
+	         "job=%" PRIu64 " task=%" PRIu32 " attempt=%" PRIu32
+	         " event=task_timeout timeout_ms=%" PRIu32 " kind=%s",
+	         t->res.ref.job_id, t->res.ref.task_id, t->res.ref.attempt, t->timeout_ms,
+	         t->exec != NULL ? "command" : "thread");
+	if (t->exec != NULL) {
+		if (t->run != NULL)
+			exec_kill(t->run);
+		return;
+	}
+	struct task *f = xcalloc(1, sizeof(*f));
+	f->res.ref = t->res.ref;
+	f->res.elapsed_us = (now - (t->deadline_ms - t->timeout_ms)) * 1000u;
+	task_fail(f, false,
+	          "attempt %" PRIu32 " ran longer than the task timeout (%" PRIu32
+	          " ms); a plugin or built-in op cannot be interrupted: it runs on, holding its "
+	          "slot, and its result is dropped",
+	          t->res.ref.attempt, t->timeout_ms);
+	t->dropped = true;
+	r->live--;
+	r->on_done(r->arg, &f->res);
+}
+
+void runner_expire(struct runner *r, uint64_t now)
+{
+	struct task *next;
+	for (struct task *t = r->running.head; t != NULL; t = next) {
+		next = t->next; /* on_done may not touch the running list, but be safe */
+		if (!t->dropped && !t->timed_out && t->deadline_ms > 0 && now >= t->deadline_ms)
+			runner_task_timeout(r, t, now);
+	}
+	runner_note_held(r);
+}
+
 size_t runner_cancel(struct runner *r, const struct task_ref *refs, size_t n)
 {
 	if (n == 0)
@@ -594,6 +700,7 @@ size_t runner_cancel(struct runner *r, const struct task_ref *refs, size_t n)
 			found++;
 		}
 	}
+	runner_note_held(r);
 	return found;
 }
 
@@ -603,6 +710,7 @@ void runner_drop(struct runner *r)
 	for (struct task *t = r->running.head; t != NULL; t = t->next)
 		if (!t->dropped)
 			runner_task_drop(r, t);
+	runner_note_held(r);
 }
 
 void runner_set_paused(struct runner *r, bool paused)

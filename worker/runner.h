@@ -17,8 +17,13 @@
  *   cancel/drop: freed        cancel/drop: marked (an exec child is SIGKILLed); the result
  *                                          is freed unseen when the task ends
  *
- * Pool tasks cannot be interrupted (built-in ops are short); they hold their slot until they
- * end. Everything here runs on the loop thread except the op or plugin itself. */
+ * A task with a timeout (the job's --task-timeout) is stopped once it has been RUNNING that
+ * long; time spent QUEUED does not count. An exec child is killed and the attempt reports the
+ * timeout. Pool tasks (built-in ops, plugins) cannot be interrupted: a timed-out one reports
+ * its failure at once and a cancelled one is forgotten, but either keeps running, holding its
+ * slot, until it ends, and its result is then dropped. runner_held counts such slots, so the
+ * master is told not to count them as free. Everything here runs on the loop thread except
+ * the op or plugin itself. */
 #ifndef SHOAL_WORKER_RUNNER_H
 #define SHOAL_WORKER_RUNNER_H
 
@@ -40,10 +45,15 @@ typedef void (*runner_output_fn)(void *arg, const struct task_ref *ref, const ui
                                  size_t len);
 /* The runner is stopped and no task is in a thread or a child any more. */
 typedef void (*runner_stopped_fn)(void *arg);
+/* An attempt with a timeout started running: its clock starts now. Borrows ref. */
+typedef void (*runner_started_fn)(void *arg, const struct task_ref *ref);
+/* The number of slots held by attempts nobody wants (runner_held) changed. */
+typedef void (*runner_held_fn)(void *arg, uint32_t held);
 
 /* How exec tasks run. Strings are copied. */
 struct runner_exec_config {
 	const char *work_root; /* per-attempt working directories go under it */
+	const char *shim;      /* exec_params.shim (NULL: none) */
 	const char *master;    /* SHOAL_MASTER for the child */
 	size_t chunk;          /* stdout streams in pieces of this size */
 	runner_output_fn on_output;
@@ -78,6 +88,18 @@ void runner_set_paused(struct runner *r, bool paused);
 void runner_stop(struct runner *r, runner_stopped_fn on_stopped, void *arg);
 /* SIGKILLs every exec child now (the worker is exiting at once). */
 void runner_kill_children(struct runner *r);
+
+/* Callbacks for attempts with a timeout starting, and for held slots changing (either may be
+ * NULL). */
+void runner_set_watchers(struct runner *r, runner_started_fn on_started, runner_held_fn on_held);
+/* Loop time (ms) at which the earliest running attempt's timeout expires; 0 if none. */
+uint64_t runner_next_deadline(const struct runner *r);
+/* Stops the running attempts whose timeout has expired at loop time now_ms: each reports
+ * "ran longer than the task timeout" through on_done. */
+void runner_expire(struct runner *r, uint64_t now_ms);
+/* Slots still busy with attempts whose results nobody wants (cancelled or timed out): a
+ * plugin or op thread runs to its end, a killed command until it is reaped. */
+uint32_t runner_held(const struct runner *r);
 
 /* Tasks whose results are still wanted and that are running now. */
 uint32_t runner_running(const struct runner *r);

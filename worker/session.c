@@ -75,7 +75,8 @@ struct worker_session {
 	uv_timer_t heartbeat;
 	uv_timer_t
 	    timer; /* IDLE: backoff before the next attempt; otherwise the handshake deadline */
-	uv_check_t flush; /* sends the pending ResultBatch at the end of the loop iteration */
+	uv_check_t flush;    /* sends the pending ResultBatch at the end of the loop iteration */
+	uv_timer_t deadline; /* the earliest running attempt's task timeout */
 	int open_handles;
 
 	struct backoff backoff;
@@ -92,6 +93,10 @@ struct worker_session {
 	size_t nresults;
 	size_t cap;
 	size_t bytes;
+	/* Attempts with a task timeout that started since the last batch (ResultBatch.started). */
+	Shoal__TaskRef *started_refs;
+	Shoal__TaskRef **started_ptrs;
+	size_t nstarted, started_cap;
 
 	/* Results too big for one frame, sending their leading bytes as TaskOutput pieces while
 	 * the connection is writable: outbox[out_head .. out_head + out_n). */
@@ -158,6 +163,7 @@ static void session_drop_results(struct worker_session *s)
 	for (size_t i = 0; i < s->nresults; i++)
 		task_result_free(&s->owned[i]);
 	s->nresults = 0;
+	s->nstarted = 0;
 	s->bytes = 0;
 	uv_check_stop(&s->flush);
 	for (size_t i = 0; i < s->out_n; i++)
@@ -183,7 +189,7 @@ static void session_check_writable(struct worker_session *s)
 static void session_flush(struct worker_session *s)
 {
 	uv_check_stop(&s->flush);
-	if (s->nresults == 0)
+	if (s->nresults == 0 && s->nstarted == 0)
 		return;
 	/* A closing connection is about to report itself; these results die with it. */
 	if (!session_registered(s)) {
@@ -192,9 +198,13 @@ static void session_flush(struct worker_session *s)
 	}
 	for (size_t i = 0; i < s->nresults; i++)
 		s->result_ptrs[i] = &s->results[i];
+	for (size_t i = 0; i < s->nstarted; i++)
+		s->started_ptrs[i] = &s->started_refs[i];
 	Shoal__ResultBatch batch = SHOAL__RESULT_BATCH__INIT;
 	batch.n_results = s->nresults;
 	batch.results = s->result_ptrs;
+	batch.n_started = s->nstarted;
+	batch.started = s->started_ptrs;
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	env.msg_case = SHOAL__ENVELOPE__MSG_RESULT_BATCH;
 	env.result_batch = &batch;
@@ -210,6 +220,7 @@ static void session_flush(struct worker_session *s)
 	for (size_t i = 0; i < s->nresults; i++)
 		task_result_free(&s->owned[i]);
 	s->nresults = 0;
+	s->nstarted = 0;
 	s->bytes = 0;
 	session_check_writable(s);
 }
@@ -425,6 +436,73 @@ static void on_task_output(void *arg, const struct task_ref *ref, const uint8_t 
 	session_check_writable(s);
 }
 
+/* ---- task timeouts ---- */
+
+/* Bound on one TaskRef's encoding in a ResultBatch. */
+#define SESSION_STARTED_BYTES 32u
+
+static void on_deadline(uv_timer_t *h);
+
+/* Arms the timer for the earliest running attempt's timeout (loop time). */
+static void session_arm_deadline(struct worker_session *s)
+{
+	if (s->finished)
+		return; /* the timer is closed */
+	uint64_t next = runner_next_deadline(s->runner);
+	if (next == 0) {
+		uv_timer_stop(&s->deadline);
+		return;
+	}
+	uint64_t now = uv_now(s->loop);
+	uv_timer_start(&s->deadline, on_deadline, next > now ? next - now : 0, 0);
+}
+
+static void on_deadline(uv_timer_t *h)
+{
+	struct worker_session *s = h->data;
+	runner_expire(s->runner, uv_now(s->loop));
+	session_arm_deadline(s);
+}
+
+/* An attempt with a timeout started: the master hears of it with the next batch, so that its
+ * own backstop for the timeout counts from here. */
+static void on_task_started(void *arg, const struct task_ref *ref)
+{
+	struct worker_session *s = arg;
+	session_arm_deadline(s);
+	if (!session_registered(s))
+		return;
+	if (s->bytes + SESSION_STARTED_BYTES > session_limit(s))
+		session_flush(s);
+	if (s->nstarted == s->started_cap) {
+		s->started_cap = s->started_cap ? s->started_cap * 2 : 64;
+		s->started_refs =
+		    xrealloc(s->started_refs, s->started_cap * sizeof(*s->started_refs));
+		s->started_ptrs =
+		    xrealloc(s->started_ptrs, s->started_cap * sizeof(*s->started_ptrs));
+	}
+	Shoal__TaskRef *r = &s->started_refs[s->nstarted++];
+	shoal__task_ref__init(r);
+	r->job_id = ref->job_id;
+	r->task_id = ref->task_id;
+	r->attempt = ref->attempt;
+	s->bytes += SESSION_STARTED_BYTES;
+	if (s->nstarted >= SESSION_BATCH_RESULTS)
+		session_flush(s);
+	else
+		uv_check_start(&s->flush, on_flush);
+}
+
+static void session_send_heartbeat(struct worker_session *s);
+
+/* Slots held by unwanted attempts changed: the master hears it now, not at the next beat. */
+static void on_held_changed(void *arg, uint32_t held)
+{
+	struct worker_session *s = arg;
+	log_debug(SUBSYS, "conn=%" PRIu64 " held_slots=%" PRIu32, session_conn_id(s), held);
+	session_send_heartbeat(s);
+}
+
 /* ---- blobs ---- */
 
 static void on_cache_request(void *arg, const uint8_t sha[DIGEST_LEN])
@@ -472,6 +550,8 @@ static void session_send_heartbeat(struct worker_session *s)
 	Shoal__Heartbeat hb = SHOAL__HEARTBEAT__INIT;
 	hb.has_running = true;
 	hb.running = runner_running(s->runner);
+	hb.has_held = true;
+	hb.held = runner_held(s->runner);
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	env.msg_case = SHOAL__ENVELOPE__MSG_HEARTBEAT;
 	env.heartbeat = &hb;
@@ -520,6 +600,9 @@ static void session_on_welcome(struct worker_session *s, const Shoal__Welcome *w
 	         s->worker_id);
 	notify_ready(status);
 	uv_timer_start(&s->heartbeat, on_heartbeat, hb_ms, hb_ms);
+	/* Slots still held by attempts of an earlier connection are not free. */
+	if (runner_held(s->runner) > 0)
+		session_send_heartbeat(s);
 	/* Heartbeats keep data in flight: if the master leaves them unacknowledged for about as
 	 * long as it waits for them (its host is gone, the network is cut), the kernel ends the
 	 * connection and the tasks of this session are dropped, as the master has given them
@@ -840,6 +923,7 @@ static void session_maybe_finish(struct worker_session *s)
 	uv_close((uv_handle_t *)&s->heartbeat, on_handle_closed);
 	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&s->flush, on_handle_closed);
+	uv_close((uv_handle_t *)&s->deadline, on_handle_closed);
 }
 
 /* Closes once every queued byte is in the kernel (conn_close would drop the rest), polling
@@ -979,11 +1063,13 @@ struct worker_session *worker_session_create(uv_loop_t *loop,
 	s->runner = runner_create(loop, cfg->slots, on_task_done, s);
 	const struct runner_exec_config ecfg = {
 	    .work_root = cfg->work_root,
+	    .shim = cfg->exec_shim,
 	    .master = cfg->master,
 	    .chunk = s->chunk,
 	    .on_output = on_task_output,
 	};
 	runner_set_exec(s->runner, &ecfg);
+	runner_set_watchers(s->runner, on_task_started, on_held_changed);
 
 	char err[512] = "";
 	if (cfg->cache_dir != NULL) {
@@ -1009,8 +1095,9 @@ struct worker_session *worker_session_create(uv_loop_t *loop,
 	uv_timer_init(loop, &s->heartbeat);
 	uv_timer_init(loop, &s->timer);
 	uv_check_init(loop, &s->flush);
-	s->heartbeat.data = s->timer.data = s->flush.data = s;
-	s->open_handles = 3;
+	uv_timer_init(loop, &s->deadline);
+	s->heartbeat.data = s->timer.data = s->flush.data = s->deadline.data = s;
+	s->open_handles = 4;
 	return s;
 }
 
@@ -1038,6 +1125,8 @@ void worker_session_destroy(struct worker_session **sp)
 	free(s->results);
 	free(s->result_ptrs);
 	free(s->owned);
+	free(s->started_refs);
+	free(s->started_ptrs);
 	free(s->master);
 	free(s->master_host);
 	free(s->name);

@@ -41,6 +41,7 @@ struct worker_session_config {
 	const char *cache_dir; /* blob cache directory */
 	uint64_t cache_size;   /* its bound in bytes */
 	const char *work_root; /* exec tasks' working directories go under it */
+	const char *exec_shim; /* runs each exec task's command (shim.h); NULL: sh directly */
 	const uint8_t *secret; /* cluster secret (auth.h), copied; NULL: plain handshake */
 	size_t secret_len;
 	struct tls_ctx *tls; /* borrowed (outlives the session); NULL: plain TCP */

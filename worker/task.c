@@ -68,6 +68,8 @@ struct task *task_create(const Shoal__Task *task)
 		t->exec = xstrdup(task->exec);
 	if (task->has_reducers)
 		t->reducers = task->reducers;
+	if (task->has_task_timeout_ms)
+		t->timeout_ms = task->task_timeout_ms;
 
 	switch (task->input_case) {
 	case SHOAL__TASK__INPUT_RANGE:

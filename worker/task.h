@@ -97,6 +97,9 @@ struct task {
 	uv_work_t work;
 	struct task *chunk_next; /* running: the next task of the same work request */
 	struct exec *run;        /* an exec task's running command */
+	uint32_t timeout_ms;     /* the job's --task-timeout (0: none) */
+	uint64_t deadline_ms;    /* running with a timeout: loop time it expires */
+	bool timed_out;          /* stopped for running past timeout_ms */
 	bool dropped;            /* nobody wants the result any more */
 	bool small;              /* cheap enough to share a work request */
 	bool failed_early;       /* res already holds a failure: run nothing */

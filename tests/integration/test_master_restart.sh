@@ -82,6 +82,8 @@ log "workers back ($(elapsed_ms "$START_NS") ms)"
 rc=0
 wait "$WAIT_A" || rc=$?
 [ $rc = 0 ] || fail "shoal wait $A exited $rc after the restart: $(cat "$T/wait-a.err")"
+grep -q "reconnecting for up to 60 s" "$T/wait-a.err" && grep -q "reconnected to the master" "$T/wait-a.err" ||
+	fail "shoal wait said nothing of its reconnect: $(cat "$T/wait-a.err")"
 rc=0
 wait "$RUN_B" || rc=$?
 [ $rc = 0 ] || fail "shoal run exited $rc after the restart: $(cat "$T/run-b.err")"

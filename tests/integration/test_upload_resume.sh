@@ -32,10 +32,8 @@ start_worker w1 --slots 2
 start_worker w2 --slots 2
 wait_workers 2
 
-refs text "$T/text.txt" 2000
-for _ in $(seq 4); do cat "$T/text.txt"; done >"$T/part.txt"
-for _ in $(seq 8); do cat "$T/part.txt"; done >"$T/big.txt"
-refs ref wordcount "$T/big.txt" >"$T/big.ref"
+refs bigtext "$T/big.txt" 64 "$T/big.ref"
+refs bigtext "$T/part.txt" 8 "$T/part.ref"
 log "input: $(wc -c <"$T/big.txt") bytes"
 
 # ---- 1. A file. The client is stopped (SIGSTOP) as soon as the master holds some of its
@@ -80,20 +78,20 @@ fi
 for parts in "" "--partitions 7"; do
 	rm -f "$T/feed" "$T/go"
 	mkfifo "$T/feed"
+	half=$(($(wc -c <"$T/big.txt") / 2))
 	(
-		cat "$T/part.txt" "$T/part.txt" "$T/part.txt" "$T/part.txt"
+		head -c "$half" "$T/big.txt"
 		for _ in $(seq 600); do
 			[ -e "$T/go" ] && break
 			sleep 0.1
 		done
-		cat "$T/part.txt" "$T/part.txt" "$T/part.txt" "$T/part.txt"
+		tail -c +$((half + 1)) "$T/big.txt"
 	) >"$T/feed" &
 	FEED=$!
 	PIDS+=("$FEED")
 	# shellcheck disable=SC2086 # $parts is empty or a flag and its value
 	shoal run --op wordcount --input - $parts -q -o "$T/pipe.out" <"$T/feed" 2>"$T/pipe.err" &
 	CL=$!
-	half=$((4 * $(wc -c <"$T/part.txt")))
 	holds_half() {
 		curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/jobs" |
 			jq -e --argjson h "$half" '.[-1] | .state == "uploading" and .input_bytes == $h' >/dev/null
@@ -115,7 +113,6 @@ done
 
 # ---- 3. Once `shoal submit` returns, the upload is journaled: a kill right away loses
 # nothing (the final UploadAck waits for the commit of the cut job).
-refs ref wordcount "$T/part.txt" >"$T/part.ref"
 for i in 1 2 3; do
 	J=$(shoal submit --op wordcount --input "$T/part.txt")
 	kill_master
