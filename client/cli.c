@@ -796,6 +796,7 @@ static void json_worker(struct json *j, const struct shoal_worker_info *w)
 	json_kv_str_or_null(j, "advertise", w->advertise);
 	json_kv_u64(j, "slots", w->slots);
 	json_kv_u64(j, "running", w->running);
+	json_kv_u64(j, "held", w->held);
 	json_kv_u64(j, "tasks_done", w->tasks_done);
 	json_kv_u64(j, "tasks_failed", w->tasks_failed);
 	json_key(j, "allow_exec");

@@ -903,6 +903,7 @@ static void worker_info_from(struct shoal_worker_info *o, const Shoal__WorkerInf
 	snprintf(o->address, sizeof(o->address), "%s", w->address ? w->address : "");
 	o->slots = w->slots;
 	o->running = w->has_running ? w->running : 0;
+	o->held = w->has_held ? w->held : 0;
 	o->tasks_done = w->has_tasks_done ? w->tasks_done : 0;
 	o->tasks_failed = w->has_tasks_failed ? w->tasks_failed : 0;
 	o->allow_exec = w->has_allow_exec && w->allow_exec;

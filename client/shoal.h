@@ -155,6 +155,7 @@ struct shoal_worker_info {
 	char host[128];
 	char address[64];
 	uint32_t slots, running;
+	uint32_t held; /* slots busy with cancelled or timed-out plugin/op attempts */
 	uint64_t tasks_done, tasks_failed;
 	bool allow_exec;
 	uint64_t connected_ms, last_heartbeat_ms;

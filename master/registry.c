@@ -244,6 +244,8 @@ void registry_list(struct master *m, struct conn *c)
 		wi->slots = w->slots;
 		wi->has_running = true;
 		wi->running = w->inflight;
+		wi->has_held = true;
+		wi->held = w->held;
 		wi->has_tasks_done = true;
 		wi->tasks_done = w->tasks_done;
 		wi->has_tasks_failed = true;

@@ -64,12 +64,13 @@ cc -shared -fPIC -O1 -Wall -I"$ROOT/common" -o "$T/plugins/sleepy.so" "$T/plugin
 expect_exit 1 shoal run --plugin "$T/plugins/sleepy.so" --range 0:1 --task-timeout 0.5 --retries 1 -q
 grep -q "ran longer than the task timeout (500 ms); a plugin or built-in op cannot be interrupted" "$T/err" ||
 	fail "plugin timeout error: $(cat "$T/err")"
+held_a() { shoal workers --json | jq '.[] | select(.name == "a") | .held'; }
 for _ in $(seq 200); do
-	grep -q "name=a event=held_slots held=1" "$T/master.log" && break
+	[ "$(held_a)" = 1 ] && break
 	sleep 0.05
 done
-grep -q "name=a event=held_slots held=1" "$T/master.log" ||
-	fail "worker a did not report its held slot"
+[ "$(held_a)" = 1 ] || fail "worker a's slot is not shown held: $(shoal workers --json)"
+grep -q "name=a event=held_slots held=1" "$T/master.log" || fail "no held_slots line in the log"
 done_a=$(shoal workers --json | jq '.[] | select(.name == "a") | .tasks_done')
 
 start_worker b --slots 1 --cache-dir "$T/cache-b"
