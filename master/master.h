@@ -547,8 +547,9 @@ void persist_job_ended(struct job *j);
 /* Removes the oldest ended jobs beyond --keep-jobs (rows and files). */
 void persist_prune(struct master *m);
 void persist_client_gone(struct client *cl);
-/* An upload wrote more of its spool: the next commit syncs it and records how much. */
-void persist_upload_progress(struct job *j);
+/* An upload wrote more of its spool: the next commit syncs it and records how much; urgent:
+ * at once (when no commit runs), because the client waits for the bytes to be durable. */
+void persist_upload_progress(struct job *j, bool urgent);
 /* The job's input is all in (it is cut and queued): cl gets the `complete` UploadAck once
  * the job is journaled as such. */
 void persist_upload_complete(struct job *j, struct client *cl);

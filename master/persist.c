@@ -59,6 +59,7 @@ struct pbatch {
 	size_t njobs, jobscap;
 	uint64_t *uploads; /* uploading jobs that wrote more of their spool */
 	size_t nuploads, uploadscap;
+	bool urgent; /* a client waits for this batch (an upload's replay ring fills) */
 	struct durable_mark *durable;
 	size_t ndurable, durablecap;
 };
@@ -216,7 +217,7 @@ static void commit_done(uv_work_t *w, int status)
 	}
 	pbatch_free(pb);
 	if (!pbatch_empty(p->cur))
-		schedule(p, p->cur->nprom > 0);
+		schedule(p, p->cur->nprom > 0 || p->cur->urgent);
 }
 
 static void fill_row(const struct job *j, struct journal_job *r, uint64_t **parts_out);
@@ -406,21 +407,24 @@ void persist_submitted(struct job *j, struct client *cl, uint64_t window)
 	schedule(p, true);
 }
 
-void persist_upload_progress(struct job *j)
+void persist_upload_progress(struct job *j, bool urgent)
 {
 	struct persist *p = j->m->persist;
 	if (!p)
 		return;
 	struct pbatch *pb = p->cur;
+	pb->urgent |= urgent;
 	for (size_t i = 0; i < pb->nuploads; i++)
-		if (pb->uploads[i] == j->id)
+		if (pb->uploads[i] == j->id) {
+			schedule(p, pb->urgent);
 			return;
+		}
 	if (pb->nuploads == pb->uploadscap) {
 		pb->uploadscap = pb->uploadscap ? pb->uploadscap * 2 : 8;
 		pb->uploads = xrealloc(pb->uploads, pb->uploadscap * sizeof(*pb->uploads));
 	}
 	pb->uploads[pb->nuploads++] = j->id;
-	schedule(p, false);
+	schedule(p, pb->urgent);
 }
 
 void persist_upload_complete(struct job *j, struct client *cl)

@@ -23,6 +23,9 @@
 #include "master.h"
 #include "util.h"
 
+/* Unsynced bytes of a pipe upload that make the journal commit at once (see on_written). */
+#define UPLOAD_SYNC_SOON (4u << 20)
+
 struct upload {
 	struct master *m;
 	uint64_t job_id;
@@ -33,6 +36,7 @@ struct upload {
 	uint64_t written;
 	uint64_t durable; /* synced and journaled: what a restarted master resumes from */
 	bool last;
+	bool sized;         /* a file of declared size: its client can read it again */
 	bool complete;      /* the last chunk is in and written: cutting, or cut */
 	bool orphaned;      /* the client left mid-upload; it may resume until the timeout */
 	uint64_t orphan_ms; /* loop time it left */
@@ -86,6 +90,7 @@ static struct upload *upload_new(struct job *j, int fd, const char *path,
 	u->path = xstrdup(path);
 	u->refs = 1; /* the job's own reference */
 	cutter_init(&u->cutter, j->part_size);
+	u->sized = spec->has_upload_size;
 	/* --partitions of an input of unknown size: cut once its size is known. */
 	if (spec->has_partitions && spec->partitions > 0 && !spec->has_upload_size)
 		u->defer_parts = spec->partitions;
@@ -382,7 +387,10 @@ static void on_written(uv_fs_t *req)
 	}
 	u->written += want;
 	send_ack(u);
-	persist_upload_progress(j);
+	/* A client reading a pipe holds what is not durable in a ring of 16 MiB and stops when
+	 * it is full: its bytes are synced as soon as a quarter of that waits, not at the next
+	 * tick (which capped pipe uploads at 16 MiB per tick). */
+	persist_upload_progress(j, !u->sized && u->written - u->durable >= UPLOAD_SYNC_SOON);
 	if (u->pending.len)
 		start_write(u);
 	else if (u->last && u->written == u->received)
