@@ -555,7 +555,8 @@ static void exec_spawn(struct exec *e)
 	char *args[] = {(char *)"sh", (char *)"-c", (char *)e->p.cmd, NULL};
 	char pid[24];
 	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-	char *shim_args[] = {(char *)"shoal-worker", (char *)SHIM_ARG, pid, (char *)e->p.cmd, NULL};
+	char *shim_args[] = {(char *)"shoal-exec-shim", (char *)SHIM_ARG, pid, (char *)e->p.cmd,
+	                     NULL};
 	char **env = exec_environment(e);
 	uv_process_options_t opt;
 	memset(&opt, 0, sizeof(opt));

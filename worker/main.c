@@ -105,8 +105,10 @@ static void worker_remove_stale_roots(const char *tmp)
 	closedir(d);
 }
 
-/* The worker's own binary runs each --exec command as its shim (shim.h). */
-#define WORKER_SELF "/proc/self/exe"
+/* Each --exec command runs under a shim (shim.h): shoal-exec-shim beside this binary, or this
+ * binary itself. */
+#define WORKER_SELF      "/proc/self/exe"
+#define WORKER_SHIM_NAME "shoal-exec-shim"
 
 int main(int argc, char **argv)
 {
@@ -196,14 +198,22 @@ int main(int argc, char **argv)
 		auth_secret_free(&secret, secret_len);
 		return 1;
 	}
-	/* The shim is this binary, by its path (a process under valgrind must name the program,
-	 * not the tool that runs it), or through /proc/self/exe if the file was replaced since.
-	 * Without /proc it cannot run: commands then run under sh directly, and only their
-	 * process group is killed with them. */
+	/* The shim is shoal-exec-shim in this binary's directory; else this binary, by its path
+	 * (a process under valgrind must name the program, not the tool that runs it), or through
+	 * /proc/self/exe if the file was replaced since. Without /proc neither can be found:
+	 * commands then run under sh directly, and only their process group is killed with
+	 * them. */
 	char self[4096];
-	ssize_t selflen = readlink(WORKER_SELF, self, sizeof(self) - 1);
-	if (selflen > 0) {
+	ssize_t selflen = readlink(WORKER_SELF, self, sizeof(self) - sizeof(WORKER_SHIM_NAME) - 1);
+	char *slash = selflen > 0 ? memrchr(self, '/', (size_t)selflen) : NULL;
+	if (slash != NULL) {
 		self[selflen] = '\0';
+		char own[sizeof(self)];
+		snprintf(own, sizeof(own), "%s", self);
+		snprintf(slash + 1, sizeof(self) - (size_t)(slash + 1 - self), "%s",
+		         WORKER_SHIM_NAME);
+		if (access(self, X_OK) != 0)
+			snprintf(self, sizeof(self), "%s", own);
 		if (strstr(self, " (deleted)") != NULL || access(self, X_OK) != 0)
 			snprintf(self, sizeof(self), "%s", WORKER_SELF);
 	} else {

@@ -1,7 +1,8 @@
 /* shim.h: the keeper between shoal-worker and one --exec command.
  *
- * shoal-worker runs each command as `shoal-worker --exec-shim WORKER_PID CMD` (its own binary,
- * through /proc/self/exe), and the shim runs `sh -c CMD` in a process group of its own. The
+ * shoal-worker runs each command as `shoal-exec-shim --exec-shim WORKER_PID CMD` (a small
+ * program installed beside it; without it, its own binary does the same), and the shim runs
+ * `sh -c CMD` in a process group of its own. The
  * shim is what makes "the command is stopped" mean every process the command started:
  *
  *   - it dies with the worker: PR_SET_PDEATHSIG delivers SIGTERM to it when the worker is
