@@ -780,6 +780,9 @@ static void json_job(struct json *j, const struct shoal_job_info *i)
 	json_kv_u64_or_null(j, "after", i->after);
 	json_kv_u64(j, "partitions_recovered", i->partitions_recovered);
 	json_kv_u64(j, "tasks_dispatched", i->tasks_dispatched);
+	/* Why the unfinished job cannot progress now; null while it can. */
+	json_kv_str_or_null(j, "stalled", i->stalled);
+	json_kv_u64_or_null(j, "stalled_since_ms", i->stalled_since_ms);
 	json_object_end(j);
 }
 
@@ -836,6 +839,7 @@ static void print_job_status(const struct shoal_job_info *i)
 	    {"started", start},
 	    {"finished", fin},
 	    {"elapsed", el},
+	    {"waiting", i->stalled},
 	    {"error", i->error},
 	};
 
@@ -865,7 +869,9 @@ static void print_job_status(const struct shoal_job_info *i)
 	fmt_elapsed(i, el, sizeof(el));
 	table_init(&t, 2, right);
 	for (size_t r = 0; r < ARRAY_SIZE(rows); r++)
-		if (r + 1 < ARRAY_SIZE(rows) || i->error[0])
+		if (rows[r][1] != i->stalled && rows[r][1] != i->error)
+			table_add(&t, rows[r]);
+		else if (rows[r][1][0]) /* "waiting" and "error" only when there is one */
 			table_add(&t, rows[r]);
 	table_print(&t, stdout);
 	table_deinit(&t);
@@ -1061,16 +1067,40 @@ static bool cli_progress_wanted(const struct cli *cli)
 	return !cli->typed[OPT_QUIET] && isatty(STDERR_FILENO);
 }
 
+/* What `shoal run` and `shoal wait` watch: the progress line, and whether the job's stall
+ * has been reported. */
+struct cli_watch {
+	struct progress p;
+	bool warned; /* the current stall was reported */
+};
+
+/* A shoal_progress_fn: a job that stalls (no worker to run it) is reported once on stderr,
+ * with or without a terminal, since nothing else would show why the wait does not end. */
+static void cli_on_progress(const struct shoal_job_info *info, void *arg)
+{
+	struct cli_watch *w = arg;
+
+	if (info->stalled[0] && !w->warned) {
+		progress_clear(&w->p);
+		cli_err("job %" PRIu64 " is not progressing: %s. It keeps waiting for a worker: "
+		        "start shoal-worker (--master pointing at this master), or submit with "
+		        "--job-timeout S to fail instead of waiting",
+		        info->id, info->stalled);
+	}
+	w->warned = info->stalled[0] != '\0'; /* a later stall is reported again */
+	progress_update(info, &w->p);
+}
+
 /* Waits for job id with progress; prints the failure. */
 static int cli_wait(const struct cli *cli, shoal_client *c, uint64_t id,
                     struct shoal_job_info *info)
 {
-	struct progress p;
+	struct cli_watch w = {.warned = false};
 	int rc;
 
-	progress_init(&p, stderr, cli_progress_wanted(cli));
-	rc = shoal_wait(c, id, progress_update, &p, info);
-	progress_clear(&p);
+	progress_init(&w.p, stderr, cli_progress_wanted(cli));
+	rc = shoal_wait(c, id, cli_on_progress, &w, info);
+	progress_clear(&w.p);
 	if (rc != SHOAL_OK)
 		cli_err("%s", shoal_errmsg(c));
 	return rc;

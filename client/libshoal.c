@@ -890,6 +890,8 @@ static void job_info_from(struct shoal_job_info *o, const Shoal__JobInfo *j)
 	o->after = j->has_after ? j->after : 0;
 	o->partitions_recovered = j->has_partitions_recovered ? j->partitions_recovered : 0;
 	o->tasks_dispatched = j->has_tasks_dispatched ? j->tasks_dispatched : 0;
+	snprintf(o->stalled, sizeof(o->stalled), "%s", j->stalled ? j->stalled : "");
+	o->stalled_since_ms = j->has_stalled_since_ms ? j->stalled_since_ms : 0;
 }
 
 static void worker_info_from(struct shoal_worker_info *o, const Shoal__WorkerInfo *w)

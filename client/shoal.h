@@ -143,6 +143,10 @@ struct shoal_job_info {
 	 * run, with none run twice. */
 	uint32_t partitions_recovered;
 	uint32_t tasks_dispatched;
+	/* Why the unfinished job cannot progress now ("": it can), e.g. "no worker has been
+	 * connected since ..."; it keeps waiting unless it has a job timeout. */
+	char stalled[160];
+	uint64_t stalled_since_ms; /* unix ms; 0 if not stalled */
 };
 
 struct shoal_worker_info {

@@ -445,6 +445,22 @@ static int codec_validate_cancel_tasks(const Shoal__Envelope *env, char *err, si
 	return 0;
 }
 
+static int codec_validate_draining(const Shoal__Envelope *env, char *err, size_t errlen)
+{
+	const Shoal__Draining *m = env->draining;
+	if (m->n_running > CODEC_BATCH_MAX)
+		return errorf(err, errlen, "draining: %zu tasks (at most %u)", m->n_running,
+		              CODEC_BATCH_MAX);
+	for (size_t i = 0; i < m->n_running; i++) {
+		if (m->running[i] == NULL)
+			return errorf(err, errlen, "draining: task %zu missing", i);
+		if (m->running[i]->attempt < 1)
+			return errorf(err, errlen, "draining: task %u has attempt 0",
+			              m->running[i]->task_id);
+	}
+	return 0;
+}
+
 static int codec_validate_submit(const Shoal__Envelope *env, char *err, size_t errlen)
 {
 	const Shoal__JobSpec *s = env->submit->spec;
@@ -683,6 +699,7 @@ static codec_validator *const codec_validators[] = {
     [SHOAL__ENVELOPE__MSG_CHALLENGE] = codec_validate_challenge,
     [SHOAL__ENVELOPE__MSG_PROOF] = codec_validate_proof,
     [SHOAL__ENVELOPE__MSG_UPLOAD_RESUME] = codec_validate_any,
+    [SHOAL__ENVELOPE__MSG_DRAINING] = codec_validate_draining,
 };
 
 int codec_validate(const Shoal__Envelope *env, char *err, size_t errlen)

@@ -229,6 +229,9 @@ static void http_json_job(struct json *jw, const struct job *job)
 	json_kv_u64_or_null(jw, "after", i.after);
 	json_kv_u64(jw, "partitions_recovered", i.partitions_recovered);
 	json_kv_u64(jw, "tasks_dispatched", i.tasks_dispatched);
+	json_kv_str_or_null(jw, "stalled", i.stalled);
+	json_kv_u64_or_null(jw, "stalled_since_ms",
+	                    i.has_stalled_since_ms ? i.stalled_since_ms : 0);
 	json_object_end(jw);
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "balance.h"
@@ -617,6 +618,50 @@ void jobs_sweep_timeouts(struct master *m)
 	}
 }
 
+/* True if an unfinished job would run tasks if a worker could take them. */
+static bool job_wants_workers(const struct job *j)
+{
+	return j->state == SHOAL__JOB_STATE__JOB_QUEUED ||
+	       j->state == SHOAL__JOB_STATE__JOB_RUNNING;
+}
+
+void jobs_sweep_stalled(struct master *m)
+{
+	uint64_t now = uv_now(m->loop);
+	bool stalled = m->nworkers == 0 && now - m->no_workers_since_ms >= STALL_NOTICE_MS;
+	if (stalled == m->stalled)
+		return;
+	m->stalled = stalled;
+	uint32_t waiting = 0;
+	for (size_t i = 0; i < m->njobs; i++) {
+		struct job *j = m->jobs[i];
+		if (j && job_wants_workers(j)) {
+			waiting++;
+			watch_job_changed(j);
+		}
+	}
+	if (!stalled) {
+		m->stall_reason[0] = '\0';
+		if (waiting)
+			log_info("jobs", "event=unstalled workers=%u jobs_waiting=%u", m->nworkers,
+			         waiting);
+		return;
+	}
+	char when[32];
+	time_t secs = (time_t)(m->no_workers_since_wall_ms / 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(m->stall_reason, sizeof(m->stall_reason), "no worker has been connected since %s",
+	         when);
+	if (waiting)
+		log_warn(
+		    "jobs",
+		    "event=stalled jobs_waiting=%u reason=\"%s\" (start workers; jobs wait for "
+		    "them unless submitted with --job-timeout)",
+		    waiting, m->stall_reason);
+}
+
 void jobs_drop_backup(struct task *t)
 {
 	backup_release(t, false);
@@ -950,6 +995,11 @@ void jobs_fill_info(const struct job *j, Shoal__JobInfo *info)
 	if (policy_queued(&j->qentry)) {
 		info->has_queue_position = true;
 		info->queue_position = queue_position(j);
+	}
+	if (j->m->stalled && job_wants_workers(j)) {
+		info->stalled = (char *)j->m->stall_reason;
+		info->has_stalled_since_ms = true;
+		info->stalled_since_ms = j->m->no_workers_since_wall_ms;
 	}
 }
 

@@ -95,12 +95,14 @@ static int db_error(struct journal *j, char *err, size_t errlen, const char *wha
 	              hint);
 }
 
-static int exec_sql(struct journal *j, const char *sql, char *err, size_t errlen)
+/* Runs sql; on failure err names the file, `what` was being done (never the SQL itself,
+ * which says nothing to the person who has to fix it), the cause and what to do. */
+static int exec_sql(struct journal *j, const char *what, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
 	if (sqlite3_exec(j->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		sqlite3_free(msg);
-		return db_error(j, err, errlen, sql);
+		return db_error(j, err, errlen, what);
 	}
 	return 0;
 }
@@ -110,7 +112,7 @@ static int query_int(struct journal *j, const char *sql, int64_t *out, char *err
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return db_error(j, err, errlen, sql);
+		return db_error(j, err, errlen, "cannot read it");
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(st, 0);
@@ -118,7 +120,7 @@ static int query_int(struct journal *j, const char *sql, int64_t *out, char *err
 		*out = 0;
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_error(j, err, errlen, sql);
+		return db_error(j, err, errlen, "cannot read it");
 	return 0;
 }
 
@@ -236,8 +238,8 @@ int journal_open(const char *dir, struct journal **out, char *err, size_t errlen
 	         "PRAGMA user_version=%d;"
 	         "COMMIT;",
 	         upgrade, JOURNAL_SCHEMA);
-	if (exec_sql(j, "PRAGMA synchronous=NORMAL", err, errlen) < 0 ||
-	    exec_sql(j, sql, err, errlen) < 0) {
+	if (exec_sql(j, "cannot set it up", "PRAGMA synchronous=NORMAL", err, errlen) < 0 ||
+	    exec_sql(j, "cannot create or upgrade its tables", sql, err, errlen) < 0) {
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
 	}
@@ -505,12 +507,13 @@ int journal_commit(struct journal *j, const struct journal_batch *b, bool full, 
 	if (b->n == 0)
 		return 0;
 	if (j->sync_full != (int)full) {
-		if (exec_sql(j, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err,
+		if (exec_sql(j, "cannot set it up",
+		             full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err,
 		             errlen) < 0)
 			return -1;
 		j->sync_full = full;
 	}
-	if (exec_sql(j, "BEGIN IMMEDIATE", err, errlen) < 0)
+	if (exec_sql(j, "cannot write it", "BEGIN IMMEDIATE", err, errlen) < 0)
 		return -1;
 	uint64_t max_id = j->max_id;
 	for (size_t i = 0; i < b->n; i++) {

@@ -743,13 +743,7 @@ int main(int argc, char **argv)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	m.loop = &loop;
-	/* The HTTP endpoint first: the "listening" line then tells tests both ports. */
-	if (http_start(&m) < 0 || server_start(&m) < 0) {
-		http_stop(&m);
-		uv_run(&loop, UV_RUN_DEFAULT);
-		uv_loop_close(&loop);
-		return 1;
-	}
+	server_init(&m);
 	uv_signal_init(&loop, &m.sigint);
 	uv_signal_init(&loop, &m.sigterm);
 	m.sigint.data = m.sigterm.data = &m;
@@ -758,12 +752,19 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	trash_start(&m);
-	/* The journal: the jobs of an earlier run come back before anyone is served. */
+	/* The journal before the listeners: the jobs of an earlier run come back before anyone
+	 * is served, and a journal the master cannot use stops it before it has said it listens
+	 * (a supervisor or a test would otherwise take it for up). */
 	char err[2048];
 	bool refused = false;
 	if (persist_start(&m, err, sizeof(err)) < 0) {
 		log_error("master", "%s", err);
 		refused = true;
+	} else if (http_start(&m) < 0 || server_start(&m) < 0) {
+		/* The HTTP endpoint first: the "listening" line then tells tests both ports. */
+		refused = true;
+	}
+	if (refused) {
 		persist_stop(&m);
 		server_stop(&m);
 	}

@@ -23,6 +23,9 @@
  *        +---- requeue -----+  (worker died, or the attempt failed and retries remain)
  *                           +--failed, no retries left--> the job fails
  *
+ * A draining worker (SIGTERM) sends Draining with the attempts it is still running: every
+ * other task it holds is requeued at once (not a failure) and it gets no new work.
+ *
  * Every assignment increments the task's attempt; a result is accepted only from the worker
  * holding the task with the same attempt, so a late or duplicate result is dropped, never
  * aggregated twice. */
@@ -116,6 +119,7 @@ struct worker {
 	uint32_t failed_in_a_row;    /* attempts failed since its last success */
 	uint64_t quarantined_until;  /* loop time: no new tasks before then */
 	bool paused;                 /* not read from until the spill files catch up */
+	bool draining;               /* said Draining: finishes what it runs, takes nothing new */
 	struct list_head blob_sends; /* shipped files on their way to it */
 	Shoal__Task **batch; /* tasks assigned during this scheduling round, sent as one frame */
 	size_t batch_len, batch_cap;
@@ -276,8 +280,14 @@ struct master {
 	struct list_head pending; /* connections that have not said Hello yet */
 	uint32_t nworkers;
 	uint64_t no_workers_since_ms; /* loop time the last worker left (or the master started) */
-	struct job **timed;           /* unfinished jobs with a --job-timeout */
-	uint64_t *orphans;            /* ids of jobs whose uploader left (upload.c) */
+	/* Unfinished jobs cannot progress: no worker has been able to take work for
+	 * STALL_NOTICE_MS. JobInfo.stalled says why (stall_reason), since no_workers_since_wall_ms.
+	 */
+	bool stalled;
+	char stall_reason[160];
+	uint64_t no_workers_since_wall_ms; /* unix ms of no_workers_since_ms, for display */
+	struct job **timed;                /* unfinished jobs with a --job-timeout */
+	uint64_t *orphans;                 /* ids of jobs whose uploader left (upload.c) */
 	size_t norphans, orphans_cap;
 	size_t ntimed, timed_cap;
 	uint32_t total_slots;
@@ -313,7 +323,13 @@ struct master {
 };
 
 /* server.c */
+/* The peer lists, the queue and the loop handles (listener, timers): before the journal is
+ * read, which may queue jobs. */
+void server_init(struct master *m);
+/* Listens (and says so: event=listening, sd_notify READY) and starts the sweep. -1 after
+ * logging why; server_stop then closes the handles. */
 int server_start(struct master *m);
+/* Closes every handle of server_init, the signals and every connection. */
 void server_stop(struct master *m);
 /* Closes a peer's connection for breaking the protocol, with a log line naming it and why. */
 void server_drop(struct conn *c, const char *reason);
@@ -334,9 +350,12 @@ struct worker *registry_add(struct master *m, struct conn *c, const Shoal__Hello
 /* Drops a worker (disconnected or dead): its tasks go back to their jobs' queues. */
 void registry_remove(struct worker *w, const char *why);
 void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb);
+/* The worker drains: the tasks it will not run go back to their queues (not a failure), and
+ * it takes no new work. */
+void registry_on_draining(struct worker *w, const Shoal__Draining *d);
 /* Heartbeat deadlines and quarantines; now_ms is loop time (uv_now). */
 void registry_sweep(struct master *m, uint64_t now_ms);
-/* True if a worker other than w is connected and not quarantined. */
+/* True if a worker other than w is connected, not draining and not quarantined. */
 bool registry_other_usable(const struct worker *w);
 void registry_list(struct master *m, struct conn *c);
 /* Results arrive faster than the disk takes them: stop reading from w until the spill
@@ -376,6 +395,11 @@ void jobs_timeout_task(struct task *t);
 void jobs_withdraw(struct task *t);
 /* Fails the jobs whose --job-timeout has passed with no worker connected (sweep timer). */
 void jobs_sweep_timeouts(struct master *m);
+/* How long no worker may take work before unfinished jobs are reported stalled. */
+#define STALL_NOTICE_MS 3000u
+/* Notices when unfinished jobs start or stop being stalled, and tells their watchers (sweep
+ * timer). */
+void jobs_sweep_stalled(struct master *m);
 /* The worker running a task's speculative copy is gone: the primary carries on. */
 void jobs_drop_backup(struct task *t);
 /* The job's tasks are all cut (upload finished): queue it. */
@@ -504,6 +528,9 @@ void persist_stop(struct master *m);
 void persist_close(struct master *m);
 /* Journals the job's row as it is now. */
 void persist_job(struct job *j);
+/* The job's first task went out: its row gets started_ms (so that a restarted master shows
+ * the time it has really been running). */
+void persist_job_started(struct job *j);
 /* A new job: journals it, and sends Submitted to cl once that is durable. */
 void persist_submitted(struct job *j, struct client *cl, uint64_t window);
 /* A reduce job's reduce stage has started (its tasks are the reducers, reading the grouped

@@ -357,6 +357,15 @@ void persist_job(struct job *j)
 	schedule(p, false);
 }
 
+void persist_job_started(struct job *j)
+{
+	struct persist *p = j->m->persist;
+	if (!p)
+		return;
+	put_row(p, j); /* with the next batch: nothing waits for it to be durable */
+	schedule(p, false);
+}
+
 void persist_reduce_stage(struct job *j, void *map_spill, void *map_input)
 {
 	struct persist *p = j->m->persist;

@@ -60,8 +60,10 @@ void registry_remove(struct worker *w, const char *why)
 	free(w->batch);
 	blobs_worker_gone(w);
 	list_unlink(&w->link);
-	if (--m->nworkers == 0)
+	if (--m->nworkers == 0) {
 		m->no_workers_since_ms = uv_now(m->loop); /* --job-timeout counts from here */
+		m->no_workers_since_wall_ms = wall_ms();
+	}
 	m->total_slots -= w->slots;
 	m->exec_workers -= w->allow_exec;
 	sched_rebuild_ring(m);
@@ -84,7 +86,7 @@ bool registry_other_usable(const struct worker *w)
 	uint64_t now = uv_now(m->loop);
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		const struct worker *o = list_entry(n, struct worker, link);
-		if (o != w && !conn_closing(o->conn) && o->quarantined_until <= now)
+		if (o != w && !conn_closing(o->conn) && !o->draining && o->quarantined_until <= now)
 			return true;
 	}
 	return false;
@@ -103,6 +105,63 @@ void registry_on_heartbeat(struct worker *w, const Shoal__Heartbeat *hb)
 			sched_kick(w->m); /* slots came free */
 		w->held = held;
 	}
+}
+
+static int ref_cmp(const void *a, const void *b)
+{
+	const Shoal__TaskRef *x = *(Shoal__TaskRef *const *)a, *y = *(Shoal__TaskRef *const *)b;
+	if (x->job_id != y->job_id)
+		return x->job_id < y->job_id ? -1 : 1;
+	if (x->task_id != y->task_id)
+		return x->task_id < y->task_id ? -1 : 1;
+	return x->attempt < y->attempt ? -1 : x->attempt > y->attempt;
+}
+
+/* True if attempt `attempt` of t is among the sorted refs. */
+static bool ref_listed(Shoal__TaskRef **refs, size_t n, const struct task *t, uint32_t attempt)
+{
+	Shoal__TaskRef key = SHOAL__TASK_REF__INIT;
+	key.job_id = t->job->id;
+	key.task_id = t->id;
+	key.attempt = attempt;
+	const Shoal__TaskRef *kp = &key;
+	return n > 0 && bsearch(&kp, refs, n, sizeof(*refs), ref_cmp) != NULL;
+}
+
+void registry_on_draining(struct worker *w, const Shoal__Draining *d)
+{
+	struct master *m = w->m;
+	if (w->draining)
+		return;
+	w->draining = true;
+	/* Sorted in place: the message is ours until this handler returns (running is NULL
+	 * when empty). */
+	if (d->n_running > 1)
+		qsort(d->running, d->n_running, sizeof(*d->running), ref_cmp);
+	uint32_t kept = 0, returned = 0;
+	struct list_node *n, *next;
+	for (n = list_first(&w->backups); n; n = next) {
+		next = list_next(&w->backups, n);
+		struct task *t = list_entry(n, struct task, backup_link);
+		if (!ref_listed(d->running, d->n_running, t, t->backup_attempt))
+			jobs_drop_backup(t); /* the primary carries on elsewhere */
+	}
+	for (n = list_first(&w->assigned); n; n = next) {
+		next = list_next(&w->assigned, n);
+		struct task *t = list_entry(n, struct task, link);
+		if (ref_listed(d->running, d->n_running, t, t->attempt)) {
+			kept++;
+			continue;
+		}
+		jobs_requeue(t); /* never started there: not a failure */
+		returned++;
+	}
+	log_info("registry",
+	         "conn=%llu peer=%s event=worker_draining worker=%llu name=%s tasks_running=%u "
+	         "tasks_returned=%u",
+	         (unsigned long long)conn_id(w->conn), conn_peer(w->conn),
+	         (unsigned long long)w->id, w->name, kept, returned);
+	sched_kick(m);
 }
 
 void registry_sweep(struct master *m, uint64_t now_ms)

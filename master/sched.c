@@ -71,7 +71,7 @@ void sched_rebuild_ring(struct master *m)
 /* The worker may run the job's tasks at all now (whether it has room or not). */
 static bool worker_serves(const struct worker *w, const struct job *j)
 {
-	if (conn_closing(w->conn) || w->quarantined_until > uv_now(w->m->loop))
+	if (conn_closing(w->conn) || w->draining || w->quarantined_until > uv_now(w->m->loop))
 		return false;
 	/* User code goes to workers that run it. With none connected, the others take it and
 	 * fail it with an error that says how to allow it, rather than leave it waiting unseen. */
@@ -91,7 +91,7 @@ static bool any_room(const struct master *m)
 {
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		const struct worker *w = list_entry(n, struct worker, link);
-		if (!conn_closing(w->conn) && conn_writable(w->conn) &&
+		if (!conn_closing(w->conn) && !w->draining && conn_writable(w->conn) &&
 		    w->quarantined_until <= uv_now(m->loop) && w->inflight < sched_window(w))
 			return true;
 	}
@@ -181,8 +181,12 @@ static void assign(struct task *t, struct worker *w)
 	t->running = false;
 	w->inflight++;
 	j->running++;
-	if (!j->started_ms) {
-		j->started_ms = wall_ms();
+	/* A job resumed after a restart keeps the start time it was journaled with. */
+	if (!j->started_ms || j->state == SHOAL__JOB_STATE__JOB_QUEUED) {
+		if (!j->started_ms) {
+			j->started_ms = wall_ms();
+			persist_job_started(j);
+		}
 		j->state = SHOAL__JOB_STATE__JOB_RUNNING;
 		watch_job_changed(j);
 	}

@@ -197,6 +197,9 @@ static void on_worker_message(struct peer *p, struct conn *c, Shoal__Envelope *e
 	case SHOAL__ENVELOPE__MSG_BLOB_REQUEST:
 		blobs_on_request(w, env->blob_request);
 		break;
+	case SHOAL__ENVELOPE__MSG_DRAINING:
+		registry_on_draining(w, env->draining);
+		break;
 	default: {
 		char why[128];
 		snprintf(why, sizeof(why), "a worker may not send %s", codec_kind_name(env));
@@ -493,13 +496,15 @@ static void on_sweep(uv_timer_t *t)
 	server_each_conn(m, false, sweep_stalled_conn, &now);
 	registry_sweep(m, now);
 	jobs_sweep_timeouts(m);
+	jobs_sweep_stalled(m);
 	speculate_sweep(m);
 	locks_sweep(m);
 	upload_sweep(m);
 }
 
-int server_start(struct master *m)
+void server_init(struct master *m)
 {
+	list_init(&m->http_conns); /* http_stop may run before http_start */
 	list_init(&m->workers);
 	list_init(&m->clients);
 	list_init(&m->pending);
@@ -507,12 +512,22 @@ int server_start(struct master *m)
 	list_init(&m->locks);
 	m->next_worker_id = 1;
 	m->no_workers_since_ms = uv_now(m->loop);
+	m->no_workers_since_wall_ms = wall_ms();
 	conn_limits_default(&m->limits);
 	m->limits.max_frame = m->cfg.max_frame;
 	m->limits.write_max = m->cfg.max_write_queue;
-
 	uv_tcp_init(m->loop, &m->listener);
 	m->listener.data = m;
+	uv_timer_init(m->loop, &m->sweep);
+	m->sweep.data = m;
+	uv_timer_init(m->loop, &m->updates);
+	m->updates.data = m;
+	uv_check_init(m->loop, &m->sched);
+	m->sched.data = m;
+}
+
+int server_start(struct master *m)
+{
 	struct sockaddr_storage sa;
 	int rc = uv_ip4_addr(m->cfg.listen_host, m->cfg.listen_port, (struct sockaddr_in *)&sa);
 	if (rc < 0)
@@ -523,7 +538,6 @@ int server_start(struct master *m)
 		          "--listen: '%s' is not an IP address (give a numeric address "
 		          "such as 0.0.0.0 or 127.0.0.1)",
 		          m->cfg.listen_host);
-		uv_close((uv_handle_t *)&m->listener, NULL);
 		return -1;
 	}
 	rc = uv_tcp_bind(&m->listener, (struct sockaddr *)&sa, 0);
@@ -532,7 +546,6 @@ int server_start(struct master *m)
 	if (rc < 0) {
 		log_error("master", "cannot listen on %s:%u: %s", m->cfg.listen_host,
 		          m->cfg.listen_port, uv_strerror(rc));
-		uv_close((uv_handle_t *)&m->listener, NULL);
 		return -1;
 	}
 	struct sockaddr_storage bound;
@@ -545,14 +558,7 @@ int server_start(struct master *m)
 	char status[128];
 	snprintf(status, sizeof(status), "listening on %s", where);
 	notify_ready(status);
-
-	uv_timer_init(m->loop, &m->sweep);
-	m->sweep.data = m;
 	uv_timer_start(&m->sweep, on_sweep, 250, 250);
-	uv_timer_init(m->loop, &m->updates);
-	m->updates.data = m;
-	uv_check_init(m->loop, &m->sched);
-	m->sched.data = m;
 	return 0;
 }
 

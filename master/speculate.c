@@ -45,8 +45,9 @@ static struct worker *idle_worker(struct master *m, const struct worker *holder,
 	struct worker *best = NULL;
 	for (struct list_node *n = list_first(&m->workers); n; n = list_next(&m->workers, n)) {
 		struct worker *w = list_entry(n, struct worker, link);
-		if (w == holder || w->inflight >= sched_free_slots(w) || conn_closing(w->conn) ||
-		    !conn_writable(w->conn) || ((j->exec || j->plugin) && !w->allow_exec))
+		if (w == holder || w->draining || w->inflight >= sched_free_slots(w) ||
+		    conn_closing(w->conn) || !conn_writable(w->conn) ||
+		    ((j->exec || j->plugin) && !w->allow_exec))
 			continue;
 		if (!best ||
 		    (uint64_t)w->inflight * best->slots < (uint64_t)best->inflight * w->slots)

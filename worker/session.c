@@ -102,7 +102,13 @@ struct worker_session {
 	 * the connection is writable: outbox[out_head .. out_head + out_n). */
 	struct task_result **outbox;
 	size_t out_head, out_n, out_cap;
-	size_t chunk;   /* TaskOutput piece size */
+	size_t chunk; /* TaskOutput piece size */
+
+	/* Attempts handed to the runner whose results are still due, in the order they were
+	 * enqueued. The runner starts tasks first in, first out, so its queued tasks are the
+	 * last runner_queued() of these and the others are running: what Draining reports. */
+	struct task_ref *inrun;
+	size_t ninrun, inrun_cap;
 	int stop_waits; /* prep and runner still stopping */
 
 	bool started;
@@ -124,6 +130,30 @@ static uint64_t session_conn_id(const struct worker_session *s)
 static const char *session_peer(const struct worker_session *s)
 {
 	return s->conn != NULL ? conn_peer(s->conn) : "-";
+}
+
+/* ---- attempts in the runner ---- */
+
+static void session_inrun_add(struct worker_session *s, const struct task_ref *ref)
+{
+	if (s->ninrun == s->inrun_cap) {
+		s->inrun_cap = s->inrun_cap ? s->inrun_cap * 2 : 64;
+		s->inrun = xrealloc(s->inrun, s->inrun_cap * sizeof(*s->inrun));
+	}
+	s->inrun[s->ninrun++] = *ref;
+}
+
+/* Results come back mostly in the order tasks went in: the search is short. */
+static void session_inrun_remove(struct worker_session *s, const struct task_ref *ref)
+{
+	for (size_t i = 0; i < s->ninrun; i++) {
+		if (task_ref_cmp(&s->inrun[i], ref) == 0) {
+			memmove(&s->inrun[i], &s->inrun[i + 1],
+			        (s->ninrun - i - 1) * sizeof(*s->inrun));
+			s->ninrun--;
+			return;
+		}
+	}
 }
 
 /* ---- results ---- */
@@ -369,6 +399,7 @@ static void session_outbox_push(struct worker_session *s, struct task_result *re
 static void on_task_done(void *arg, struct task_result *res)
 {
 	struct worker_session *s = arg;
+	session_inrun_remove(s, &res->ref);
 	if (!session_registered(s)) {
 		task_result_free(&res);
 		return;
@@ -506,6 +537,7 @@ static void on_cache_fetched(void *arg, const uint8_t sha[DIGEST_LEN], int statu
 static void on_task_ready(void *arg, struct task *t)
 {
 	struct worker_session *s = arg;
+	session_inrun_add(s, &t->res.ref); /* before: a task that already failed is done at once */
 	runner_enqueue(s->runner, t);
 }
 
@@ -668,6 +700,8 @@ static void session_on_cancel(struct worker_session *s, const Shoal__CancelTasks
 	/* Sorted once, so a big cancel costs O((tasks + n) log n), not O(tasks * n). */
 	qsort(refs, n, sizeof(*refs), task_ref_cmp);
 	size_t found = runner_cancel(s->runner, refs, n) + prep_cancel(s->prep, refs, n);
+	for (size_t i = 0; i < n; i++)
+		session_inrun_remove(s, &refs[i]);
 	log_debug(SUBSYS, "conn=%" PRIu64 " cancel: %zu asked, %zu found", session_conn_id(s), n,
 	          found);
 	free(refs);
@@ -786,6 +820,7 @@ static void on_close(struct conn *c, const char *reason)
 	if (s->cache != NULL)
 		cache_abort(s->cache);
 	runner_drop(s->runner);
+	s->ninrun = 0;
 	runner_set_paused(s->runner, false);
 
 	if (s->last_error[0] == '\0' || was == SESSION_REGISTERED)
@@ -936,12 +971,55 @@ static void on_part_stopped(void *arg)
 		on_cache_closed(s);
 }
 
+/* Tells the master we drain: which attempts we still run (and will report); it runs every
+ * other task it gave us elsewhere at once instead of waiting for us to leave. Results already
+ * made go out first; those still streaming count as running. */
+static void session_send_draining(struct worker_session *s)
+{
+	session_flush(s);
+	size_t queued = runner_queued(s->runner);
+	/* Should the runner hold more than we know of, claim everything: nothing is run twice
+	 * that way, at worst some of it waits for us as it did before. */
+	size_t running = queued <= s->ninrun ? s->ninrun - queued : s->ninrun;
+	size_t n = running + s->out_n;
+	Shoal__TaskRef *refs = xcalloc(n ? n : 1, sizeof(*refs));
+	Shoal__TaskRef **ptrs = xcalloc(n ? n : 1, sizeof(*ptrs));
+	for (size_t i = 0; i < n; i++) {
+		const struct task_ref *r =
+		    i < running ? &s->inrun[i] : &s->outbox[s->out_head + i - running]->ref;
+		shoal__task_ref__init(&refs[i]);
+		refs[i].job_id = r->job_id;
+		refs[i].task_id = r->task_id;
+		refs[i].attempt = r->attempt;
+		ptrs[i] = &refs[i];
+	}
+	Shoal__Draining d = SHOAL__DRAINING__INIT;
+	d.n_running = n;
+	d.running = ptrs;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	env.msg_case = SHOAL__ENVELOPE__MSG_DRAINING;
+	env.draining = &d;
+	int rc = conn_send(s->conn, &env);
+	if (rc < 0)
+		log_warn(SUBSYS, "conn=%" PRIu64 " peer=%s: cannot send draining: %s",
+		         session_conn_id(s), session_peer(s), uv_strerror(rc));
+	else
+		log_info(SUBSYS,
+		         "conn=%" PRIu64 " event=draining running=%zu not_started=%zu (returned to "
+		         "the master)",
+		         session_conn_id(s), n, (s->ninrun - running) + prep_waiting(s->prep));
+	free(ptrs);
+	free(refs);
+}
+
 void worker_session_stop(struct worker_session *s)
 {
 	if (s->stopping)
 		return;
 	s->stopping = true;
 	uv_timer_stop(&s->timer);
+	if (session_registered(s))
+		session_send_draining(s);
 	/* Before registration nothing we run is wanted: no reason to keep the line open. */
 	if (s->conn != NULL && s->state != SESSION_REGISTERED && !conn_closing(s->conn))
 		conn_close(s->conn, "worker shutting down");
@@ -1043,6 +1121,7 @@ void worker_session_destroy(struct worker_session **sp)
 	prep_destroy(&s->prep);
 	cache_destroy(&s->cache);
 	free(s->outbox);
+	free(s->inrun);
 	free(s->results);
 	free(s->result_ptrs);
 	free(s->owned);

@@ -104,7 +104,9 @@ start_master() {
 	PIDS+=("$MASTER_PID")
 	DAEMON[$MASTER_PID]=shoal-master
 	local port=
-	for _ in $(seq 200); do
+	# Generous: the master opens (and checks) its journal before it listens, which takes
+	# seconds under valgrind on a loaded machine.
+	for _ in $(seq 600); do
 		port=$(sed -n 's/.*event=listening address=127.0.0.1:\([0-9]*\).*/\1/p' "$logf" | tail -n 1)
 		[ -n "$port" ] && break
 		kill -0 "$MASTER_PID" 2>/dev/null || fail "master exited at start"

@@ -65,6 +65,9 @@ struct fake {
 
 	struct worker_session *session;
 	bool stopped;
+	int drainings;              /* Draining messages received */
+	Shoal__TaskRef draining[8]; /* the attempts the last one said are running */
+	size_t ndraining;
 	char cache_dir[128];
 	char work_dir[256];
 };
@@ -167,6 +170,13 @@ static void fake_on_message(struct conn *c, Shoal__Envelope *env)
 			for (size_t b = 0; b < r->n_buckets && b < 16; b++)
 				res->buckets[b] = r->buckets[b];
 		}
+		break;
+	case SHOAL__ENVELOPE__MSG_DRAINING:
+		F.drainings++;
+		ck_assert_uint_le(env->draining->n_running, 8);
+		F.ndraining = env->draining->n_running;
+		for (size_t i = 0; i < F.ndraining; i++)
+			F.draining[i] = *env->draining->running[i];
 		break;
 	default:
 		break;
@@ -553,6 +563,66 @@ START_TEST(test_session_cancel)
 }
 END_TEST
 
+static char drain_root[128];
+static bool exists(const char *name)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", drain_root, name);
+	return access(path, F_OK) == 0;
+}
+static bool both_started(void)
+{
+	return exists("started.0") && exists("started.1");
+}
+static bool have_draining(void)
+{
+	return F.drainings > 0;
+}
+
+/* Stopping says Draining with the attempts that run (slots 2: tasks 0 and 1, which wait
+ * for a file), not those queued behind them (2 and 3): the master runs those elsewhere. */
+START_TEST(test_session_draining)
+{
+	start(true, 0);
+	snprintf(drain_root, sizeof(drain_root), "%s", F.cache_dir);
+	*strrchr(drain_root, '/') = '\0';
+	run_until(registered);
+	char slow[512];
+	for (uint32_t id = 0; id < 2; id++) {
+		snprintf(slow, sizeof(slow),
+		         "touch %s/started.%u; i=0; while [ ! -e %s/go ] && [ $i -lt 600 ]; do "
+		         "sleep 0.05; i=$((i + 1)); done; echo slow",
+		         drain_root, id, drain_root);
+		send_task(14, id, slow, NULL, 0, 1, NULL, 0, NULL, 0, NULL);
+	}
+	send_task(14, 2, "echo quick", NULL, 0, 1, NULL, 0, NULL, 0, NULL);
+	send_task(14, 3, "echo quick", NULL, 0, 1, NULL, 0, NULL, 0, NULL);
+	run_until(both_started);
+	worker_session_stop(F.session);
+	run_until(have_draining);
+	ck_assert_int_eq(F.drainings, 1);
+	ck_assert_uint_eq(F.ndraining, 2);
+	bool seen[2] = {false, false};
+	for (size_t i = 0; i < F.ndraining; i++) {
+		ck_assert_uint_eq(F.draining[i].job_id, 14);
+		ck_assert_uint_lt(F.draining[i].task_id, 2);
+		ck_assert_uint_eq(F.draining[i].attempt, 1);
+		seen[F.draining[i].task_id] = true;
+	}
+	ck_assert(seen[0] && seen[1]);
+	char go[256];
+	snprintf(go, sizeof(go), "%s/go", drain_root);
+	FILE *f = fopen(go, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	finish();
+	/* The running ones report; the queued ones never ran. */
+	ck_assert_uint_eq(F.nresults, 2);
+	ck_assert_ptr_nonnull(result_for(14, 0));
+	ck_assert_ptr_nonnull(result_for(14, 1));
+}
+END_TEST
+
 START_TEST(test_session_broadcast_op)
 {
 	start(true, 0);
@@ -611,6 +681,7 @@ static Suite *session_suite(void)
 	tcase_add_test(tc, test_session_corrupt_blob);
 	tcase_add_test(tc, test_session_refuses_exec);
 	tcase_add_test(tc, test_session_cancel);
+	tcase_add_test(tc, test_session_draining);
 	tcase_add_test(tc, test_session_broadcast_op);
 	tcase_add_test(tc, test_session_master_dies_mid_blob);
 	suite_add_tcase(s, tc);
