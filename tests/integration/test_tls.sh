@@ -132,7 +132,9 @@ coproc CONNECTS {
 	SHOAL_LOG_LEVEL=debug SHOAL_TLS_CERT=$P/rot.crt SHOAL_TLS_KEY=$P/rot.key \
 		timeout -k 5 300 "$SHOAL_CONNECTS_BIN" 2>"$T/connects.log"
 }
-PIDS+=("$CONNECTS_PID")
+# Bash unsets CONNECTS_PID once it reaps the coprocess, which may be before the wait below.
+connects_pid=$CONNECTS_PID
+PIDS+=("$connects_pid")
 # connects THREADS N: sets CONNECTS_REPLY to the helper's answer.
 connects() {
 	echo "connect $1 $2" >&"${CONNECTS[1]}"
@@ -154,7 +156,7 @@ connects 2 3
 [ "$CONNECTS_REPLY" = ok ] || fail "TLS connects after restoring the files: $CONNECTS_REPLY"
 [ "$(loads)" = 3 ] || fail "restored files: loaded $(loads) times in all, expected 3"
 eval "exec ${CONNECTS[1]}>&-"
-wait "$CONNECTS_PID" || fail "the connects helper exited $?: $(tail -n 5 "$T/connects.log")"
+wait "$connects_pid" || fail "the connects helper exited $?: $(tail -n 5 "$T/connects.log")"
 
 # A client whose certificate comes from an untrusted CA: exit 3, and the master logs the peer.
 expect_exit 3 shoal --tls-cert "$P/intruder.crt" --tls-key "$P/intruder.key" workers
