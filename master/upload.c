@@ -260,6 +260,14 @@ static void ack_to(struct conn *c, struct master *m, uint64_t job_id, uint64_t r
 	conn_send(c, &env);
 }
 
+/* Tells an uploader that its job ended (failed or cancelled) before the upload did. */
+static void fail_upload_to(struct conn *c, const struct job *j)
+{
+	server_send_failure(c, j->id, 1, "job %llu %s during its upload: %s",
+	                    (unsigned long long)j->id, jobs_state_name(j->state),
+	                    j->error ? j->error : "");
+}
+
 static void send_ack(struct upload *u)
 {
 	if (u->client)
@@ -421,9 +429,7 @@ void upload_on_chunk(struct master *m, struct client *cl, const Shoal__UploadChu
 	if (j && jobs_finished(j)) {
 		/* Cancelled or failed while the client was still sending: tell it, drop the bytes.
 		 */
-		server_send_failure(cl->conn, j->id, 1, "job %llu %s during its upload: %s",
-		                    (unsigned long long)j->id, jobs_state_name(j->state),
-		                    j->error ? j->error : "");
+		fail_upload_to(cl->conn, j);
 		return;
 	}
 	if (j && cl->uploading == j && j->upload && j->upload->last && ch->data.len == 0 &&
@@ -622,9 +628,7 @@ void upload_on_resume(struct master *m, struct client *cl, const Shoal__UploadRe
 		return;
 	}
 	if (jobs_finished(j) && j->state != SHOAL__JOB_STATE__JOB_SUCCEEDED) {
-		server_send_failure(cl->conn, j->id, 1, "job %llu %s during its upload: %s",
-		                    (unsigned long long)j->id, jobs_state_name(j->state),
-		                    j->error ? j->error : "");
+		fail_upload_to(cl->conn, j);
 		return;
 	}
 	if (j->input != INPUT_UPLOAD || j->input_job) {
@@ -790,9 +794,7 @@ void upload_destroy(struct job *j)
 	j->upload = NULL;
 	if (u->client) {
 		/* The job ended before its upload did: the uploader may be waiting for an ack. */
-		server_send_failure(u->client->conn, j->id, 1, "job %llu %s during its upload: %s",
-		                    (unsigned long long)j->id, jobs_state_name(j->state),
-		                    j->error ? j->error : "");
+		fail_upload_to(u->client->conn, j);
 		u->client->uploading = NULL;
 		u->client = NULL;
 	}

@@ -243,5 +243,37 @@ alive() {
 	[ -n "$st" ] && [ "$st" != Z ]
 }
 
+# ---- a master killed and started again (durability tests)
+
+# kill_master: SIGKILL, as a crash.
+kill_master() {
+	daemon_killed "$MASTER_PID"
+	kill -KILL "$MASTER_PID"
+	wait "$MASTER_PID" 2>/dev/null || true
+}
+
+# respawn_master [extra args...]: the master again, on the same port and state dir; the
+# previous one's log is kept as master-runN.log.old.
+MASTER_RUNS=0
+respawn_master() {
+	MASTER_RUNS=$((MASTER_RUNS + 1))
+	cp "$T/master.log" "$T/master-run$MASTER_RUNS.log.old"
+	start_master "$@"
+}
+
+# workers_back N: the workers found the new master by themselves (bounded).
+workers_back() {
+	local want=$1 n=
+	for _ in $(seq 300); do
+		n=$("$SHOAL_CLIENT_BIN" workers --json 2>/dev/null | jq length 2>/dev/null || echo -1)
+		[ "$n" = "$want" ] && return 0
+		sleep 0.1
+	done
+	fail "workers did not re-register with the restarted master: $n of $want"
+}
+
+# job_field ID KEY: one field of `shoal status ID --json`.
+job_field() { job_json "$1" | jq -r ".$2"; }
+
 # elapsed_ms START_NS: milliseconds since START_NS (from `date +%s%N`).
 elapsed_ms() { echo $((($(date +%s%N) - $1) / 1000000)); }

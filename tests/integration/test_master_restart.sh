@@ -9,36 +9,10 @@
 # fails its job after --upload-resume-timeout, asking for a resubmission (uploads whose
 # client carries on: test_upload_resume).
 source "$(dirname "$0")/lib.sh"
+MASTER_ARGS=(--upload-resume-timeout 2)
 START_NS=$(date +%s%N)
 
-MASTER_LOGS=0
-# restart_master: the master again, on the same port and state dir (its log is kept).
-restart_master() {
-	MASTER_LOGS=$((MASTER_LOGS + 1))
-	cp "$T/master.log" "$T/master-run$MASTER_LOGS.log.old"
-	start_master --upload-resume-timeout 2
-}
-
-# kill_master: SIGKILL, as a crash.
-kill_master() {
-	daemon_killed "$MASTER_PID"
-	kill -KILL "$MASTER_PID"
-	wait "$MASTER_PID" 2>/dev/null || true
-}
-
-# workers_back N: the workers found the new master by themselves (bounded).
-workers_back() {
-	local want=$1 n=
-	for _ in $(seq 300); do
-		n=$("$SHOAL_CLIENT_BIN" workers --json 2>/dev/null | jq length 2>/dev/null || echo -1)
-		[ "$n" = "$want" ] && return 0
-		sleep 0.1
-	done
-	fail "workers did not re-register with the restarted master: $n of $want"
-}
-
-field() { job_json "$1" | jq -r ".$2"; }
-done_at_least() { [ "$(field "$1" tasks_done)" -ge "$2" ]; }
+done_at_least() { [ "$(job_field "$1" tasks_done)" -ge "$2" ]; }
 # no_rerun ID PARTITIONS: the restarted master ran each partition it had not journaled once.
 no_rerun() {
 	local js rec disp
@@ -51,7 +25,7 @@ no_rerun() {
 	log "job $1: $rec of $2 partitions recovered, $disp run after the restart"
 }
 
-start_master --upload-resume-timeout 2
+start_master "${MASTER_ARGS[@]}"
 start_worker w1 --slots 2 --allow-exec
 start_worker w2 --slots 2 --allow-exec
 wait_workers 2
@@ -73,10 +47,10 @@ RUN_B=$!
 wait_for 300 "job A's first partitions" done_at_least "$A" 10
 C=$(shoal submit --op sum --range 0:100000 --partitions 20)
 D=$(shoal submit --op wordcount --input "$T/text.txt" --partitions 6)
-before=$(field "$A" tasks_done)
+before=$(job_field "$A" tasks_done)
 kill_master
 log "killed with $before of 60 partitions of job $A done"
-restart_master
+respawn_master "${MASTER_ARGS[@]}"
 workers_back 2
 log "workers back ($(elapsed_ms "$START_NS") ms)"
 rc=0
@@ -102,15 +76,15 @@ same_files "$T/wc.ref" "$T/d.out" "uploaded wordcount queued across a restart"
 log "SIGTERM mid-run ($(elapsed_ms "$START_NS") ms)"
 E=$(shoal submit --exec 'sleep 0.1; cat' --range 0:400 --partitions 40)
 wait_for 300 "job E's first partitions" done_at_least "$E" 5
-before=$(field "$E" tasks_done)
+before=$(job_field "$E" tasks_done)
 stop_pid "$MASTER_PID" 20
 [ "$STOP_RC" = 0 ] || fail "master exited $STOP_RC on SIGTERM"
-restart_master
+respawn_master "${MASTER_ARGS[@]}"
 workers_back 2
 run_ok /dev/null wait "$E"
 run_ok "$T/e.out" result "$E"
 same_files <(seq 0 399) "$T/e.out" "job $E across a graceful restart"
-rec=$(field "$E" partitions_recovered)
+rec=$(job_field "$E" partitions_recovered)
 [ "$rec" -ge "$before" ] ||
 	fail "job $E: $before partitions were done at SIGTERM, the restarted master recovered $rec"
 no_rerun "$E" 40
@@ -134,13 +108,13 @@ kill -KILL "$UP"
 wait "$UP" 2>/dev/null || true
 kill_master
 exec 3>&-
-restart_master
-[ "$(field "$U" state)" = uploading ] || fail "job $U does not wait for its upload: $(job_json "$U")"
-upload_given_up() { [ "$(field "$U" state)" = failed ]; }
+respawn_master "${MASTER_ARGS[@]}"
+[ "$(job_field "$U" state)" = uploading ] || fail "job $U does not wait for its upload: $(job_json "$U")"
+upload_given_up() { [ "$(job_field "$U" state)" = failed ]; }
 wait_for 300 "job $U failed once nobody resumed its upload" upload_given_up
-field "$U" error | grep -q "did not resume it.*submit the job again" ||
-	fail "job $U's error: $(field "$U" error)"
-log "job $U: $(field "$U" error)"
+job_field "$U" error | grep -q "did not resume it.*submit the job again" ||
+	fail "job $U's error: $(job_field "$U" error)"
+log "job $U: $(job_field "$U" error)"
 # ... and the same input submitted again goes through.
 run_ok "$T/u.out" run --op wordcount --input "$T/text.txt"
 same_files "$T/wc.ref" "$T/u.out" "wordcount resubmitted after a failed upload"
@@ -165,7 +139,7 @@ shoal result "$F" >"$T/res.fifo" 2>"$T/f.err" &
 FETCH=$!
 wait_for 600 "the first MiB of the result" test -e "$T/f.got1"
 kill_master
-restart_master
+respawn_master "${MASTER_ARGS[@]}"
 : >"$T/f.go"
 rc=0
 wait "$FETCH" || rc=$?

@@ -22,27 +22,6 @@ source "$(dirname "$0")/lib.sh"
 START_NS=$(date +%s%N)
 step() { log "$* ($(elapsed_ms "$START_NS") ms)"; }
 
-MASTER_LOGS=0
-# restart_master: the master again, on the same port and state dir; the killed one's log is
-# kept as master-runN.log.old.
-restart_master() {
-	MASTER_LOGS=$((MASTER_LOGS + 1))
-	cp "$T/master.log" "$T/master-run$MASTER_LOGS.log.old"
-	start_master
-}
-
-# workers_back N: the workers found the new master by themselves (bounded).
-workers_back() {
-	local want=$1 n=
-	for _ in $(seq 300); do
-		n=$("$SHOAL_CLIENT_BIN" workers --json 2>/dev/null | jq length 2>/dev/null || echo -1)
-		[ "$n" = "$want" ] && return 0
-		sleep 0.1
-	done
-	fail "workers did not re-register with the restarted master: $n of $want"
-}
-
-field() { job_json "$1" | jq -r ".$2"; }
 
 # kill_start MODE N: starts a watcher (pid KW) that SIGKILLs the master as soon as the condition
 # holds for the next job submitted (the first id above the highest one now), polled every 10 ms
@@ -170,13 +149,13 @@ merge_case() {
 		kill_wait
 		if too_late merge "$J"; then
 			log "$op job $J: its merge had finished when the kill came (try $try)"
-			restart_master
+			respawn_master
 			workers_back 2
 			wait "$W" || fail "shoal wait $J exited $? after the restart: $(cat "$T/wait.err")"
 			continue
 		fi
 		step "$op job $J: master killed during its merge (try $try)"
-		restart_master
+		respawn_master
 		rc=0
 		wait "$W" || rc=$?
 		[ $rc = 0 ] || fail "shoal wait $J exited $rc across the restart: $(cat "$T/wait.err")"
@@ -184,7 +163,7 @@ merge_case() {
 			fail "job $J: the restarted master did not merge again"
 		run_ok "$T/$op.out" result "$J"
 		same_files "$ref" "$T/$op.out" "$op killed during its merge"
-		if [ "$(field "$J" partitions_recovered)" != $PARTS ] || [ "$(field "$J" tasks_dispatched)" != 0 ]; then
+		if [ "$(job_field "$J" partitions_recovered)" != $PARTS ] || [ "$(job_field "$J" tasks_dispatched)" != 0 ]; then
 			fail "job $J: a partition ran again after the restart: $(job_json "$J")"
 		fi
 		log "$op job $J: $PARTS of $PARTS partitions recovered, none run again; merged again"
@@ -244,7 +223,7 @@ reduce_case() {
 	kill_wait
 	! too_late "$mode" "$J" || fail "job $J succeeded before the kill"
 	step "reduce job $J: master killed in its $mode stage"
-	restart_master
+	respawn_master
 	run_survived
 	same_files "$T/reduce.ref" "$T/reduce-$mode.out" "reduce job killed in its $mode stage"
 	counts "$J" $((MAPS + REDUCERS))
@@ -276,13 +255,13 @@ for try in 1 2 3 4; do
 	kill_wait
 	if too_late shuffle "$J"; then
 		log "reduce job $J: its reduce stage had started when the kill came (try $try)"
-		restart_master
+		respawn_master
 		workers_back 2
 		run_survived
 		continue
 	fi
 	step "reduce job $J: master killed during its shuffle (try $try)"
-	restart_master
+	respawn_master
 	run_survived
 	same_files "$T/keys.ref" "$T/shuffle.out" "reduce job killed during its shuffle"
 	counts "$J" 71

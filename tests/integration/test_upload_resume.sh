@@ -6,17 +6,6 @@
 # (`shoal submit` returned) survives a kill at once.
 source "$(dirname "$0")/lib.sh"
 
-restarts=0
-restart_master() {
-	restarts=$((restarts + 1))
-	cp "$T/master.log" "$T/master-run$restarts.log.old"
-	start_master
-}
-kill_master() {
-	daemon_killed "$MASTER_PID"
-	kill -KILL "$MASTER_PID"
-	wait "$MASTER_PID" 2>/dev/null || true
-}
 # newest_uploading: the newest job is uploading and the master holds some of its input.
 newest_uploading() {
 	curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/jobs" |
@@ -61,7 +50,7 @@ if [ $caught = 1 ]; then
 	held=$(curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/jobs/$J" | jq .input_bytes)
 	log "file: client stopped with $held bytes of job $J at the master"
 	kill_master
-	restart_master
+	respawn_master
 	[ "$(job_json "$J" | jq -r .state)" = uploading ] ||
 		fail "job $J is not waiting for its upload after the restart: $(job_json "$J")"
 	kill -CONT "$CL"
@@ -107,7 +96,7 @@ for parts in "" "--partitions 7"; do
 	wait_for 600 "half of the piped input at the master" holds_half
 	J=$(curl -sf "http://127.0.0.1:$HTTP_PORT/api/v1/jobs" | jq '.[-1].job_id')
 	kill_master
-	restart_master
+	respawn_master
 	: >"$T/go"
 	rc=0
 	wait "$CL" || rc=$?
@@ -124,7 +113,7 @@ done
 for i in 1 2 3; do
 	J=$(shoal submit --op wordcount --input "$T/part.txt")
 	kill_master
-	restart_master
+	respawn_master
 	run_ok /dev/null wait "$J"
 	run_ok "$T/sub.out" result "$J"
 	same_files "$T/part.ref" "$T/sub.out" "upload killed right after submit ($i)"
