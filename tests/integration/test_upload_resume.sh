@@ -161,3 +161,22 @@ rc=0
 wait "$CL" || rc=$?
 [ $rc = 0 ] || fail "shoal run from a slow pipe exited $rc: $(cat "$T/slow.err")"
 same_files "$T/part.ref" "$T/slow.out" "wordcount of a slow pipe"
+
+# ---- 6. Resume requests the master cannot honour get a clear Failure, and the master lives on;
+# one for an upload that is complete says so.
+WIRE=(timeout -k 2 30 python3 "$TESTS_DIR/wire.py")
+ask_resume() { "${WIRE[@]}" resume "$MASTER_PORT" "$1"; }
+out=$(ask_resume 999999)
+[[ $out == "failure: "*"no such job"*"submit it again"* ]] || fail "resume of an unknown job: $out"
+R=$(shoal submit --op count --range 0:10)
+out=$(ask_resume "$R")
+[[ $out == "failure: "*"no uploaded input"* ]] || fail "resume of a range job: $out"
+F=$(shoal submit --op sum --input "$T/part.txt") # words, not integers: the job fails
+expect_exit 1 shoal wait "$F"
+out=$(ask_resume "$F")
+[[ $out == "failure: job $F failed"* ]] || fail "resume of a failed job: $out"
+K=$(shoal submit --op count --input "$T/part.txt")
+out=$(ask_resume "$K")
+[ "$out" = "ack received=$(wc -c <"$T/part.txt") complete=1" ] || fail "resume of a finished upload: $out"
+alive "$MASTER_PID" || fail "the master died on a resume request"
+log "bad resume requests answered"

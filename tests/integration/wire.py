@@ -25,6 +25,9 @@
   wire.py roles PORT LOG PID [SECRET]  a client sending worker messages and a worker sending
                                      client messages are refused (logged), each on its own
                                      connection; SECRET: authenticate first
+  wire.py resume PORT JOB            ask to resume job JOB's upload (UploadResume) on a fresh
+                                     client connection; prints the answer: "failure: REASON" or
+                                     "ack received=N complete=0|1"
   wire.py slow PORT LOG MODE PID     a handshake that never completes: silent (connect, send
                                      nothing) or dribble (a Hello, one byte a second); the
                                      master must close it at its handshake deadline
@@ -512,6 +515,27 @@ def plain_hello(port, src):
         print("refused: %s" % refusal_reason(got))
 
 
+def resume(port, job):
+    s = connect(port)
+    s.sendall(frame(hello(PROTOCOL_VERSION, ROLE_CLIENT)))
+    r = Reader(s)
+    if not welcomed(r.frames(5.0)):
+        die("resume: no Welcome")
+    s.sendall(frame(ld(210, vi(1, job))))  # Envelope.upload_resume = UploadResume{job_id}
+    end = time.monotonic() + 10.0
+    while time.monotonic() < end:
+        for f in r.frames(1.0):
+            for num, _, v in fields(f):
+                d = {n: val for n, _, val in fields(v)} if num in (11, 22) else {}
+                if num == 22:  # Failure
+                    print("failure: %s" % d.get(2, b"").decode(errors="replace"))
+                    return
+                if num == 11:  # UploadAck
+                    print("ack received=%d complete=%d" % (d.get(2, 0), d.get(212, 0)))
+                    return
+    die("resume: no answer within 10 s")
+
+
 def stall(port, job, secs):
     s = connect(port)
     # A small receive buffer, so that the master's queue fills without our reading a byte.
@@ -570,6 +594,8 @@ def main():
         conns(int(a[1]), int(a[2]), a[3], float(a[4]))
     elif a[0] == "hello":
         plain_hello(int(a[1]), a[2])
+    elif a[0] == "resume":
+        resume(int(a[1]), int(a[2]))
     elif a[0] == "stall":
         stall(int(a[1]), int(a[2]), float(a[3]))
     elif a[0] == "roles":
